@@ -1,0 +1,152 @@
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * The whole runtime configuration, read once from the environment.
+ *
+ * This is the only module that reads `process.env`; everything else receives a
+ * `Config`. Tests build one with `loadConfig({ ... })` and never touch the
+ * process environment. Every variable has a default that gives the embedded
+ * single-machine setup (PGlite under the data dir, objects on local disk).
+ */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly dataDir: string;
+  /** Unset: embedded PGlite stored under `<dataDir>/pg`. */
+  readonly databaseUrl: string | undefined;
+  readonly region: string;
+  /** Bucket used when the Host header does not name one (`127.0.0.1:8080`). */
+  readonly defaultBucket: string;
+  /** Request bodies larger than this are refused before they are buffered. */
+  readonly maxBodyBytes: number;
+  /** In-process workers run by `serve`; 0 makes an API-only node. */
+  readonly workers: number;
+  /** Jobs one process runs at once. */
+  readonly concurrency: number;
+  /** A running job whose lease is not renewed for this long is taken back. */
+  readonly leaseMs: number;
+  /** Polling fallback for lost LISTEN/NOTIFY wake-ups. */
+  readonly pollIntervalMs: number;
+  readonly maxAttempts: number;
+  /** A job not started within this time after creation ends Failed. */
+  readonly jobTtlMs: number;
+  /** Time running jobs get to finish after SIGTERM before they are handed back. */
+  readonly shutdownGraceMs: number;
+  readonly ffprobePath: string;
+  readonly picLimits: PicLimits;
+  readonly callbacks: CallbackConfig;
+  /** When true, requests must carry a valid COS signature. */
+  readonly requireAuth: boolean;
+  readonly logLevel: string;
+}
+
+export interface PicLimits {
+  readonly maxInputBytes: number;
+  readonly maxInputSide: number;
+  readonly maxInputPixels: number;
+  readonly maxOutputSide: number;
+}
+
+export interface CallbackConfig {
+  readonly timeoutMs: number;
+  /** Deliveries are retried for this long, then given up. */
+  readonly retryForMs: number;
+  readonly allowPrivateAddresses: boolean;
+  /** Service-wide HMAC secret used when a queue has none of its own. */
+  readonly signingSecret: string;
+}
+
+/** Raised for an environment variable with a value we cannot use. */
+export class ConfigError extends Error {
+  constructor(variable: string, value: string, expected: string) {
+    super(`Invalid ${variable}=${JSON.stringify(value)}: set it to ${expected}, or unset it to use the default.`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^-?\d+$/.test(raw) || value < min || value > max) {
+    throw new ConfigError(name, raw, `an integer from ${min} to ${max}`);
+  }
+  return value;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, raw, 'true or false');
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Durations are written `500ms`, `30s`, `10m`, `24h`, `2d`, or as plain milliseconds. */
+function duration(env: Env, name: string, fallbackMs: number): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallbackMs;
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(raw);
+  if (!match) throw new ConfigError(name, raw, 'a duration such as 500ms, 30s, 10m or 24h');
+  return Number(match[1]) * DURATION_UNITS[match[2] ?? 'ms'];
+}
+
+const BUCKET_PATTERN = /^[a-z0-9][a-z0-9-]{0,48}-\d{1,12}$/;
+
+export function loadConfig(env: Env = process.env): Config {
+  const dataDir = path.resolve(read(env, 'MEDIAJOBS_DATA_DIR') ?? './data');
+  const databaseUrl = read(env, 'DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL', databaseUrl, 'a postgres:// connection URL');
+  }
+  const host = read(env, 'MEDIAJOBS_HOST') ?? '127.0.0.1';
+  const region = read(env, 'MEDIAJOBS_REGION') ?? 'ap-local';
+  if (!/^[a-z0-9-]{1,40}$/.test(region)) throw new ConfigError('MEDIAJOBS_REGION', region, 'a region name such as ap-local');
+  const defaultBucket = read(env, 'MEDIAJOBS_DEFAULT_BUCKET') ?? 'local-1250000000';
+  if (!BUCKET_PATTERN.test(defaultBucket)) {
+    throw new ConfigError('MEDIAJOBS_DEFAULT_BUCKET', defaultBucket, 'a bucket name of the form <name>-<appid>, e.g. local-1250000000');
+  }
+  const embedded = databaseUrl === undefined;
+  const config: Config = {
+    port: integer(env, 'MEDIAJOBS_PORT', 8080, 0, 65535),
+    host,
+    dataDir,
+    databaseUrl,
+    region,
+    defaultBucket,
+    maxBodyBytes: integer(env, 'MEDIAJOBS_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    workers: integer(env, 'MEDIAJOBS_WORKERS', 1, 0, 1),
+    concurrency: integer(env, 'MEDIAJOBS_CONCURRENCY', os.availableParallelism(), 1, 256),
+    leaseMs: duration(env, 'MEDIAJOBS_LEASE', 30_000),
+    pollIntervalMs: duration(env, 'MEDIAJOBS_POLL_INTERVAL', 1000),
+    maxAttempts: integer(env, 'MEDIAJOBS_MAX_ATTEMPTS', 3, 1, 100),
+    jobTtlMs: duration(env, 'MEDIAJOBS_JOB_TTL', 24 * 3_600_000),
+    shutdownGraceMs: duration(env, 'MEDIAJOBS_SHUTDOWN_GRACE', 10_000),
+    ffprobePath: read(env, 'MEDIAJOBS_FFPROBE_PATH') ?? '',
+    picLimits: {
+      maxInputBytes: integer(env, 'MEDIAJOBS_PIC_MAX_INPUT_BYTES', 32 * 1024 * 1024, 1, 2 ** 31),
+      maxInputSide: integer(env, 'MEDIAJOBS_PIC_MAX_INPUT_SIDE', 30_000, 1, 1_000_000),
+      maxInputPixels: integer(env, 'MEDIAJOBS_PIC_MAX_INPUT_PIXELS', 250_000_000, 1, 2 ** 40),
+      maxOutputSide: integer(env, 'MEDIAJOBS_PIC_MAX_OUTPUT_SIDE', 9999, 1, 1_000_000),
+    },
+    callbacks: {
+      timeoutMs: duration(env, 'MEDIAJOBS_CALLBACK_TIMEOUT', 10_000),
+      retryForMs: duration(env, 'MEDIAJOBS_CALLBACK_RETRY_FOR', 24 * 3_600_000),
+      allowPrivateAddresses: boolean(env, 'MEDIAJOBS_ALLOW_PRIVATE_CALLBACKS', embedded),
+      signingSecret: read(env, 'MEDIAJOBS_CALLBACK_SECRET') ?? '',
+    },
+    requireAuth: boolean(env, 'MEDIAJOBS_REQUIRE_AUTH', false),
+    logLevel: read(env, 'MEDIAJOBS_LOG_LEVEL') ?? 'info',
+  };
+  return Object.freeze(config);
+}

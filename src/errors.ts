@@ -1,0 +1,65 @@
+/**
+ * The whole vocabulary of CI error codes this service answers with: code →
+ * HTTP status → default message. Codes and statuses follow CI/COS
+ * (`shared/ci-api.md` §7.2); SDKs branch on the code, so never invent a code
+ * where CI has one.
+ */
+export const CI_ERRORS = {
+  InvalidArgument: { status: 400, message: 'The request argument is invalid.' },
+  MalformedXML: { status: 400, message: 'The XML you provided was not well-formed or did not validate against our published schema.' },
+  InvalidRequest: { status: 400, message: 'The request is missing a required element.' },
+  InvalidDigest: { status: 400, message: 'The Content-MD5 you specified is not valid.' },
+  BadDigest: { status: 400, message: 'The Content-MD5 you specified did not match what we received.' },
+  EntityTooLarge: { status: 400, message: 'The request body exceeds the maximum allowed size.' },
+  AccessDenied: { status: 403, message: 'Access denied.' },
+  SignatureDoesNotMatch: { status: 403, message: 'The request signature we calculated does not match the signature you provided.' },
+  InvalidAccessKeyId: { status: 403, message: 'The access key ID you provided does not exist in our records.' },
+  RequestTimeTooSkewed: { status: 403, message: 'The difference between the request time and the server time is too large.' },
+  NoSuchKey: { status: 404, message: 'The specified key does not exist.' },
+  NoSuchBucket: { status: 404, message: 'The specified bucket does not exist.' },
+  NoSuchResource: { status: 404, message: 'The specified resource does not exist.' },
+  MethodNotAllowed: { status: 405, message: 'The specified method is not allowed against this resource.' },
+  InternalError: { status: 500, message: 'We encountered an internal error. Please try again.' },
+  ServiceUnavailable: { status: 503, message: 'Service is unable to handle the request now. Please try again.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type CiErrorCode = keyof typeof CI_ERRORS;
+
+/** An error that reaches the client as CI's `<Error>` body. */
+export class CiError extends Error {
+  readonly code: CiErrorCode;
+  readonly status: number;
+
+  constructor(code: CiErrorCode, message?: string) {
+    super(message ?? CI_ERRORS[code].message);
+    this.name = 'CiError';
+    this.code = code;
+    this.status = CI_ERRORS[code].status;
+  }
+}
+
+export function isCiErrorCode(code: string): code is CiErrorCode {
+  return Object.hasOwn(CI_ERRORS, code);
+}
+
+/** Postgres SQLSTATEs that mean "bad value from the client", not a server fault. */
+const CLIENT_SQLSTATES = new Set(['22P02', '22001', '22003', '22007', '22008', '22021']);
+/** SQLSTATEs and socket errors that mean the database is briefly unreachable. */
+const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
+/**
+ * Maps anything thrown while serving a request to the CI error the client
+ * sees. Unknown errors become `InternalError`; the caller logs them.
+ */
+export function toCiError(err: unknown): CiError {
+  if (err instanceof CiError) return err;
+  const e = err as { code?: unknown; status?: unknown; type?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  if (e?.type === 'entity.too.large' || e?.status === 413) return new CiError('EntityTooLarge');
+  if (code !== undefined && CLIENT_SQLSTATES.has(code)) return new CiError('InvalidArgument', 'A parameter value is out of range or malformed.');
+  if (code !== undefined && UNAVAILABLE_CODES.has(code)) return new CiError('ServiceUnavailable');
+  if (/connection terminated|Connection terminated|database system is (starting|shutting) up/.test(String(e?.message ?? ''))) {
+    return new CiError('ServiceUnavailable');
+  }
+  return new CiError('InternalError');
+}

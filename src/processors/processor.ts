@@ -1,0 +1,39 @@
+import type { Config } from '../config.js';
+import type { Storage } from '../storage/storage.js';
+import type { XmlObject } from '../xml/tree.js';
+
+/** What a processor knows about the job it runs. */
+export interface ProcessingJob {
+  readonly jobId: string;
+  readonly tag: string;
+  /** Bucket and region of the input (from the request Host). */
+  readonly bucket: string;
+  readonly region: string;
+  readonly inputObject: string;
+  /**
+   * The request's `<Operation>` as parsed (all values strings), after
+   * template resolution: e.g. `{ PicProcess: { IsPicInfo, ProcessRule }, Output: { Region, Bucket, Object } }`.
+   */
+  readonly operation: XmlObject;
+}
+
+export interface ProcessorContext {
+  readonly job: ProcessingJob;
+  readonly storage: Storage;
+  readonly config: Config;
+  /** Aborted when the job is cancelled or the worker is shutting down; kill child processes on it. */
+  readonly signal: AbortSignal;
+  /** Reports progress 0–100; cheap to call often (the engine throttles writes). */
+  setProgress(percent: number): void;
+}
+
+/**
+ * One CI Tag. `run` returns the result elements to add to the job's
+ * `<Operation>` (e.g. `{ MediaInfo: {...} }` or `{ PicProcessResult: {...} }`),
+ * or throws a `PermanentJobError` / `RetryLaterError` (see `engine/job-errors.ts`).
+ * Any output objects a processor wrote must be removed again if it is aborted.
+ */
+export interface Processor {
+  readonly tag: string;
+  run(ctx: ProcessorContext): Promise<XmlObject>;
+}

@@ -1,0 +1,85 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { assertSafeBucket, assertSafeObjectKey } from './object-key.js';
+import { ObjectNotFoundError, type ObjectStat, type Storage } from './storage.js';
+
+function md5Etag(data: Buffer): string {
+  return `"${createHash('md5').update(data).digest('hex')}"`;
+}
+
+/** Objects as files under `<root>/<bucket>/<key>`. */
+export class LocalDiskStorage implements Storage {
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  /** Resolves a key to its file, refusing anything that would land outside the bucket. */
+  private filePath(bucket: string, key: string): string {
+    assertSafeBucket(bucket);
+    assertSafeObjectKey(key);
+    const bucketDir = path.join(this.root, bucket);
+    const file = path.resolve(bucketDir, key);
+    if (!file.startsWith(bucketDir + path.sep)) throw new Error(`object key escapes its bucket: ${key}`);
+    return file;
+  }
+
+  async get(bucket: string, key: string): Promise<Buffer> {
+    const file = this.filePath(bucket, key);
+    try {
+      return await fs.readFile(file);
+    } catch (err) {
+      throw notFoundOr(err, bucket, key);
+    }
+  }
+
+  async withLocalFile<T>(bucket: string, key: string, use: (filePath: string) => Promise<T>): Promise<T> {
+    const file = this.filePath(bucket, key);
+    try {
+      const stat = await fs.stat(file);
+      if (!stat.isFile()) throw new ObjectNotFoundError(bucket, key);
+    } catch (err) {
+      throw notFoundOr(err, bucket, key);
+    }
+    return use(file);
+  }
+
+  async put(bucket: string, key: string, data: Buffer): Promise<ObjectStat> {
+    const file = this.filePath(bucket, key);
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    // Write then rename, so a crash mid-write never leaves a truncated object under the real key.
+    const temp = `${file}.${randomBytes(6).toString('hex')}.partial`;
+    try {
+      await fs.writeFile(temp, data);
+      await fs.rename(temp, file);
+    } catch (err) {
+      await fs.rm(temp, { force: true });
+      throw err;
+    }
+    return { size: data.length, etag: md5Etag(data) };
+  }
+
+  async stat(bucket: string, key: string): Promise<ObjectStat | undefined> {
+    try {
+      const data = await this.get(bucket, key);
+      return { size: data.length, etag: md5Etag(data) };
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  async delete(bucket: string, key: string): Promise<void> {
+    await fs.rm(this.filePath(bucket, key), { force: true });
+  }
+}
+
+function notFoundOr(err: unknown, bucket: string, key: string): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (err instanceof ObjectNotFoundError || code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') {
+    return new ObjectNotFoundError(bucket, key);
+  }
+  return err;
+}

@@ -1,0 +1,34 @@
+/**
+ * Where job inputs are read and outputs written. Local disk implements it now;
+ * an S3-compatible backend can implement the same five calls later.
+ *
+ * Keys are checked by `assertSafeObjectKey` before any call; implementations
+ * check again, because they are the last line before the file system.
+ */
+export interface ObjectStat {
+  readonly size: number;
+  /** Quoted hex MD5 of the bytes, as COS reports it: `"d5a4…"`. */
+  readonly etag: string;
+}
+
+export interface Storage {
+  /** Reads the whole object. Throws `ObjectNotFoundError` when it is missing. */
+  get(bucket: string, key: string): Promise<Buffer>;
+  /**
+   * Runs `use` with a path to a local file holding the object (tools such as
+   * ffprobe want a path). For local disk this is the file itself; remote
+   * backends download to a temporary file and remove it afterwards.
+   */
+  withLocalFile<T>(bucket: string, key: string, use: (filePath: string) => Promise<T>): Promise<T>;
+  /** Writes atomically: readers never see a half-written object. */
+  put(bucket: string, key: string, data: Buffer): Promise<ObjectStat>;
+  stat(bucket: string, key: string): Promise<ObjectStat | undefined>;
+  delete(bucket: string, key: string): Promise<void>;
+}
+
+export class ObjectNotFoundError extends Error {
+  constructor(readonly bucket: string, readonly key: string) {
+    super(`The object ${key} does not exist in bucket ${bucket}.`);
+    this.name = 'ObjectNotFoundError';
+  }
+}
