@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from './config.js';
+import { createLogger, startService } from './main.js';
+
+/**
+ * `mediajobs serve` (API, plus an in-process worker unless MEDIAJOBS_WORKERS=0),
+ * `mediajobs worker` (worker only), `mediajobs migrate`.
+ */
+async function main(command: string): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger(config);
+  const modes: Record<string, { api: boolean; worker: boolean }> = {
+    serve: { api: true, worker: config.workers > 0 },
+    worker: { api: false, worker: true },
+    migrate: { api: false, worker: false },
+  };
+  const mode = modes[command];
+  if (!mode) throw new Error(`unknown command "${command}"; use serve, worker or migrate`);
+  const service = await startService(config, { ...mode, logger });
+  if (command === 'migrate') {
+    await service.stop();
+    return;
+  }
+  if (mode.api) {
+    const base = `http://${config.host}:${service.port}`;
+    process.stdout.write([
+      `mediajobs listening on ${base} (database: ${config.databaseUrl ? 'PostgreSQL' : `PGlite in ${config.dataDir}/pg`}, objects: ${config.dataDir}/buckets)`,
+      `  default bucket ${config.defaultBucket}, region ${config.region}`,
+      `  SecretId  ${service.app.secretId}`,
+      `  SecretKey ${service.app.secretKey}`,
+      `  app_key   ${service.app.appKey}`,
+      `  try: curl -s -X POST -H 'Content-Type: application/xml' --data-binary @fixtures/xml/create-mediainfo.xml ${base}/jobs`,
+      '',
+    ].join('\n'));
+  }
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    service.stop().then(() => process.exit(0), (err: unknown) => {
+      logger.error({ err }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main(process.argv[2] ?? 'serve').catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`mediajobs: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`mediajobs: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,9 @@
+/** LISTEN/NOTIFY channels. Payloads are hints only: every listener also polls. */
+export const CHANNELS = {
+  /** A job became claimable (created, resumed, retried). */
+  jobsAvailable: 'mediajobs_jobs_available',
+  /** A running job was cancelled; payload is its JobId. */
+  jobCancelled: 'mediajobs_job_cancelled',
+  /** A callback delivery is due. */
+  deliveriesAvailable: 'mediajobs_deliveries_available',
+} as const;

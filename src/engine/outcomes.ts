@@ -1,0 +1,36 @@
+import { sql } from 'kysely';
+import { transitionJob, type Executor, type Job, type JobPatch } from '../store/jobs.repository.js';
+import type { XmlObject } from '../xml/tree.js';
+import type { JobState } from './job-state.js';
+
+export interface Outcome {
+  readonly code: string;
+  readonly message: string;
+  readonly result?: XmlObject;
+}
+
+/**
+ * Ends a job (Success, Failed or Cancel) and, in the same transaction, records
+ * its TaskFinish notification, so a job can never end without its callback
+ * being on its way. Returns undefined when the job was no longer in `from`.
+ */
+export async function endJob(
+  tx: Executor,
+  jobId: string,
+  from: readonly JobState[],
+  to: 'Success' | 'Failed' | 'Cancel',
+  outcome: Outcome,
+  leaseOwner?: string,
+): Promise<Job | undefined> {
+  const patch: JobPatch = {
+    code: outcome.code,
+    message: outcome.message,
+    lease_owner: null,
+    lease_expires_at: null,
+    ended_at: sql<Date>`now()` as unknown as Date,
+    ...(to === 'Success' ? { progress: 100 } : {}),
+    ...(outcome.result ? { result: JSON.stringify(outcome.result) } : {}),
+  };
+  const job = await transitionJob(tx, jobId, from, to, patch, leaseOwner ? { leaseOwner } : undefined);
+  return job;
+}

@@ -1,0 +1,143 @@
+import { sql } from 'kysely';
+import type { Config } from '../config.js';
+import { CiError } from '../errors.js';
+import { assertMatchesSchema } from '../http/validate.js';
+import { newId } from '../ids.js';
+import { SUPPORTED_TAG_LIST, SUPPORTED_TAGS, isSupportedTag, type SupportedTag } from '../processors/tags.js';
+import type { Db } from '../store/database.js';
+import { insertJobs, type Executor, type Job, type JobCallback, type NewJob } from '../store/jobs.repository.js';
+import { ensureDefaultQueue, findQueue, type Queue } from '../store/queues.repository.js';
+import { findTemplate } from '../store/templates.repository.js';
+import { assertSafeObjectKey } from '../storage/object-key.js';
+import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
+import { CHANNELS } from './channels.js';
+import { validateCallbackUrlSyntax } from '../callbacks/url-policy.js';
+
+export interface SubmitTarget {
+  readonly bucket: string;
+  readonly region: string;
+}
+
+/** One Operation after validation: its Tag and the Operation as it will be echoed. */
+interface PlannedOperation {
+  readonly tag: string;
+  readonly operation: XmlObject;
+  readonly priority: number;
+}
+
+/**
+ * CreateMediaJobs: validates a parsed `<Request>` (single or multi-Operation
+ * form) and stores one job per Operation, in order, in one transaction.
+ * Either every job is stored or none is.
+ */
+export async function submitJobs(db: Db, config: Config, target: SubmitTarget, request: XmlObject): Promise<Job[]> {
+  const multi = request.Tag === undefined;
+  const operations = multi ? asOperationList(request.Operation) : [asSingleOperation(request.Operation)];
+  if (multi) {
+    assertMatchesSchema('create-multi-media-jobs.request.json', { ...request, Operation: operations }, 'Request');
+  } else {
+    assertSupportedTag(request.Tag, 'Request/Tag');
+    assertMatchesSchema('create-media-jobs.request.json', { ...request, Operation: operations[0] }, 'Request');
+  }
+  const input = request.Input as XmlObject;
+  const inputObject = assertSafeObjectKey(input.Object as string, 'Request/Input/Object');
+  const callback = parseCallback(request);
+
+  return db.kysely.transaction().execute(async (tx) => {
+    const queue = await resolveQueue(tx, target.bucket, request.QueueId as string | undefined);
+    const planned: PlannedOperation[] = [];
+    for (const [index, operation] of operations.entries()) {
+      const tag = multi ? (operation.Tag as string) : (request.Tag as string);
+      const where = multi ? `Request/Operation[${index + 1}]` : 'Request/Operation';
+      planned.push(await planOperation(tx, target.bucket, tag, operation, where, multi));
+    }
+    const expiresAt = new Date(Date.now() + config.jobTtlMs);
+    const jobs: NewJob[] = planned.map((op) => ({
+      jobId: newId('j'),
+      bucket: target.bucket,
+      region: target.region,
+      queueId: queue.queueId,
+      tag: op.tag,
+      state: queue.state === 'Paused' ? 'Pause' : 'Submitted',
+      priority: op.priority,
+      inputObject,
+      operation: op.operation,
+      callback,
+      maxAttempts: config.maxAttempts,
+      expiresAt,
+    }));
+    const stored = await insertJobs(tx, jobs);
+    if (queue.state === 'Active') await sql`SELECT pg_notify(${CHANNELS.jobsAvailable}, '')`.execute(tx);
+    return stored;
+  });
+}
+
+function asOperationList(value: XmlValue | undefined): XmlObject[] {
+  if (value === undefined) throw new CiError('InvalidArgument', 'Request/Tag or Request/Operation/Tag is required.');
+  const list = Array.isArray(value) ? value : [value];
+  return list.map((item) => (item === '' ? {} : item)) as XmlObject[];
+}
+
+function asSingleOperation(value: XmlValue | undefined): XmlObject {
+  if (value === undefined || value === '') return {};
+  if (Array.isArray(value)) throw new CiError('InvalidArgument', 'Request/Operation must appear once when Request/Tag is given; use one Tag per Operation for several.');
+  if (!isXmlObject(value)) throw new CiError('InvalidArgument', 'Request/Operation must contain elements.');
+  return value;
+}
+
+function assertSupportedTag(tag: XmlValue | undefined, where: string): asserts tag is SupportedTag {
+  if (typeof tag !== 'string' || !isSupportedTag(tag)) {
+    const shown = typeof tag === 'string' ? `"${tag}"` : 'missing or repeated';
+    throw new CiError('InvalidArgument', `${where} ${shown} is not supported; supported Tags: ${SUPPORTED_TAG_LIST}.`);
+  }
+}
+
+async function planOperation(tx: Executor, bucket: string, tag: string, operation: XmlObject, where: string, multi: boolean): Promise<PlannedOperation> {
+  assertSupportedTag(tag, `${where}/Tag`);
+  const spec = SUPPORTED_TAGS[tag];
+  assertMatchesSchema(spec.operationSchema, operation, where);
+
+  // The echo keeps CI's element order: Tag (multi form), TemplateId, TemplateName, the type container, Output, UserData, JobLevel.
+  const echo: XmlObject = {};
+  if (multi) echo.Tag = tag;
+  const templateId = operation.TemplateId as string | undefined;
+  if (templateId) {
+    const template = await findTemplate(tx, bucket, templateId);
+    if (!template || template.tag !== tag) throw new CiError('InvalidArgument', `${where}/TemplateId ${templateId} does not exist.`);
+    echo.TemplateId = templateId;
+    echo.TemplateName = template.name;
+  }
+  if (operation.PicProcess !== undefined && !templateId) echo.PicProcess = operation.PicProcess;
+  if (spec.needsOutput) {
+    const output = operation.Output as XmlObject;
+    assertSafeObjectKey(output.Object as string, `${where}/Output/Object`);
+    echo.Output = { Region: output.Region, Bucket: output.Bucket, Object: output.Object };
+  }
+  if (operation.UserData !== undefined) echo.UserData = operation.UserData;
+  const level = (operation.JobLevel as string | undefined) || '0';
+  echo.JobLevel = level;
+  return { tag, operation: echo, priority: Number(level) };
+}
+
+function parseCallback(request: XmlObject): JobCallback {
+  const url = (request.CallBack as string | undefined) || undefined;
+  if (url !== undefined && url !== 'no') {
+    try {
+      validateCallbackUrlSyntax(url);
+    } catch (err) {
+      throw new CiError('InvalidArgument', `Request/CallBack ${(err as Error).message}`);
+    }
+  }
+  return {
+    url,
+    format: ((request.CallBackFormat as string | undefined) || undefined) as JobCallback['format'],
+    type: (request.CallBackType as string | undefined) || undefined,
+  };
+}
+
+async function resolveQueue(tx: Executor, bucket: string, queueId: string | undefined): Promise<Queue> {
+  if (!queueId) return ensureDefaultQueue(tx, bucket);
+  const queue = await findQueue(tx, bucket, queueId);
+  if (!queue) throw new CiError('InvalidArgument', `Request/QueueId ${queueId} does not exist.`);
+  return queue;
+}

@@ -1,0 +1,16 @@
+import type { Context, ParameterizedContext } from 'koa';
+import type { Logger } from 'pino';
+
+/** What the middleware chain knows about a request, typed once. */
+export interface RequestState {
+  requestId: string;
+  traceId: string;
+  /** Bucket and region the request addresses (from Host, else the defaults). */
+  bucket: string;
+  region: string;
+  /** The app whose key signed the request; undefined for unsigned local requests. */
+  appId: string | undefined;
+  log: Logger;
+}
+
+export type AppContext = ParameterizedContext<RequestState> & Context;

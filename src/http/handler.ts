@@ -1,0 +1,30 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { CiError } from '../errors.js';
+import type { Db } from '../store/database.js';
+import type { Storage } from '../storage/storage.js';
+import type { AppContext } from './context.js';
+
+/** What handlers may use; built once in the composition root. */
+export interface AppDeps {
+  readonly config: Config;
+  readonly db: Db;
+  readonly storage: Storage;
+  readonly logger: Logger;
+}
+
+/** Every handler has this shape: parse → validate → call engine/store → build XML → write. */
+export type Handler = (ctx: AppContext, deps: AppDeps) => Promise<void>;
+
+export function writeXml(ctx: AppContext, body: string, status = 200): void {
+  ctx.status = status;
+  ctx.type = 'application/xml';
+  ctx.body = body;
+}
+
+/** A query parameter; empty means absent (Python sends `nextToken=`), repeated is an error. */
+export function optionalQuery(ctx: AppContext, name: string): string | undefined {
+  const value = ctx.query[name];
+  if (Array.isArray(value)) throw new CiError('InvalidArgument', `${name} may be given only once.`);
+  return value === undefined || value === '' ? undefined : value;
+}

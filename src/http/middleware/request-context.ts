@@ -1,0 +1,38 @@
+import { randomBytes } from 'node:crypto';
+import type { Middleware } from 'koa';
+import type { Logger } from 'pino';
+import type { Config } from '../../config.js';
+import type { RequestState } from '../context.js';
+
+/**
+ * `<bucket>-<appid>.ci.<region>.<domain>`; also the `pic` and `cos` host
+ * families, which SDKs use for pic jobs and with an IP override.
+ */
+const CI_HOST = /^([a-z0-9][a-z0-9-]{0,48}-\d{1,12})\.(?:ci|pic|cos)\.([a-z0-9-]{1,40})\.[^:]+(?::\d+)?$/i;
+
+export function bucketFromHost(host: string | undefined, config: Config): { bucket: string; region: string } {
+  const match = host ? CI_HOST.exec(host) : null;
+  return match ? { bucket: match[1].toLowerCase(), region: match[2].toLowerCase() } : { bucket: config.defaultBucket, region: config.region };
+}
+
+function newRequestId(): string {
+  // CI's ids are opaque base64 tokens; 18 random bytes give 24 characters without padding.
+  return randomBytes(18).toString('base64');
+}
+
+/** Sets the request id, bucket and region, and the headers every response carries. */
+export function requestContext(config: Config, logger: Logger): Middleware<RequestState> {
+  return async (ctx, next) => {
+    const requestId = newRequestId();
+    ctx.state.requestId = requestId;
+    ctx.state.traceId = requestId;
+    Object.assign(ctx.state, bucketFromHost(ctx.get('host'), config));
+    ctx.state.appId = undefined;
+    ctx.state.log = logger.child({ requestId });
+    ctx.set('x-ci-request-id', requestId);
+    ctx.set('x-cos-request-id', requestId);
+    ctx.set('Server', 'mediajobs');
+    ctx.set('Date', new Date().toUTCString());
+    await next();
+  };
+}

@@ -1,0 +1,24 @@
+import type { Handler } from './handler.js';
+import { cancelMediaJob, createMediaJobs, describeMediaJob, describeMediaJobs } from './jobs.handlers.js';
+import { describeMediaQueues, updateMediaQueueHandler } from './queues.handlers.js';
+
+export interface Route {
+  readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  readonly path: string;
+  readonly handler: Handler;
+  /** CI's operation name, for logs and metrics. */
+  readonly name: string;
+}
+
+/**
+ * Every endpoint, in one list. `PUT /jobs/:ids` is CancelMediaJob with
+ * `?cancel`, `?cancel=` or no query at all (the Java SDK sends none).
+ */
+export const ROUTES: readonly Route[] = [
+  { method: 'POST', path: '/jobs', handler: createMediaJobs, name: 'CreateMediaJobs' },
+  { method: 'GET', path: '/jobs', handler: describeMediaJobs, name: 'DescribeMediaJobs' },
+  { method: 'GET', path: '/jobs/:ids', handler: describeMediaJob, name: 'DescribeMediaJob' },
+  { method: 'PUT', path: '/jobs/:ids', handler: cancelMediaJob, name: 'CancelMediaJob' },
+  { method: 'GET', path: '/queue', handler: describeMediaQueues, name: 'DescribeMediaQueues' },
+  { method: 'PUT', path: '/queue/:queueId', handler: updateMediaQueueHandler, name: 'UpdateMediaQueue' },
+];

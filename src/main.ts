@@ -1,0 +1,68 @@
+import path from 'node:path';
+import { pino, type Logger } from 'pino';
+import { ensureDefaultApp, type App } from './auth/credentials.js';
+import type { Config } from './config.js';
+import { createHttpServer, type HttpServer } from './http/app.js';
+import { openDatabase, type Db } from './store/database.js';
+import { migrate } from './store/migrate.js';
+import { LocalDiskStorage } from './storage/local-disk.js';
+import type { Storage } from './storage/storage.js';
+
+export interface ServiceOptions {
+  /** Serve the HTTP API. */
+  readonly api: boolean;
+  /** Run workers in this process. */
+  readonly worker: boolean;
+  readonly logger?: Logger;
+}
+
+export interface Service {
+  readonly db: Db;
+  readonly storage: Storage;
+  readonly config: Config;
+  readonly app: App;
+  /** Bound HTTP port, when the API is served. */
+  readonly port: number | undefined;
+  stop(): Promise<void>;
+}
+
+export function createLogger(config: Config): Logger {
+  return pino({ level: config.logLevel, base: { pid: process.pid } });
+}
+
+/**
+ * The composition root: builds the database, storage, API and workers from a
+ * Config and wires them together. Nothing else creates these, so a test can
+ * start several services against one database.
+ */
+export async function startService(config: Config, options: ServiceOptions): Promise<Service> {
+  const logger = options.logger ?? createLogger(config);
+  const db = await openDatabase(config, logger);
+  const stoppers: Array<() => Promise<void>> = [() => db.close()];
+  try {
+    await migrate(db.kysely);
+    const app = await ensureDefaultApp(db.kysely);
+    const storage = new LocalDiskStorage(path.join(config.dataDir, 'buckets'));
+    let http: HttpServer | undefined;
+    let port: number | undefined;
+    if (options.api) {
+      http = createHttpServer({ config, db, storage, logger });
+      port = await http.start(config.port, config.host);
+      const server = http;
+      stoppers.unshift(() => server.stop());
+    }
+    return {
+      db,
+      storage,
+      config,
+      app,
+      port,
+      async stop() {
+        for (const stop of stoppers.splice(0)) await stop();
+      },
+    };
+  } catch (err) {
+    for (const stop of stoppers) await stop().catch(() => undefined);
+    throw err;
+  }
+}

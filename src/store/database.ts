@@ -1,0 +1,152 @@
+import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { pglitePool } from './pglite-pool.js';
+import type { Database } from './schema.js';
+
+/** A notification handler for LISTEN/NOTIFY channels. */
+export type NotifyHandler = (payload: string) => void;
+
+/**
+ * The database as the rest of the service sees it: Kysely for queries, plus
+ * LISTEN/NOTIFY, which Kysely does not cover. Built once in the composition
+ * root and passed down; there is no module-level connection.
+ */
+export interface Db {
+  readonly kysely: Kysely<Database>;
+  readonly kind: 'postgres' | 'pglite';
+  /** Subscribes to a channel. Delivery is best effort: callers must also poll. */
+  listen(channel: string, handler: NotifyHandler): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+// int8 (bigserial seq, count(*)) as text: JavaScript numbers lose precision past 2^53.
+pg.types.setTypeParser(20, (value) => value);
+
+export async function openDatabase(config: Config, logger: Logger): Promise<Db> {
+  return config.databaseUrl === undefined
+    ? openPglite(path.join(config.dataDir, 'pg'))
+    : openPostgres(config.databaseUrl, config.concurrency, logger);
+}
+
+async function openPostgres(connectionString: string, concurrency: number, logger: Logger): Promise<Db> {
+  const pool = new pg.Pool({ connectionString, max: Math.max(10, concurrency * 2 + 4), connectionTimeoutMillis: 10_000 });
+  // An idle client whose server went away emits 'error'; the pool drops it and makes a new one on demand.
+  pool.on('error', (err) => logger.warn({ err: err.message }, 'idle database connection lost'));
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const listener = new PgListener(connectionString, logger);
+  return {
+    kysely,
+    kind: 'postgres',
+    listen: (channel, handler) => listener.listen(channel, handler),
+    async close() {
+      await listener.close();
+      await kysely.destroy();
+    },
+  };
+}
+
+/**
+ * One dedicated connection for LISTEN, re-established after the server
+ * restarts. Notifications sent while it is down are lost; the engine's polling
+ * fallback covers that gap.
+ */
+class PgListener {
+  private client: pg.Client | undefined;
+  private connecting: Promise<void> | undefined;
+  private readonly handlers = new Map<string, Set<NotifyHandler>>();
+  private closed = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly connectionString: string, private readonly logger: Logger) {}
+
+  async listen(channel: string, handler: NotifyHandler): Promise<() => Promise<void>> {
+    let set = this.handlers.get(channel);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(channel, set);
+      await this.ensureConnected().catch(() => undefined);
+      await this.client?.query(`LISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+    }
+    set.add(handler);
+    return async () => {
+      set.delete(handler);
+    };
+  }
+
+  private ensureConnected(): Promise<void> {
+    if (this.client || this.closed) return Promise.resolve();
+    this.connecting ??= this.connect().finally(() => { this.connecting = undefined; });
+    return this.connecting;
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.connectionString, connectionTimeoutMillis: 5000 });
+    client.on('notification', (msg) => {
+      for (const handler of this.handlers.get(msg.channel) ?? []) handler(msg.payload ?? '');
+    });
+    const lost = (err?: Error) => {
+      if (this.client !== client) return;
+      this.client = undefined;
+      client.end().catch(() => undefined);
+      if (!this.closed) {
+        this.logger.warn({ err: err?.message }, 'LISTEN connection lost; reconnecting');
+        this.scheduleReconnect();
+      }
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
+    try {
+      await client.connect();
+      for (const channel of this.handlers.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      if (this.closed) {
+        await client.end();
+        return;
+      }
+      this.client = client;
+    } catch (err) {
+      client.end().catch(() => undefined);
+      this.scheduleReconnect();
+      throw err;
+    }
+  }
+
+  private scheduleReconnect(): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.ensureConnected().catch(() => undefined);
+    }, 1000);
+    this.retryTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+}
+
+async function openPglite(dataDir: string): Promise<Db> {
+  mkdirSync(dataDir, { recursive: true });
+  const { PGlite } = await import('@electric-sql/pglite');
+  const pglite = await PGlite.create(dataDir);
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pglitePool(pglite) }) });
+  return {
+    kysely,
+    kind: 'pglite',
+    async listen(channel, handler) {
+      const unsubscribe = await pglite.listen(channel, handler);
+      return unsubscribe;
+    },
+    async close() {
+      await kysely.destroy();
+      await pglite.close();
+    },
+  };
+}

@@ -1,0 +1,204 @@
+import { sql, type Kysely, type Selectable, type Transaction, type Updateable } from 'kysely';
+import { canTransition, type JobState } from '../engine/job-state.js';
+import type { XmlObject } from '../xml/tree.js';
+import type { Database, JobsTable } from './schema.js';
+
+export type Executor = Kysely<Database> | Transaction<Database>;
+
+/** A job as the service works with it. */
+export interface Job {
+  readonly jobId: string;
+  /** Creation order; the listing cursor. */
+  readonly seq: string;
+  readonly bucket: string;
+  readonly region: string;
+  readonly queueId: string;
+  readonly tag: string;
+  readonly state: JobState;
+  readonly priority: number;
+  readonly inputObject: string;
+  readonly operation: XmlObject;
+  readonly result: XmlObject | null;
+  readonly callback: JobCallback;
+  readonly code: string;
+  readonly message: string;
+  readonly progress: number;
+  readonly attempts: number;
+  readonly maxAttempts: number;
+  readonly createdAt: Date;
+  readonly startedAt: Date | null;
+  readonly endedAt: Date | null;
+}
+
+/** The request's CallBack settings; all undefined means "use the queue's NotifyConfig". */
+export interface JobCallback {
+  readonly url: string | undefined;
+  readonly format: 'XML' | 'JSON' | undefined;
+  readonly type: string | undefined;
+}
+
+export type JobRow = Selectable<JobsTable>;
+
+export function jobRowToJob(row: JobRow): Job {
+  return {
+    jobId: row.job_id,
+    seq: String(row.seq),
+    bucket: row.bucket,
+    region: row.region,
+    queueId: row.queue_id,
+    tag: row.tag,
+    state: row.state as JobState,
+    priority: row.priority,
+    inputObject: row.input_object,
+    operation: row.operation,
+    result: row.result,
+    callback: {
+      url: row.callback_url ?? undefined,
+      format: (row.callback_format ?? undefined) as JobCallback['format'],
+      type: row.callback_type ?? undefined,
+    },
+    code: row.code,
+    message: row.message,
+    progress: row.progress,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    createdAt: new Date(row.created_at),
+    startedAt: row.started_at ? new Date(row.started_at) : null,
+    endedAt: row.ended_at ? new Date(row.ended_at) : null,
+  };
+}
+
+export interface NewJob {
+  readonly jobId: string;
+  readonly bucket: string;
+  readonly region: string;
+  readonly queueId: string;
+  readonly tag: string;
+  readonly state: 'Submitted' | 'Pause';
+  readonly priority: number;
+  readonly inputObject: string;
+  readonly operation: XmlObject;
+  readonly callback: JobCallback;
+  readonly maxAttempts: number;
+  readonly expiresAt: Date;
+}
+
+/** Inserts jobs in the given order (their seq follows it) and returns them as stored. */
+export async function insertJobs(db: Executor, jobs: readonly NewJob[]): Promise<Job[]> {
+  const rows = await db
+    .insertInto('jobs')
+    .values(jobs.map((job) => ({
+      job_id: job.jobId,
+      bucket: job.bucket,
+      region: job.region,
+      queue_id: job.queueId,
+      tag: job.tag,
+      state: job.state,
+      priority: job.priority,
+      input_object: job.inputObject,
+      operation: JSON.stringify(job.operation),
+      callback_url: job.callback.url ?? null,
+      callback_format: job.callback.format ?? null,
+      callback_type: job.callback.type ?? null,
+      max_attempts: job.maxAttempts,
+      expires_at: job.expiresAt,
+    })))
+    .returningAll()
+    .execute();
+  return rows.map(jobRowToJob).sort((a, b) => compareSeq(a.seq, b.seq));
+}
+
+function compareSeq(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+export async function findJobs(db: Executor, bucket: string, jobIds: readonly string[]): Promise<Job[]> {
+  if (jobIds.length === 0) return [];
+  const rows = await db.selectFrom('jobs').selectAll().where('bucket', '=', bucket).where('job_id', 'in', jobIds).execute();
+  return rows.map(jobRowToJob);
+}
+
+export async function findJob(db: Executor, jobId: string): Promise<Job | undefined> {
+  const row = await db.selectFrom('jobs').selectAll().where('job_id', '=', jobId).executeTakeFirst();
+  return row && jobRowToJob(row);
+}
+
+export interface JobListFilter {
+  readonly bucket: string;
+  readonly tag?: string;
+  readonly queueId?: string;
+  readonly states?: readonly JobState[];
+  readonly order: 'Asc' | 'Desc';
+  readonly size: number;
+  /** Seq of the last job of the previous page. */
+  readonly afterSeq?: string;
+  readonly startCreationTime?: Date;
+  readonly endCreationTime?: Date;
+  readonly inputObject?: string;
+}
+
+/**
+ * One page of jobs, keyset-paged on seq: a job created while a client pages
+ * through lands before the first page (Desc) or after the last (Asc), so no
+ * job is skipped or repeated. Returns the next page's cursor when there may be more.
+ */
+export async function listJobs(db: Executor, filter: JobListFilter): Promise<{ jobs: Job[]; nextSeq: string | undefined }> {
+  let query = db.selectFrom('jobs').selectAll().where('bucket', '=', filter.bucket);
+  if (filter.tag !== undefined) query = query.where('tag', '=', filter.tag);
+  if (filter.queueId !== undefined) query = query.where('queue_id', '=', filter.queueId);
+  if (filter.inputObject !== undefined) query = query.where('input_object', '=', filter.inputObject);
+  if (filter.states !== undefined) query = query.where('state', 'in', filter.states);
+  if (filter.startCreationTime) query = query.where('created_at', '>=', filter.startCreationTime);
+  if (filter.endCreationTime) query = query.where('created_at', '<=', filter.endCreationTime);
+  if (filter.afterSeq !== undefined) {
+    query = query.where(sql`seq`, filter.order === 'Desc' ? '<' : '>', sql`${filter.afterSeq}::bigint`);
+  }
+  const rows = await query.orderBy('seq', filter.order === 'Desc' ? 'desc' : 'asc').limit(filter.size + 1).execute();
+  const more = rows.length > filter.size;
+  const jobs = rows.slice(0, filter.size).map(jobRowToJob);
+  return { jobs, nextSeq: more ? jobs.at(-1)?.seq : undefined };
+}
+
+export type JobPatch = Omit<Updateable<JobsTable>, 'state' | 'job_id' | 'seq'>;
+
+/**
+ * The one place a job changes state. `from` lists the states the caller
+ * expects the job to be in; the update applies only if it still is (a
+ * concurrent cancel or reaper wins otherwise) and only along an allowed
+ * transition. Returns the updated job, or undefined when nothing matched.
+ */
+export async function transitionJob(
+  db: Executor,
+  jobId: string,
+  from: readonly JobState[],
+  to: JobState,
+  patch: JobPatch = {},
+  extraCondition?: { leaseOwner: string },
+): Promise<Job | undefined> {
+  for (const state of from) {
+    if (!canTransition(state, to)) throw new Error(`illegal job transition ${state} → ${to}`);
+  }
+  let query = db
+    .updateTable('jobs')
+    .set({ ...patch, state: to, updated_at: sql<Date>`now()` as unknown as Date })
+    .where('job_id', '=', jobId)
+    .where('state', 'in', from);
+  if (extraCondition) query = query.where('lease_owner', '=', extraCondition.leaseOwner);
+  const row = await query.returningAll().executeTakeFirst();
+  return row && jobRowToJob(row);
+}
+
+/**
+ * Moves every job of a queue that is in `from` to `to` (pause and resume).
+ * Same transition rules as `transitionJob`. Returns how many moved.
+ */
+export async function transitionQueueJobs(db: Executor, queueId: string, from: JobState, to: JobState): Promise<number> {
+  if (!canTransition(from, to)) throw new Error(`illegal job transition ${from} → ${to}`);
+  const result = await db
+    .updateTable('jobs')
+    .set({ state: to, updated_at: sql<Date>`now()` as unknown as Date })
+    .where('queue_id', '=', queueId)
+    .where('state', '=', from)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}

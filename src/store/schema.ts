@@ -1,0 +1,90 @@
+import type { ColumnType, Generated } from 'kysely';
+import type { XmlObject } from '../xml/tree.js';
+
+/** Table types, one interface per table in `sql/`. Rows never leave `src/store`. */
+export interface Database {
+  apps: AppsTable;
+  queues: QueuesTable;
+  jobs: JobsTable;
+  templates: TemplatesTable;
+  schema_migrations: SchemaMigrationsTable;
+}
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+
+export interface AppsTable {
+  app_id: string;
+  name: string;
+  secret_id: string;
+  secret_key: string;
+  app_key: string;
+  created_at: Timestamp;
+}
+
+export interface NotifyConfig {
+  Url?: string;
+  Event?: string;
+  Type?: string;
+  State?: string;
+  ResultFormat?: string;
+}
+
+export interface QueuesTable {
+  queue_id: string;
+  bucket: string;
+  name: string;
+  state: ColumnType<'Active' | 'Paused', 'Active' | 'Paused' | undefined, 'Active' | 'Paused'>;
+  category: ColumnType<string, string | undefined, string>;
+  max_size: ColumnType<number, number | undefined, number>;
+  max_concurrent: ColumnType<number, number | undefined, number>;
+  notify_config: ColumnType<NotifyConfig | null, string | null | undefined, string | null>;
+  is_default: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface JobsTable {
+  seq: ColumnType<string, never, never>;
+  job_id: string;
+  bucket: string;
+  region: string;
+  queue_id: string;
+  tag: string;
+  state: ColumnType<string, string | undefined, string>;
+  priority: number;
+  input_object: string;
+  operation: ColumnType<XmlObject, string, string>;
+  result: ColumnType<XmlObject | null, string | null | undefined, string | null>;
+  callback_url: string | null;
+  callback_format: string | null;
+  callback_type: string | null;
+  code: ColumnType<string, string | undefined, string>;
+  message: ColumnType<string, string | undefined, string>;
+  progress: ColumnType<number, number | undefined, number>;
+  attempts: ColumnType<number, number | undefined, number>;
+  max_attempts: number;
+  run_after: Timestamp;
+  expires_at: Timestamp;
+  lease_owner: string | null;
+  lease_expires_at: NullableTimestamp;
+  created_at: Timestamp;
+  started_at: NullableTimestamp;
+  ended_at: NullableTimestamp;
+  updated_at: Timestamp;
+}
+
+export interface SchemaMigrationsTable {
+  name: string;
+  applied_at: Generated<Date>;
+}
+
+export interface TemplatesTable {
+  template_id: string;
+  bucket: string;
+  tag: string;
+  name: string;
+  body: ColumnType<XmlObject, string, string>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}

@@ -1,0 +1,28 @@
+/**
+ * CI's time format: `2022-06-27T15:23:10+0800`, in the server's local time
+ * zone (set `TZ` to choose it), offset without a colon. Unset times are `-`.
+ */
+export const UNSET_TIME = '-';
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, '0');
+}
+
+export function formatCiTime(date: Date | null | undefined): string {
+  if (!date) return UNSET_TIME;
+  const offsetMinutes = -date.getTimezoneOffset();
+  const sign = offsetMinutes >= 0 ? '+' : '-';
+  const abs = Math.abs(offsetMinutes);
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}${sign}${pad(Math.floor(abs / 60))}${pad(abs % 60)}`;
+}
+
+const CI_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(Z|[+-]\d{2}:?\d{2})$/;
+
+/** Parses `%Y-%m-%dT%H:%M:%S%z` (also `+08:00` and `Z`); undefined when malformed. */
+export function parseCiTime(text: string): Date | undefined {
+  const m = CI_TIME.exec(text);
+  if (!m) return undefined;
+  const offset = m[7] === 'Z' ? '+00:00' : `${m[7].slice(0, 3)}:${m[7].slice(-2)}`;
+  const date = new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}${offset}`);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
