@@ -1,3 +1,5 @@
+import { isRetryableDbError } from './engine/db-retry.js';
+
 /**
  * The whole vocabulary of CI error codes this service answers with: code →
  * HTTP status → default message. Codes and statuses follow CI/COS
@@ -44,8 +46,6 @@ export function isCiErrorCode(code: string): code is CiErrorCode {
 
 /** Postgres SQLSTATEs that mean "bad value from the client", not a server fault. */
 const CLIENT_SQLSTATES = new Set(['22P02', '22001', '22003', '22007', '22008', '22021']);
-/** SQLSTATEs and socket errors that mean the database is briefly unreachable. */
-const UNAVAILABLE_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 /**
  * Maps anything thrown while serving a request to the CI error the client
@@ -57,9 +57,6 @@ export function toCiError(err: unknown): CiError {
   const code = typeof e?.code === 'string' ? e.code : undefined;
   if (e?.type === 'entity.too.large' || e?.status === 413) return new CiError('EntityTooLarge');
   if (code !== undefined && CLIENT_SQLSTATES.has(code)) return new CiError('InvalidArgument', 'A parameter value is out of range or malformed.');
-  if (code !== undefined && UNAVAILABLE_CODES.has(code)) return new CiError('ServiceUnavailable');
-  if (/connection terminated|Connection terminated|database system is (starting|shutting) up/.test(String(e?.message ?? ''))) {
-    return new CiError('ServiceUnavailable');
-  }
+  if (isRetryableDbError(err)) return new CiError('ServiceUnavailable');
   return new CiError('InternalError');
 }

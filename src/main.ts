@@ -6,6 +6,8 @@ import { createHttpServer, type HttpServer } from './http/app.js';
 import { openDatabase, type Db } from './store/database.js';
 import { migrate } from './store/migrate.js';
 import { LocalDiskStorage } from './storage/local-disk.js';
+import { Worker } from './engine/worker.js';
+import { createProcessorRegistry } from './processors/index.js';
 import type { Storage } from './storage/storage.js';
 
 export interface ServiceOptions {
@@ -21,6 +23,7 @@ export interface Service {
   readonly storage: Storage;
   readonly config: Config;
   readonly app: App;
+  readonly worker: Worker | undefined;
   /** Bound HTTP port, when the API is served. */
   readonly port: number | undefined;
   stop(): Promise<void>;
@@ -51,8 +54,17 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       const server = http;
       stoppers.unshift(() => server.stop());
     }
+    let worker: Worker | undefined;
+    if (options.worker) {
+      worker = new Worker({ db, config, storage, logger, processors: createProcessorRegistry() });
+      await worker.start();
+      const started = worker;
+      // Stop the worker first: running jobs finish (or go back to the queue) while the database is still open.
+      stoppers.unshift(() => started.stop());
+    }
     return {
       db,
+      worker,
       storage,
       config,
       app,

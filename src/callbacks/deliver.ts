@@ -35,6 +35,7 @@ export const DEFAULT_MAX_RESPONSE_BYTES = 4096;
 /** Caller headers that would contradict the request we build, and are ignored. */
 const RESERVED_HEADERS = new Set(['host', 'content-length', 'content-type', 'transfer-encoding', 'connection']);
 
+/** One attempt's input: where, what, and the limits that protect the sender. */
 export interface DeliveryRequest {
   readonly url: string;
   readonly body: string;
@@ -49,6 +50,7 @@ export interface DeliveryRequest {
   readonly resolve?: HostResolver;
 }
 
+/** What one attempt came to; the sender stores it and decides on a retry. */
 export interface DeliveryAttemptResult {
   /** True for a 2xx answer: the receiver has the notification. */
   readonly ok: boolean;
@@ -101,7 +103,8 @@ export async function deliverOnce(request: DeliveryRequest): Promise<DeliveryAtt
   const started = performance.now();
   const latencyMs = (): number => Math.round(performance.now() - started);
   const deadline = new AbortController();
-  const timer = setTimeout(() => deadline.abort(), request.timeoutMs);
+  // setTimeout fires at once for anything above 2^31-1 ms (24.8 days).
+  const timer = setTimeout(() => deadline.abort(), Math.min(request.timeoutMs, 2 ** 31 - 1));
   try {
     // dns.lookup cannot be cancelled; racing it only stops us waiting for it.
     const target = await beforeDeadline(

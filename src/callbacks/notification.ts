@@ -8,8 +8,10 @@ import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
  * file only wraps it and picks the encoding.
  */
 
+/** CI's `CallBackFormat` / queue `ResultFormat`; XML when unset. */
 export type CallbackFormat = 'XML' | 'JSON';
 
+/** A ready-to-POST callback body and its Content-Type. */
 export interface NotificationBody {
   readonly body: string;
   readonly contentType: string;

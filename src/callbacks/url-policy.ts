@@ -67,6 +67,7 @@ export interface ResolvedAddress {
 /** Resolves a host name to all of its addresses. Replaceable in tests. */
 export type HostResolver = (hostname: string) => Promise<ResolvedAddress[]>;
 
+/** The switch from `CallbackConfig`, plus a resolver seam for tests. */
 export interface CallbackUrlPolicyOptions {
   readonly allowPrivateAddresses: boolean;
   /** Defaults to `dns.lookup` with `all: true` (the system resolver, /etc/hosts included). */
@@ -208,6 +209,7 @@ export function validateCallbackUrlSyntax(url: string, options?: { readonly allo
   }
   if (options !== undefined && !options.allowPrivateAddresses) {
     const host = hostOf(parsed);
+    // RFC 6761: *.localhost is loopback whatever DNS says; refuse without asking.
     if (isLocalhostName(host)) throw privateHost(parsed, host, LOCALHOST_RANGE);
     if (net.isIP(host) !== 0) {
       const range = blockedRangeOf(host);
@@ -235,14 +237,13 @@ export async function checkCallbackUrl(url: string, options: CallbackUrlPolicyOp
  * even when private addresses are allowed, for the same reason.
  */
 export async function resolveCallbackTarget(url: string, options: CallbackUrlPolicyOptions): Promise<CallbackTarget> {
-  const parsed = validateCallbackUrlSyntax(url);
+  // Refuses localhost names and private IP literals before any DNS.
+  const parsed = validateCallbackUrlSyntax(url, options);
   const host = hostOf(parsed);
-  // RFC 6761: *.localhost is loopback whatever DNS says; refuse without asking.
-  if (!options.allowPrivateAddresses && isLocalhostName(host)) throw privateHost(parsed, host, LOCALHOST_RANGE);
-
   const version = net.isIP(host);
-  const addresses: ResolvedAddress[] =
-    version !== 0 ? [{ address: host, family: version === 4 ? 4 : 6 }] : await (options.resolve ?? systemResolve)(host);
+  if (version !== 0) return { url: parsed, addresses: [{ address: host, family: version === 4 ? 4 : 6 }] };
+
+  const addresses = await (options.resolve ?? systemResolve)(host);
   if (addresses.length === 0) {
     throw Object.assign(new Error(`Callback host ${host} resolved to no addresses.`), { code: 'ENODATA' });
   }

@@ -14,9 +14,14 @@ import type { XmlObject } from '../xml/tree.js';
 const here = fileURLToPath(import.meta.url);
 const SCHEMAS_DIR = path.resolve(path.dirname(here), here.includes(`${path.sep}dist${path.sep}`) ? '../../..' : '../..', 'schemas');
 
-const ajv = new Ajv({ allErrors: false, verbose: true, strict: true, allowUnionTypes: true });
+// strictRequired is off: `anyOf: [{required: [TemplateId]}, …]` names properties declared beside it, not inside.
+const ajv = new Ajv({ allErrors: false, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true });
 for (const file of readdirSync(SCHEMAS_DIR).filter((f) => f.endsWith('.json'))) {
   ajv.addSchema(JSON.parse(readFileSync(path.join(SCHEMAS_DIR, file), 'utf8')) as object);
+}
+// Compile every schema now, so a broken one stops the start instead of failing a request.
+for (const id of Object.keys(ajv.schemas)) {
+  if (id.endsWith('.json')) ajv.getSchema(id);
 }
 
 export type SchemaId =
@@ -38,7 +43,9 @@ function validator(id: SchemaId): ValidateFunction {
 export function assertMatchesSchema(id: SchemaId, value: XmlObject, elementPath: string): void {
   const validate = validator(id);
   if (validate(value)) return;
-  throw new CiError('InvalidArgument', describeError(validate.errors?.[0], elementPath));
+  // An anyOf failure also reports each branch's failure first; the anyOf itself says more.
+  const errors = validate.errors ?? [];
+  throw new CiError('InvalidArgument', describeError(errors.find((e) => e.keyword === 'anyOf') ?? errors[0], elementPath));
 }
 
 function describeError(error: ErrorObject | undefined, root: string): string {

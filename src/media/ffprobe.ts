@@ -19,6 +19,7 @@ import path from 'node:path';
 /** Numbers ffprobe prints as JSON numbers in some versions and as strings in others. */
 export type FfprobeNumber = number | string;
 
+/** `format` of the report: the container. */
 export interface FfprobeFormat {
   readonly filename?: string;
   readonly nb_streams?: FfprobeNumber;
@@ -32,12 +33,14 @@ export interface FfprobeFormat {
   readonly tags?: Readonly<Record<string, string>>;
 }
 
+/** One entry of a stream's `side_data_list`. */
 export interface FfprobeSideData {
   readonly side_data_type?: string;
   /** Display matrix only: counter-clockwise degrees (see `media-info.ts` on the sign). */
   readonly rotation?: FfprobeNumber;
 }
 
+/** One entry of `streams`; which keys appear depends on `codec_type`. */
 export interface FfprobeStream {
   readonly index?: FfprobeNumber;
   /** `video`, `audio`, `subtitle`, `data`, `attachment`. */
@@ -76,6 +79,7 @@ export interface FfprobeStream {
   readonly side_data_list?: readonly FfprobeSideData[];
 }
 
+/** The whole `-show_format -show_streams` report. */
 export interface FfprobeReport {
   readonly format?: FfprobeFormat;
   readonly streams?: readonly FfprobeStream[];
@@ -110,6 +114,7 @@ const MAX_STDERR_BYTES = 16 * 1024;
  */
 export type FfprobeFailure = 'spawn' | 'exit' | 'crash' | 'timeout' | 'output-limit' | 'bad-output';
 
+/** ffprobe ran (or tried to) and gave no report; `reason` says why. */
 export class FfprobeError extends Error {
   constructor(
     readonly reason: FfprobeFailure,

@@ -1,0 +1,145 @@
+import { sql } from 'kysely';
+import { transitionJob, jobRowToJob, type Executor, type Job, type JobRow } from '../store/jobs.repository.js';
+import { JOB_FAILURE_CODES } from './job-errors.js';
+import { canTransition } from './job-state.js';
+import { endJob } from './outcomes.js';
+
+/*
+ * The hot queue SQL, one named function per step of a job's life in a worker.
+ * Every state change here goes through `transitionJob`/`endJob` or, for the
+ * claim, through an UPDATE whose transition is checked below.
+ */
+
+if (!canTransition('Submitted', 'Running')) throw new Error('claim() needs Submitted → Running');
+
+/**
+ * Claims the most urgent runnable job: highest JobLevel, then oldest.
+ *
+ * Locks, in order:
+ * 1. every Active queue row (FOR UPDATE, in queue_id order so two claimers
+ *    never deadlock). Claims therefore run one at a time, which is what makes
+ *    MaxConcurrent hold across all workers: the running count read in step 2
+ *    cannot change until this transaction commits. A claim takes about a
+ *    millisecond, so this serialisation costs little next to any real job.
+ * 2. one Submitted job in a queue below its MaxConcurrent, with SKIP LOCKED,
+ *    so a job being cancelled or expired right now is simply passed over.
+ * The job's lease starts now; `attempts` counts this run.
+ */
+export async function claimJob(db: Executor, workerId: string, leaseMs: number): Promise<Job | undefined> {
+  const result = await sql<JobRow>`
+    WITH active_queues AS (
+      SELECT queue_id, max_concurrent FROM queues WHERE state = 'Active' ORDER BY queue_id FOR UPDATE
+    ), open_queues AS (
+      SELECT q.queue_id FROM active_queues q
+      WHERE q.max_concurrent > (SELECT count(*) FROM jobs r WHERE r.queue_id = q.queue_id AND r.state = 'Running')
+    ), next_job AS (
+      SELECT job_id FROM jobs
+      WHERE state = 'Submitted' AND run_after <= now() AND expires_at > now()
+        AND queue_id IN (SELECT queue_id FROM open_queues)
+      ORDER BY priority DESC, seq
+      LIMIT 1
+      FOR UPDATE SKIP LOCKED
+    )
+    UPDATE jobs SET
+      state = 'Running',
+      lease_owner = ${workerId},
+      lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
+      attempts = attempts + 1,
+      started_at = coalesce(started_at, now()),
+      progress = 0,
+      updated_at = now()
+    FROM next_job
+    WHERE jobs.job_id = next_job.job_id
+    RETURNING jobs.*`.execute(db);
+  const row = result.rows[0];
+  return row && jobRowToJob(row);
+}
+
+/**
+ * Extends the leases of the jobs this worker runs. Returns the ids it still
+ * holds; a job missing from the answer was cancelled or taken back by the
+ * reaper, and its worker must stop it.
+ */
+export async function renewLeases(db: Executor, workerId: string, jobIds: readonly string[], leaseMs: number): Promise<Set<string>> {
+  if (jobIds.length === 0) return new Set();
+  const rows = await db
+    .updateTable('jobs')
+    .set({ lease_expires_at: sql<Date>`now() + ${leaseMs} * interval '1 millisecond'` as unknown as Date })
+    .where('job_id', 'in', jobIds)
+    .where('lease_owner', '=', workerId)
+    .where('state', '=', 'Running')
+    .returning('job_id')
+    .execute();
+  return new Set(rows.map((r) => r.job_id));
+}
+
+export async function saveProgress(db: Executor, workerId: string, jobId: string, percent: number): Promise<void> {
+  await db.updateTable('jobs').set({ progress: percent }).where('job_id', '=', jobId).where('lease_owner', '=', workerId).execute();
+}
+
+/**
+ * Puts a job whose run failed transiently back in the queue after `delayMs`,
+ * or ends it Failed when it has used all its attempts.
+ */
+export async function retryOrFail(db: Executor, job: Job, workerId: string | undefined, delayMs: number, reason: string): Promise<Job | undefined> {
+  const owner = workerId ? { leaseOwner: workerId } : undefined;
+  if (job.attempts >= job.maxAttempts) {
+    return endJob(db, job.jobId, ['Running'], 'Failed', {
+      code: JOB_FAILURE_CODES.MaxAttemptsExceeded,
+      message: `The job failed ${job.attempts} times; last error: ${reason}`.slice(0, 1000),
+    }, workerId);
+  }
+  return transitionJob(db, job.jobId, ['Running'], 'Submitted', {
+    lease_owner: null,
+    lease_expires_at: null,
+    run_after: sql<Date>`now() + ${Math.round(delayMs)} * interval '1 millisecond'` as unknown as Date,
+    message: `Attempt ${job.attempts} failed: ${reason}`.slice(0, 1000),
+  }, owner);
+}
+
+/**
+ * Takes back jobs whose worker stopped renewing its lease (killed, machine
+ * lost, cut off from the database). Each counts as an attempt used.
+ */
+export async function reapExpiredLeases(db: Executor, limit = 100): Promise<Job[]> {
+  return db.transaction().execute(async (tx) => {
+    const rows = await sql<JobRow>`
+      SELECT * FROM jobs WHERE state = 'Running' AND lease_expires_at < now()
+      ORDER BY lease_expires_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`.execute(tx);
+    const reaped: Job[] = [];
+    for (const row of rows.rows) {
+      const job = jobRowToJob(row);
+      const next = await retryOrFail(tx, job, undefined, 0, 'the worker running it stopped renewing its lease');
+      if (next) reaped.push(next);
+    }
+    return reaped;
+  });
+}
+
+/** Ends jobs that were not started before their deadline (MEDIAJOBS_JOB_TTL). */
+export async function expireWaitingJobs(db: Executor, limit = 100): Promise<Job[]> {
+  return db.transaction().execute(async (tx) => {
+    const rows = await sql<{ job_id: string }>`
+      SELECT job_id FROM jobs WHERE state IN ('Submitted', 'Pause') AND expires_at <= now()
+      ORDER BY expires_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`.execute(tx);
+    const expired: Job[] = [];
+    for (const { job_id } of rows.rows) {
+      const job = await endJob(tx, job_id, ['Submitted', 'Pause'], 'Failed', {
+        code: JOB_FAILURE_CODES.JobExpired,
+        message: 'The job expired before a worker started it.',
+      });
+      if (job) expired.push(job);
+    }
+    return expired;
+  });
+}
+
+/** Hands a job back to the queue without counting the attempt (graceful shutdown). */
+export async function releaseJob(db: Executor, job: Job, workerId: string): Promise<void> {
+  await transitionJob(db, job.jobId, ['Running'], 'Submitted', {
+    lease_owner: null,
+    lease_expires_at: null,
+    attempts: Math.max(0, job.attempts - 1),
+    progress: 0,
+  }, { leaseOwner: workerId });
+}

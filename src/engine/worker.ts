@@ -1,0 +1,233 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import { nextRetryDelayMs } from '../callbacks/backoff.js';
+import type { Config } from '../config.js';
+import type { Processor } from '../processors/processor.js';
+import type { Db } from '../store/database.js';
+import type { Job } from '../store/jobs.repository.js';
+import { findTemplate } from '../store/templates.repository.js';
+import type { Storage } from '../storage/storage.js';
+import type { XmlObject } from '../xml/tree.js';
+import { CHANNELS } from './channels.js';
+import { PermanentJobError, RetryLaterError } from './job-errors.js';
+import { endJob } from './outcomes.js';
+import { claimJob, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, retryOrFail, saveProgress } from './queue.sql.js';
+import { withDbRetry } from './db-retry.js';
+
+export interface WorkerDeps {
+  readonly db: Db;
+  readonly config: Config;
+  readonly storage: Storage;
+  readonly logger: Logger;
+  readonly processors: ReadonlyMap<string, Processor>;
+}
+
+/** Why a running job's AbortSignal fired. */
+type StopReason = 'cancelled' | 'lease-lost' | 'shutdown';
+
+interface RunningJob {
+  readonly job: Job;
+  readonly controller: AbortController;
+  stopReason?: StopReason;
+  done: Promise<void>;
+}
+
+const PROGRESS_WRITE_INTERVAL_MS = 500;
+
+/**
+ * A worker: claims jobs from the shared Postgres queue and runs up to
+ * `config.concurrency` of them at once. Woken by NOTIFY when jobs arrive, and
+ * by a poll every `pollIntervalMs` in case a notification was lost (the
+ * listener reconnecting after a database restart, say). Any number of workers
+ * in any number of processes can share one database.
+ */
+export class Worker {
+  readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly running = new Map<string, RunningJob>();
+  private readonly log: Logger;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly unsubscribers: Array<() => Promise<void>> = [];
+  private accepting = false;
+  private filling = false;
+  private refillRequested = false;
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.log = deps.logger.child({ workerId: this.workerId });
+  }
+
+  /** Jobs this worker is running now. */
+  get activeJobIds(): string[] {
+    return [...this.running.keys()];
+  }
+
+  async start(): Promise<void> {
+    const { db, config } = this.deps;
+    this.accepting = true;
+    this.unsubscribers.push(await db.listen(CHANNELS.jobsAvailable, () => this.wake()));
+    this.unsubscribers.push(await db.listen(CHANNELS.jobCancelled, (jobId) => this.stopJob(jobId, 'cancelled')));
+    this.every(config.pollIntervalMs, () => this.wake());
+    this.every(Math.max(100, Math.floor(config.leaseMs / 3)), () => this.renew());
+    this.every(Math.max(200, Math.min(config.leaseMs / 2, 5000)), () => this.maintain());
+    this.wake();
+  }
+
+  /**
+   * Stops claiming, gives running jobs `graceMs` to finish, then aborts the
+   * rest and hands them back to the queue so another worker runs them.
+   */
+  async stop(graceMs = this.deps.config.shutdownGraceMs): Promise<void> {
+    this.accepting = false;
+    for (const unsubscribe of this.unsubscribers.splice(0)) await unsubscribe().catch(() => undefined);
+    const all = () => Promise.all([...this.running.values()].map((r) => r.done));
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
+    await Promise.race([all(), graceOver]);
+    clearTimeout(timer);
+    for (const run of this.running.values()) {
+      run.stopReason = 'shutdown';
+      run.controller.abort(new Error('worker shutting down'));
+    }
+    await all();
+    for (const t of this.timers.splice(0)) clearInterval(t);
+  }
+
+  private every(ms: number, task: () => unknown): void {
+    const timer = setInterval(task, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  /** Claims jobs until the worker is full or the queue has nothing runnable. */
+  private wake(): void {
+    if (!this.accepting) return;
+    if (this.filling) {
+      this.refillRequested = true;
+      return;
+    }
+    this.filling = true;
+    void this.fill().finally(() => {
+      this.filling = false;
+      if (this.refillRequested) {
+        this.refillRequested = false;
+        this.wake();
+      }
+    });
+  }
+
+  private async fill(): Promise<void> {
+    const { db, config } = this.deps;
+    while (this.accepting && this.running.size < config.concurrency) {
+      let job: Job | undefined;
+      try {
+        job = await claimJob(db.kysely, this.workerId, config.leaseMs);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'claim failed; will retry on the next poll');
+        return;
+      }
+      if (!job) return;
+      this.launch(job);
+    }
+  }
+
+  private launch(job: Job): void {
+    const controller = new AbortController();
+    const run: RunningJob = { job, controller, done: Promise.resolve() };
+    this.running.set(job.jobId, run);
+    run.done = this.execute(run).finally(() => {
+      this.running.delete(job.jobId);
+      this.wake();
+    });
+  }
+
+  private async execute(run: RunningJob): Promise<void> {
+    const { job, controller } = run;
+    const { db, config, storage } = this.deps;
+    const log = this.log.child({ jobId: job.jobId, tag: job.tag, attempt: job.attempts });
+    let lastProgressWrite = 0;
+    try {
+      const processor = this.deps.processors.get(job.tag);
+      if (!processor) throw new PermanentJobError('InvalidArgument', `No processor runs Tag ${job.tag} on this worker.`);
+      const operation = await this.resolveOperation(job);
+      const result = await processor.run({
+        job: { jobId: job.jobId, tag: job.tag, bucket: job.bucket, region: job.region, inputObject: job.inputObject, operation },
+        storage,
+        config,
+        signal: controller.signal,
+        setProgress: (percent) => {
+          const now = Date.now();
+          if (now - lastProgressWrite < PROGRESS_WRITE_INTERVAL_MS) return;
+          lastProgressWrite = now;
+          saveProgress(db.kysely, this.workerId, job.jobId, Math.max(0, Math.min(100, Math.round(percent)))).catch(() => undefined);
+        },
+      });
+      if (run.stopReason) return this.afterStop(run, log);
+      await withDbRetry(() => db.kysely.transaction().execute((tx) =>
+        endJob(tx, job.jobId, ['Running'], 'Success', { code: 'Success', message: '', result }, this.workerId)));
+    } catch (err) {
+      if (run.stopReason) return this.afterStop(run, log);
+      if (err instanceof PermanentJobError) {
+        log.info({ code: err.code, message: err.message }, 'job failed');
+        await withDbRetry(() => db.kysely.transaction().execute((tx) =>
+          endJob(tx, job.jobId, ['Running'], 'Failed', { code: err.code, message: err.message }, this.workerId)));
+        return;
+      }
+      const delay = err instanceof RetryLaterError && err.delayMs !== undefined ? err.delayMs : nextRetryDelayMs(job.attempts);
+      log.warn({ err: (err as Error).message, delay }, 'job attempt failed; retrying');
+      await withDbRetry(() => db.kysely.transaction().execute((tx) =>
+        retryOrFail(tx, job, this.workerId, delay, (err as Error).message ?? String(err))));
+    }
+  }
+
+  /** A PicProcess job with a TemplateId runs the template's current rule (TemplateId wins over inline). */
+  private async resolveOperation(job: Job): Promise<XmlObject> {
+    const templateId = job.operation.TemplateId;
+    if (typeof templateId !== 'string') return job.operation;
+    const template = await findTemplate(this.deps.db.kysely, job.bucket, templateId);
+    if (!template) throw new PermanentJobError('InvalidArgument', `The template ${templateId} no longer exists.`);
+    return { ...job.operation, [template.tag]: template.body };
+  }
+
+  private async afterStop(run: RunningJob, log: Logger): Promise<void> {
+    if (run.stopReason === 'shutdown') {
+      log.info('handing the job back to the queue');
+      await withDbRetry(() => releaseJob(this.deps.db.kysely, run.job, this.workerId)).catch(() => undefined);
+    } else {
+      log.info({ reason: run.stopReason }, 'job stopped');
+    }
+  }
+
+  private stopJob(jobId: string, reason: StopReason): void {
+    const run = this.running.get(jobId);
+    if (!run || run.stopReason) return;
+    run.stopReason = reason;
+    run.controller.abort(new Error(`job ${reason}`));
+  }
+
+  /** Renews the leases of running jobs; stops any this worker no longer holds. */
+  private async renew(): Promise<void> {
+    const ids = this.activeJobIds;
+    if (ids.length === 0) return;
+    try {
+      const held = await renewLeases(this.deps.db.kysely, this.workerId, ids, this.deps.config.leaseMs);
+      for (const id of ids) {
+        if (!held.has(id) && this.running.has(id)) this.stopJob(id, 'lease-lost');
+      }
+    } catch (err) {
+      // The database is unreachable: keep working; if the outage outlasts the
+      // lease, the reaper gives the job to someone else and our finish is refused.
+      this.log.warn({ err: (err as Error).message }, 'lease renewal failed');
+    }
+  }
+
+  private async maintain(): Promise<void> {
+    try {
+      const reaped = await reapExpiredLeases(this.deps.db.kysely);
+      if (reaped.length) this.log.warn({ jobIds: reaped.map((j) => j.jobId) }, 'took back jobs whose worker stopped renewing its lease');
+      await expireWaitingJobs(this.deps.db.kysely);
+      if (reaped.length) this.wake();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'maintenance failed');
+    }
+  }
+}

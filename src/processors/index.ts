@@ -1,0 +1,7 @@
+import { mediaInfoProcessor } from './media-info.js';
+import type { Processor } from './processor.js';
+
+/** Tag → processor: what the workers of this build can run. */
+export function createProcessorRegistry(): ReadonlyMap<string, Processor> {
+  return new Map([mediaInfoProcessor].map((p) => [p.tag, p]));
+}

@@ -1,0 +1,116 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { FfprobeError, runFfprobe } from '../../src/media/ffprobe.js';
+
+const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/media');
+const fixture = (name: string): string => path.join(FIXTURES, name);
+
+async function rejection(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  throw new Error('expected a rejection');
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitForFile(file: string, timeoutMs = 5000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await fs.readFile(file, 'utf8').catch(() => '');
+    if (text.trim() !== '') return text.trim();
+    if (Date.now() > deadline) throw new Error(`${file} was not written`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('runFfprobe', () => {
+  let dir: string;
+  let pidFile: string;
+  /** A stand-in ffprobe that records its pid and then hangs. */
+  let hangingProbe: string;
+
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mediajobs-ffprobe-'));
+    pidFile = path.join(dir, 'pid');
+    hangingProbe = path.join(dir, 'hanging-ffprobe.sh');
+    await fs.writeFile(hangingProbe, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 30\n`, { mode: 0o755 });
+  });
+  afterEach(() => fs.rm(pidFile, { force: true }));
+  after(() => fs.rm(dir, { recursive: true, force: true }));
+
+  it('returns the parsed report of a media file', async () => {
+    const report = await runFfprobe(fixture('h264-aac.mp4'));
+    expect(report.format?.format_name).to.equal('mov,mp4,m4a,3gp,3g2,mj2');
+    expect(report.streams?.map((s) => s.codec_type)).to.deep.equal(['video', 'audio']);
+  });
+
+  it('reads a file whose name looks like a protocol as a plain file', async () => {
+    const tricky = path.join(dir, 'concat:http:evil.mp4');
+    await fs.copyFile(fixture('hevc.mp4'), tricky);
+    const report = await runFfprobe(tricky);
+    expect(report.streams?.[0].codec_name).to.equal('hevc');
+  });
+
+  for (const name of ['truncated.mp4', 'not-media.mp4']) {
+    it(`fails with reason 'exit' and ffprobe's stderr for ${name}`, async () => {
+      const err = await rejection(runFfprobe(fixture(name)));
+      expect(err).to.be.instanceOf(FfprobeError);
+      const failure = err as FfprobeError;
+      expect(failure.reason).to.equal('exit');
+      expect(failure.exitCode).to.equal(1);
+      expect(failure.firstStderrLine).to.match(/moov atom not found/);
+    });
+  }
+
+  it("fails with reason 'spawn' when the binary does not exist", async () => {
+    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { ffprobePath: path.join(dir, 'no-such-ffprobe') }));
+    expect(err).to.be.instanceOf(FfprobeError).with.property('reason', 'spawn');
+  });
+
+  it("kills ffprobe and fails with reason 'output-limit' when the report is too large", async () => {
+    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { maxOutputBytes: 100 }));
+    expect(err).to.be.instanceOf(FfprobeError).with.property('reason', 'output-limit');
+  });
+
+  it("kills ffprobe and fails with reason 'timeout' when it hangs", async () => {
+    const started = Date.now();
+    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { ffprobePath: hangingProbe, timeoutMs: 200 }));
+    expect(err).to.be.instanceOf(FfprobeError).with.property('reason', 'timeout');
+    expect(Date.now() - started).to.be.below(2000);
+    expect(isAlive(Number(await waitForFile(pidFile)))).to.equal(false);
+  });
+
+  it('kills ffprobe promptly on abort and rejects with the abort reason', async () => {
+    const controller = new AbortController();
+    const probe = rejection(runFfprobe(fixture('h264-aac.mp4'), { ffprobePath: hangingProbe, signal: controller.signal }));
+    const pid = Number(await waitForFile(pidFile));
+    expect(isAlive(pid)).to.equal(true);
+    const reason = new Error('cancelled');
+    const abortedAt = Date.now();
+    controller.abort(reason);
+    expect(await probe).to.equal(reason);
+    expect(Date.now() - abortedAt).to.be.below(500);
+    expect(isAlive(pid)).to.equal(false);
+  });
+
+  it('does not start ffprobe when the signal is already aborted', async () => {
+    const reason = new Error('already cancelled');
+    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { ffprobePath: hangingProbe, signal: AbortSignal.abort(reason) }));
+    expect(err).to.equal(reason);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(await fs.readFile(pidFile, 'utf8').catch(() => 'not started')).to.equal('not started');
+  });
+});
