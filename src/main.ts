@@ -8,6 +8,7 @@ import { migrate } from './store/migrate.js';
 import { LocalDiskStorage } from './storage/local-disk.js';
 import { Worker } from './engine/worker.js';
 import { createProcessorRegistry } from './processors/index.js';
+import type { Processor } from './processors/processor.js';
 import type { Storage } from './storage/storage.js';
 
 export interface ServiceOptions {
@@ -16,6 +17,8 @@ export interface ServiceOptions {
   /** Run workers in this process. */
   readonly worker: boolean;
   readonly logger?: Logger;
+  /** Tag → processor; defaults to every processor of this build. */
+  readonly processors?: ReadonlyMap<string, Processor>;
 }
 
 export interface Service {
@@ -56,7 +59,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     }
     let worker: Worker | undefined;
     if (options.worker) {
-      worker = new Worker({ db, config, storage, logger, processors: createProcessorRegistry() });
+      worker = new Worker({ db, config, storage, logger, processors: options.processors ?? createProcessorRegistry() });
       await worker.start();
       const started = worker;
       // Stop the worker first: running jobs finish (or go back to the queue) while the database is still open.

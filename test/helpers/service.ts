@@ -3,7 +3,8 @@ import { XMLParser } from 'fast-xml-parser';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '../../src/config.js';
 import { startService, type Service } from '../../src/main.js';
-import { freshDatabase } from './databases.js';
+import { freshDatabase, type FreshDatabase } from './databases.js';
+import type { Processor } from '../../src/processors/processor.js';
 
 export interface TestResponse {
   readonly status: number;
@@ -32,8 +33,8 @@ export function parseXml(text: string): Record<string, any> {
  * A service on a fresh database, listening on a free loopback port. Workers
  * are off unless asked for, so API tests see jobs stay Submitted.
  */
-export async function startTestService(options: { worker?: boolean; env?: Record<string, string> } = {}): Promise<TestService> {
-  const fresh = await freshDatabase();
+export async function startTestService(options: { worker?: boolean; env?: Record<string, string>; processors?: ReadonlyMap<string, Processor>; database?: FreshDatabase } = {}): Promise<TestService> {
+  const fresh = options.database ?? await freshDatabase();
   const config = loadConfig({
     MEDIAJOBS_PORT: '0',
     MEDIAJOBS_DATA_DIR: fresh.dataDir,
@@ -41,7 +42,7 @@ export async function startTestService(options: { worker?: boolean; env?: Record
     MEDIAJOBS_LOG_LEVEL: 'silent',
     ...options.env,
   });
-  const service = await startService(config, { api: true, worker: options.worker ?? false, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
+  const service = await startService(config, { api: true, worker: options.worker ?? false, processors: options.processors, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
   const baseUrl = `http://127.0.0.1:${service.port}`;
   return {
     service,

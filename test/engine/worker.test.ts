@@ -1,0 +1,203 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { expect } from 'chai';
+import { PermanentJobError, RetryLaterError } from '../../src/engine/job-errors.js';
+import type { Processor } from '../../src/processors/processor.js';
+import { defaultQueueId, describeJob, mediaInfoRequest, putFixture, setQueue, submit, waitForState } from '../helpers/jobs.js';
+import { startTestService, waitFor, type TestService } from '../helpers/service.js';
+
+const CI_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}$/;
+
+describe('worker', () => {
+  describe('with the real MediaInfo processor', () => {
+    let api: TestService;
+    before(async () => {
+      api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '2' } });
+      await putFixture(api, 'fixtures/media/h264-aac.mp4', 'input/demo.mp4');
+      await putFixture(api, 'fixtures/media/truncated.mp4', 'input/truncated.mp4');
+    });
+    after(async () => { await api.stop(); });
+
+    it('runs a MediaInfo job to Success with its MediaInfo, times and Progress', async () => {
+      const id = await submit(api, mediaInfoRequest('input/demo.mp4', { userData: 'hello' }));
+      const detail = await waitForState(api, id);
+      expect(detail.State).to.equal('Success');
+      expect(detail.Code).to.equal('Success');
+      expect(detail.Progress).to.equal('100');
+      expect(detail.StartTime).to.match(CI_TIME);
+      expect(detail.EndTime).to.match(CI_TIME);
+      const info = detail.Operation.MediaInfo;
+      expect(info.Format.FormatName).to.equal('mov,mp4,m4a,3gp,3g2,mj2');
+      expect(info.Format.NumStream).to.equal('2');
+      expect(info.Stream.Video.CodecName).to.equal('h264');
+      expect(info.Stream.Audio.CodecName).to.equal('aac');
+      expect(detail.Operation.UserData).to.equal('hello');
+      expect(detail.Operation.JobLevel).to.equal('0');
+      expect(Object.keys(detail.Operation)).to.deep.equal(['MediaInfo', 'UserData', 'JobLevel']);
+    });
+
+    it('fails a job whose input is missing with NoSuchKey, at once', async () => {
+      const detail = await waitForState(api, await submit(api, mediaInfoRequest('input/nothing-here.mp4')));
+      expect(detail.State).to.equal('Failed');
+      expect(detail.Code).to.equal('NoSuchKey');
+      expect(detail.Message).to.include('input/nothing-here.mp4');
+    });
+
+    it('fails a truncated file with InvalidMedia and a clear message', async () => {
+      const detail = await waitForState(api, await submit(api, mediaInfoRequest('input/truncated.mp4')));
+      expect(detail.State).to.equal('Failed');
+      expect(detail.Code).to.equal('InvalidMedia');
+      expect(detail.Message).to.match(/not a readable media file/);
+    });
+  });
+
+  describe('scheduling', () => {
+    let api: TestService;
+    const order: string[] = [];
+    const recorder: Processor = {
+      tag: 'MediaInfo',
+      async run(ctx) {
+        order.push(ctx.job.jobId);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return {};
+      },
+    };
+    before(async () => {
+      api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '200ms' }, processors: new Map([['MediaInfo', recorder]]) });
+    });
+    after(async () => { await api.stop(); });
+
+    it('runs the highest JobLevel first, then the oldest', async () => {
+      const queueId = await defaultQueueId(api);
+      await setQueue(api, queueId, 'Paused');
+      const levels = [0, 2, 1, 2, 0, 1];
+      const ids: string[] = [];
+      for (const level of levels) ids.push(await submit(api, mediaInfoRequest('in.mp4', { jobLevel: level })));
+      order.length = 0;
+      await setQueue(api, queueId, 'Active');
+      for (const id of ids) await waitForState(api, id);
+      expect(order).to.deep.equal([ids[1], ids[3], ids[2], ids[5], ids[0], ids[4]]);
+    });
+
+    it('never claims from a paused queue, and resumes in the original order', async () => {
+      const queueId = await defaultQueueId(api);
+      await setQueue(api, queueId, 'Paused');
+      const ids = [await submit(api, mediaInfoRequest('a.mp4')), await submit(api, mediaInfoRequest('b.mp4'))];
+      order.length = 0;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(order).to.deep.equal([]);
+      for (const id of ids) expect((await describeJob(api, id)).State).to.equal('Pause');
+      await setQueue(api, queueId, 'Active');
+      for (const id of ids) expect((await waitForState(api, id)).State).to.equal('Success');
+      expect(order).to.deep.equal(ids);
+    });
+
+    it('ends a job not started before MEDIAJOBS_JOB_TTL as Failed JobExpired', async () => {
+      const short = await startTestService({ worker: true, env: { MEDIAJOBS_JOB_TTL: '300ms', MEDIAJOBS_LEASE: '600ms' }, processors: new Map([['MediaInfo', recorder]]) });
+      try {
+        const queueId = await defaultQueueId(short);
+        await setQueue(short, queueId, 'Paused');
+        const id = await submit(short, mediaInfoRequest('a.mp4'));
+        const detail = await waitForState(short, id, 'Failed', 10_000);
+        expect(detail.Code).to.equal('JobExpired');
+        expect(detail.StartTime).to.equal('-');
+      } finally {
+        await short.stop();
+      }
+    });
+  });
+
+  describe('outcomes', () => {
+    let api: TestService;
+    const attemptsSeen = new Map<string, number>();
+    const flaky: Processor = {
+      tag: 'MediaInfo',
+      async run(ctx) {
+        const n = (attemptsSeen.get(ctx.job.jobId) ?? 0) + 1;
+        attemptsSeen.set(ctx.job.jobId, n);
+        if (ctx.job.inputObject === 'always-fails.mp4') throw new RetryLaterError('storage is down', 50);
+        if (ctx.job.inputObject === 'bad.mp4') throw new PermanentJobError('InvalidMedia', 'not media');
+        if (n === 1) throw new RetryLaterError('first attempt hiccup', 50);
+        return { MediaInfo: { Format: { Duration: '1.000000' } } };
+      },
+    };
+    before(async () => {
+      api = await startTestService({ worker: true, env: { MEDIAJOBS_MAX_ATTEMPTS: '3', MEDIAJOBS_POLL_INTERVAL: '100ms' }, processors: new Map([['MediaInfo', flaky]]) });
+    });
+    after(async () => { await api.stop(); });
+
+    it('retries a transient failure and then succeeds', async () => {
+      const id = await submit(api, mediaInfoRequest('flaky.mp4'));
+      const detail = await waitForState(api, id);
+      expect(detail.State).to.equal('Success');
+      expect(attemptsSeen.get(id)).to.equal(2);
+      expect(detail.Operation.MediaInfo.Format.Duration).to.equal('1.000000');
+    });
+
+    it('fails at once on a permanent error, without retrying', async () => {
+      const id = await submit(api, mediaInfoRequest('bad.mp4'));
+      const detail = await waitForState(api, id);
+      expect(detail).to.include({ State: 'Failed', Code: 'InvalidMedia', Message: 'not media' });
+      expect(attemptsSeen.get(id)).to.equal(1);
+    });
+
+    it('ends Failed MaxAttemptsExceeded after the last attempt', async () => {
+      const id = await submit(api, mediaInfoRequest('always-fails.mp4'));
+      const detail = await waitForState(api, id);
+      expect(detail).to.include({ State: 'Failed', Code: 'MaxAttemptsExceeded' });
+      expect(detail.Message).to.include('storage is down');
+      expect(attemptsSeen.get(id)).to.equal(3);
+    });
+  });
+
+  describe('cancel and shutdown', () => {
+    let children: ChildProcess[] = [];
+    const sleeper: Processor = {
+      tag: 'MediaInfo',
+      run(ctx) {
+        return new Promise((resolve, reject) => {
+          const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+          children.push(child);
+          const onAbort = () => child.kill('SIGKILL');
+          ctx.signal.addEventListener('abort', onAbort, { once: true });
+          child.on('exit', (code) => {
+            ctx.signal.removeEventListener('abort', onAbort);
+            if (code === 0) resolve({});
+            else reject(ctx.signal.reason ?? new Error(`sleep exited ${code}`));
+          });
+        });
+      },
+    };
+    afterEach(() => {
+      for (const child of children) child.kill('SIGKILL');
+      children = [];
+    });
+
+    it('cancels a Running job: its child process is killed and it ends Cancel', async () => {
+      const api = await startTestService({ worker: true, processors: new Map([['MediaInfo', sleeper]]) });
+      try {
+        const id = await submit(api, mediaInfoRequest('long.mp4'));
+        await waitForState(api, id, 'Running');
+        await waitFor(async () => (children.length ? true : undefined));
+        const res = await api.request('PUT', `/jobs/${id}?cancel`);
+        expect(res.status, res.text).to.equal(200);
+        expect((await describeJob(api, id)).State).to.equal('Cancel');
+        await waitFor(async () => (children[0].exitCode !== null || children[0].signalCode !== null ? true : undefined), 5000, 'the child to die');
+        expect(children[0].signalCode).to.equal('SIGKILL');
+        expect((await describeJob(api, id)).State).to.equal('Cancel');
+      } finally {
+        await api.stop();
+      }
+    });
+
+    it('on shutdown, hands a running job back to the queue after the grace period', async () => {
+      const api = await startTestService({ worker: true, env: { MEDIAJOBS_SHUTDOWN_GRACE: '200ms' }, processors: new Map([['MediaInfo', sleeper]]) });
+      const id = await submit(api, mediaInfoRequest('long.mp4'));
+      await waitForState(api, id, 'Running');
+      await api.service.worker!.stop(200);
+      const detail = await describeJob(api, id);
+      await api.stop();
+      expect(detail.State).to.equal('Submitted');
+      expect(children[0].signalCode).to.equal('SIGKILL');
+    });
+  });
+});

@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import { expect } from 'chai';
+import type { TestService } from './service.js';
+import { waitFor } from './service.js';
+
+export const BUCKET = 'local-1250000000';
+const FINAL = new Set(['Success', 'Failed', 'Cancel']);
+
+/** Copies a fixture into the default bucket under `key`. */
+export async function putFixture(api: TestService, fixture: string, key: string): Promise<void> {
+  await api.service.storage.put(BUCKET, key, readFileSync(fixture));
+}
+
+export function mediaInfoRequest(object: string, options: { jobLevel?: number; queueId?: string; userData?: string; callBack?: string; callBackFormat?: string } = {}): string {
+  return '<Request><Tag>MediaInfo</Tag>'
+    + `<Input><Object>${object}</Object></Input>`
+    + `<Operation>${options.userData ? `<UserData>${options.userData}</UserData>` : ''}<JobLevel>${options.jobLevel ?? 0}</JobLevel></Operation>`
+    + (options.queueId ? `<QueueId>${options.queueId}</QueueId>` : '')
+    + (options.callBack ? `<CallBack>${options.callBack}</CallBack>` : '')
+    + (options.callBackFormat ? `<CallBackFormat>${options.callBackFormat}</CallBackFormat>` : '')
+    + '</Request>';
+}
+
+/** Submits one job and returns its JobId. */
+export async function submit(api: TestService, body: string): Promise<string> {
+  const res = await api.request('POST', '/jobs', { body });
+  expect(res.status, res.text).to.equal(200);
+  return res.xml.Response.JobsDetail.JobId as string;
+}
+
+export async function describeJob(api: TestService, jobId: string): Promise<Record<string, any>> {
+  const res = await api.request('GET', `/jobs/${jobId}`);
+  expect(res.status, res.text).to.equal(200);
+  return res.xml.Response.JobsDetail as Record<string, any>;
+}
+
+export async function waitForState(api: TestService, jobId: string, states: string | string[] = [...FINAL], timeoutMs = 20_000): Promise<Record<string, any>> {
+  const wanted = Array.isArray(states) ? states : [states];
+  return waitFor(async () => {
+    const detail = await describeJob(api, jobId);
+    return wanted.includes(detail.State) ? detail : undefined;
+  }, timeoutMs, `job ${jobId} to reach ${wanted.join('/')}`);
+}
+
+export async function defaultQueueId(api: TestService): Promise<string> {
+  const res = await api.request('GET', '/queue');
+  const list = res.xml.Response.QueueList;
+  return (Array.isArray(list) ? list[0] : list).QueueId as string;
+}
+
+export async function setQueue(api: TestService, queueId: string, state: 'Active' | 'Paused', extra = ''): Promise<void> {
+  const res = await api.request('PUT', `/queue/${queueId}`, { body: `<Request><Name>q</Name><State>${state}</State>${extra}</Request>` });
+  expect(res.status, res.text).to.equal(200);
+}
