@@ -69,6 +69,7 @@ export class Worker {
     this.every(config.pollIntervalMs, () => this.wake());
     this.every(Math.max(100, Math.floor(config.leaseMs / 3)), () => this.renew());
     this.every(Math.max(200, Math.min(config.leaseMs / 2, 5000)), () => this.maintain());
+    this.log.info({ concurrency: config.concurrency }, 'worker started');
     this.wake();
   }
 
