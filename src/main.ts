@@ -7,6 +7,7 @@ import { openDatabase, type Db } from './store/database.js';
 import { migrate } from './store/migrate.js';
 import { LocalDiskStorage } from './storage/local-disk.js';
 import { Worker } from './engine/worker.js';
+import { CallbackSender } from './callbacks/sender.js';
 import { createProcessorRegistry } from './processors/index.js';
 import type { Processor } from './processors/processor.js';
 import type { Storage } from './storage/storage.js';
@@ -65,6 +66,10 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       // Stop the worker first: running jobs finish (or go back to the queue) while the database is still open.
       stoppers.unshift(() => started.stop());
     }
+    // Every process delivers callbacks, so notifications go out as long as any process runs.
+    const sender = new CallbackSender(db, config.callbacks, logger);
+    await sender.start();
+    stoppers.splice(stoppers.length - 1, 0, () => sender.stop());
     return {
       db,
       worker,

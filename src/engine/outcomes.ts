@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { enqueueTaskFinish } from '../callbacks/outbox.js';
 import { transitionJob, type Executor, type Job, type JobPatch } from '../store/jobs.repository.js';
 import type { XmlObject } from '../xml/tree.js';
 import type { JobState } from './job-state.js';
@@ -32,5 +33,6 @@ export async function endJob(
     ...(outcome.result ? { result: JSON.stringify(outcome.result) } : {}),
   };
   const job = await transitionJob(tx, jobId, from, to, patch, leaseOwner ? { leaseOwner } : undefined);
+  if (job) await enqueueTaskFinish(tx, job);
   return job;
 }

@@ -41,7 +41,7 @@ export async function submitJobs(db: Db, config: Config, target: SubmitTarget, r
   }
   const input = request.Input as XmlObject;
   const inputObject = assertSafeObjectKey(input.Object as string, 'Request/Input/Object');
-  const callback = parseCallback(request);
+  const callback = parseCallback(request, config.callbacks.allowPrivateAddresses);
 
   return db.kysely.transaction().execute(async (tx) => {
     const queue = await resolveQueue(tx, target.bucket, request.QueueId as string | undefined);
@@ -119,11 +119,11 @@ async function planOperation(tx: Executor, bucket: string, tag: string, operatio
   return { tag, operation: echo, priority: Number(level) };
 }
 
-function parseCallback(request: XmlObject): JobCallback {
+function parseCallback(request: XmlObject, allowPrivateAddresses: boolean): JobCallback {
   const url = (request.CallBack as string | undefined) || undefined;
   if (url !== undefined && url !== 'no') {
     try {
-      validateCallbackUrlSyntax(url);
+      validateCallbackUrlSyntax(url, { allowPrivateAddresses });
     } catch (err) {
       throw new CiError('InvalidArgument', `Request/CallBack ${(err as Error).message}`);
     }

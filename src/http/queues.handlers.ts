@@ -43,7 +43,7 @@ export const updateMediaQueueHandler: Handler = async (ctx, deps) => {
   const request = await readXmlBody(ctx, deps.config.maxBodyBytes);
   assertMatchesSchema('update-media-queue.request.json', request, 'Request');
   const notify = request.NotifyConfig as XmlObject | undefined;
-  const notifyConfig = notify === undefined ? undefined : parseNotifyConfig(notify);
+  const notifyConfig = notify === undefined ? undefined : parseNotifyConfig(notify, deps.config.callbacks.allowPrivateAddresses);
   const queue = await updateMediaQueue(deps.db, ctx.state.bucket, queueId, {
     name: request.Name as string,
     state: request.State as 'Active' | 'Paused',
@@ -53,7 +53,7 @@ export const updateMediaQueueHandler: Handler = async (ctx, deps) => {
   writeXml(ctx, buildUpdateMediaQueueResponse(ctx.state.requestId, queue));
 };
 
-function parseNotifyConfig(notify: XmlObject): NotifyConfig {
+function parseNotifyConfig(notify: XmlObject, allowPrivateAddresses: boolean): NotifyConfig {
   const config: NotifyConfig = {
     Url: (notify.Url as string | undefined) ?? '',
     Event: (notify.Event as string | undefined) ?? 'TaskFinish',
@@ -63,7 +63,7 @@ function parseNotifyConfig(notify: XmlObject): NotifyConfig {
   };
   if (config.State === 'On') {
     try {
-      validateCallbackUrlSyntax(config.Url ?? '');
+      validateCallbackUrlSyntax(config.Url ?? '', { allowPrivateAddresses });
     } catch (err) {
       throw new CiError('InvalidArgument', `Request/NotifyConfig/Url ${(err as Error).message}`);
     }

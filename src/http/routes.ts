@@ -1,6 +1,8 @@
+import { describeCallbacks, redeliverCallback } from './callbacks.handlers.js';
 import type { Handler } from './handler.js';
 import { cancelMediaJob, createMediaJobs, describeMediaJob, describeMediaJobs } from './jobs.handlers.js';
 import { describeMediaQueues, updateMediaQueueHandler } from './queues.handlers.js';
+import { createMediaTemplate, deleteMediaTemplate, describeMediaTemplates, updateMediaTemplate } from './templates.handlers.js';
 
 export interface Route {
   readonly method: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -21,4 +23,10 @@ export const ROUTES: readonly Route[] = [
   { method: 'PUT', path: '/jobs/:ids', handler: cancelMediaJob, name: 'CancelMediaJob' },
   { method: 'GET', path: '/queue', handler: describeMediaQueues, name: 'DescribeMediaQueues' },
   { method: 'PUT', path: '/queue/:queueId', handler: updateMediaQueueHandler, name: 'UpdateMediaQueue' },
+  { method: 'POST', path: '/template', handler: createMediaTemplate, name: 'CreateMediaTemplate' },
+  { method: 'GET', path: '/template', handler: describeMediaTemplates, name: 'DescribeMediaTemplates' },
+  { method: 'PUT', path: '/template/:templateId', handler: updateMediaTemplate, name: 'UpdateMediaTemplate' },
+  { method: 'DELETE', path: '/template/:templateId', handler: deleteMediaTemplate, name: 'DeleteMediaTemplate' },
+  { method: 'GET', path: '/callbacks', handler: describeCallbacks, name: 'DescribeCallbacks' },
+  { method: 'POST', path: '/callbacks/:deliveryId', handler: redeliverCallback, name: 'RedeliverCallback' },
 ];

@@ -9,7 +9,7 @@
  * frames (1 for still images); *quality* is the estimated encoder quality of a
  * lossy source, `undefined` when there is nothing to estimate (lossless).
  */
-import sharp from 'sharp';
+import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { JOB_FAILURE_CODES, PermanentJobError } from '../engine/job-errors.js';
 import { decodeBmp, isBmp, readBmpHeader } from './bmp.js';
 import { estimateJpegQuality, estimateWebpQuality } from './quality-estimate.js';
@@ -32,7 +32,7 @@ export interface SourceImage {
 }
 
 /** CI's upper-case type names (`ImageInfo/Format`). */
-export const FORMAT_NAMES: Readonly<Record<InputFormat | 'bmp', string>> = {
+export const FORMAT_NAMES: Readonly<Record<InputFormat, string>> = {
   jpeg: 'JPEG',
   png: 'PNG',
   gif: 'GIF',
@@ -82,7 +82,7 @@ export async function probeImage(data: Buffer): Promise<SourceImage> {
       throw invalidMedia(`The input BMP cannot be read: ${(err as Error).message}`);
     }
   }
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
     // limitInputPixels: false so that a header claiming huge dimensions is still reported and
     // refused by our own limits with a clear message instead of libvips' generic one.
@@ -121,14 +121,14 @@ export function hexColour(r: number, g: number, b: number): string {
  * for sources that passed the input limits.
  */
 export async function averageColour(data: Buffer, source: SourceImage): Promise<string> {
-  let image: sharp.Sharp;
+  let image: Sharp;
   if (source.format === 'bmp') {
     const raw = decodeBmp(data);
     image = sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } });
   } else {
     image = sharp(data, { failOn: 'error', limitInputPixels: false });
   }
-  let pixels: { data: Buffer; info: sharp.OutputInfo };
+  let pixels: { data: Buffer; info: OutputInfo };
   try {
     pixels = await image
       .resize(Math.min(64, source.width), Math.min(64, source.height), { fit: 'fill' })

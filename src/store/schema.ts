@@ -7,6 +7,9 @@ export interface Database {
   queues: QueuesTable;
   jobs: JobsTable;
   templates: TemplatesTable;
+  callback_deliveries: CallbackDeliveriesTable;
+  callback_attempts: CallbackAttemptsTable;
+  service_settings: { name: string; value: string };
   schema_migrations: SchemaMigrationsTable;
 }
 
@@ -87,4 +90,31 @@ export interface TemplatesTable {
   body: ColumnType<XmlObject, string, string>;
   created_at: Timestamp;
   updated_at: Timestamp;
+}
+
+export interface CallbackDeliveriesTable {
+  delivery_id: string;
+  job_id: string;
+  url: string;
+  format: 'XML' | 'JSON';
+  body: string;
+  content_type: string;
+  state: ColumnType<'Pending' | 'Delivered' | 'GivenUp', 'Pending' | undefined, 'Pending' | 'Delivered' | 'GivenUp'>;
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: Timestamp;
+  window_started_at: Timestamp;
+  lease_owner: string | null;
+  lease_expires_at: NullableTimestamp;
+  created_at: Timestamp;
+  delivered_at: NullableTimestamp;
+  updated_at: Timestamp;
+}
+
+export interface CallbackAttemptsTable {
+  delivery_id: string;
+  attempt: number;
+  attempted_at: Timestamp;
+  http_status: number | null;
+  latency_ms: number;
+  error: string | null;
 }

@@ -69,7 +69,8 @@ export async function listTemplates(db: Executor, filter: TemplateListFilter): P
   let query = db.selectFrom('templates').where('bucket', '=', filter.bucket);
   if (filter.tag) query = query.where('tag', '=', filter.tag);
   if (filter.ids) query = query.where('template_id', 'in', filter.ids.length ? filter.ids : ['']);
-  if (filter.name) query = query.where('name', 'like', `%${filter.name.replace(/[\\%_]/g, '\\$&')}%`);
+  // CI documents `name` as a name prefix; LIKE wildcards in it are matched literally.
+  if (filter.name) query = query.where('name', 'like', `${filter.name.replace(/[\\%_]/g, '\\$&')}%`);
   const { total } = await query.select(sql<string>`count(*)`.as('total')).executeTakeFirstOrThrow();
   const rows = await query.selectAll().orderBy('created_at').orderBy('template_id')
     .limit(filter.pageSize).offset((filter.pageNumber - 1) * filter.pageSize).execute();

@@ -1,6 +1,8 @@
+import type { DeliveryWithAttempts } from '../callbacks/deliveries.repository.js';
 import type { CiError } from '../errors.js';
 import type { Job } from '../store/jobs.repository.js';
 import type { Queue } from '../store/queues.repository.js';
+import type { Template } from '../store/templates.repository.js';
 import { encodeXml } from './codec.js';
 import { buildJobsDetail } from './jobs-detail.js';
 import { formatCiTime } from './time.js';
@@ -74,6 +76,52 @@ export function buildUpdateMediaQueueResponse(requestId: string, queue: Queue): 
   return encodeXml('Response', { RequestId: requestId, Queue: buildQueueElement(queue) });
 }
 
+/**
+ * One template as CI shows it, inside `<Template>` or a `<TemplateList>`:
+ * the type container is named after the Tag (`<PicProcess>` for PicProcess).
+ * Every template here is the bucket's own, so Category is always Custom.
+ */
+export function buildTemplateElement(template: Template): XmlObject {
+  return {
+    Tag: template.tag,
+    TemplateId: template.templateId,
+    Name: template.name,
+    BucketId: template.bucket,
+    Category: 'Custom',
+    [template.tag]: template.body,
+    CreateTime: formatCiTime(template.createdAt),
+    UpdateTime: formatCiTime(template.updatedAt),
+  };
+}
+
+/** CreateMediaTemplate and UpdateMediaTemplate answer with the same shape. */
+export function buildTemplateResponse(requestId: string, template: Template): string {
+  return encodeXml('Response', { RequestId: requestId, Template: buildTemplateElement(template) });
+}
+
+export interface TemplateListPage {
+  readonly requestId: string;
+  readonly templates: readonly Template[];
+  readonly total: number;
+  readonly pageNumber: number;
+  readonly pageSize: number;
+}
+
+/** DescribeMediaTemplates: `<TemplateList>` repeats once per template, and is absent when there are none. */
+export function buildDescribeMediaTemplatesResponse(page: TemplateListPage): string {
+  return encodeXml('Response', {
+    RequestId: page.requestId,
+    TotalCount: String(page.total),
+    PageNumber: String(page.pageNumber),
+    PageSize: String(page.pageSize),
+    TemplateList: page.templates.map(buildTemplateElement),
+  });
+}
+
+export function buildDeleteMediaTemplateResponse(requestId: string, templateId: string): string {
+  return encodeXml('Response', { RequestId: requestId, TemplateId: templateId });
+}
+
 export interface ErrorContext {
   readonly resource: string;
   readonly requestId: string;
@@ -88,5 +136,30 @@ export function buildErrorResponse(error: CiError, context: ErrorContext): strin
     Resource: context.resource || '/',
     RequestId: context.requestId,
     TraceId: context.traceId,
+  });
+}
+
+/** Our extension: a job's callback deliveries and their attempts, in CI's XML style. */
+export function buildCallbackDeliveriesResponse(requestId: string, deliveries: readonly DeliveryWithAttempts[]): string {
+  return encodeXml('Response', {
+    RequestId: requestId,
+    Delivery: deliveries.map(({ delivery, attempts }) => ({
+      DeliveryId: delivery.delivery_id,
+      JobId: delivery.job_id,
+      Url: delivery.url,
+      Format: delivery.format,
+      State: delivery.state,
+      Attempts: String(delivery.attempts),
+      NextAttemptTime: delivery.state === 'Pending' ? formatCiTime(new Date(delivery.next_attempt_at)) : '-',
+      CreateTime: formatCiTime(new Date(delivery.created_at)),
+      DeliveredTime: formatCiTime(delivery.delivered_at ? new Date(delivery.delivered_at) : null),
+      Attempt: attempts.map((a) => ({
+        Number: String(a.attempt),
+        Time: formatCiTime(new Date(a.attempted_at)),
+        HttpStatus: a.http_status === null ? '-' : String(a.http_status),
+        LatencyMs: String(a.latency_ms),
+        Error: a.error ?? '',
+      })),
+    })),
   });
 }

@@ -22,6 +22,9 @@ const CI_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(Z|[+-]\d{2}:?\
 export function parseCiTime(text: string): Date | undefined {
   const m = CI_TIME.exec(text);
   if (!m) return undefined;
+  // `new Date` rolls 2022-04-31 over to May 1 and accepts hour 24; %d and %H do not.
+  const [year, month, day, hour] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
+  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate() || hour > 23) return undefined;
   const offset = m[7] === 'Z' ? '+00:00' : `${m[7].slice(0, 3)}:${m[7].slice(-2)}`;
   const date = new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}${offset}`);
   return Number.isNaN(date.getTime()) ? undefined : date;

@@ -1,0 +1,132 @@
+import { PermanentJobError } from '../engine/job-errors.js';
+import { CiError } from '../errors.js';
+import { newTemplateId, TEMPLATE_ID_PATTERN } from '../ids.js';
+import { parseMogrRule } from '../images/mogr-rule.js';
+import { deleteTemplate, insertTemplate, listTemplates, updateTemplate } from '../store/templates.repository.js';
+import {
+  buildDeleteMediaTemplateResponse,
+  buildDescribeMediaTemplatesResponse,
+  buildTemplateResponse,
+} from '../xml/responses.js';
+import type { XmlObject, XmlValue } from '../xml/tree.js';
+import { readXmlBody } from './body.js';
+import type { AppContext } from './context.js';
+import { optionalQuery, writeXml, type Handler } from './handler.js';
+import { assertMatchesSchema, type SchemaId } from './validate.js';
+
+/*
+ * Image-processing templates (shared/ci-api.md §5.3). A template is the
+ * bucket's own: every lookup is by (bucket, TemplateId), so another bucket's
+ * id reads as unknown. Unknown ids are 400 InvalidArgument, the code CI's
+ * job submission also uses for them (§7.2 leaves the exact code open).
+ */
+
+/** Template Tags this service stores; each names the container that holds its parameters. */
+const TEMPLATE_TAGS = ['PicProcess'] as const;
+type TemplateTag = (typeof TEMPLATE_TAGS)[number];
+
+const MAX_IDS = 100;
+
+/** `POST /template` — CreateMediaTemplate. */
+export const createMediaTemplate: Handler = async (ctx, deps) => {
+  const request = await readXmlBody(ctx, deps.config.maxBodyBytes);
+  const { tag, name, body } = parseTemplateRequest(request, 'create-template.request.json');
+  const template = await insertTemplate(deps.db.kysely, { templateId: newTemplateId(), bucket: ctx.state.bucket, tag, name, body });
+  writeXml(ctx, buildTemplateResponse(ctx.state.requestId, template));
+};
+
+/** `GET /template` — DescribeMediaTemplates. No tag lists every tag (the Python SDK sends none). */
+export const describeMediaTemplates: Handler = async (ctx, deps) => {
+  const category = optionalQuery(ctx, 'category') ?? 'Custom';
+  if (category !== 'Custom' && category !== 'Official') throw new CiError('InvalidArgument', 'category must be Custom or Official.');
+  const ids = optionalQuery(ctx, 'ids')?.split(',').map((s) => s.trim()).filter(Boolean);
+  if (ids && ids.length > MAX_IDS) throw new CiError('InvalidArgument', `At most ${MAX_IDS} ids may be given at once.`);
+  const pageNumber = parsePositive(optionalQuery(ctx, 'pageNumber'), 'pageNumber', 1, 1_000_000);
+  const pageSize = parsePositive(optionalQuery(ctx, 'pageSize'), 'pageSize', 10, 100);
+  // There are no preset (Official) templates here. An unknown tag is not an
+  // error: CI has many template Tags, and a bucket simply has none of most.
+  const { templates, total } = category === 'Official'
+    ? { templates: [], total: 0 }
+    : await listTemplates(deps.db.kysely, {
+      bucket: ctx.state.bucket,
+      tag: optionalQuery(ctx, 'tag'),
+      ids,
+      name: optionalQuery(ctx, 'name'),
+      pageNumber,
+      pageSize,
+    });
+  writeXml(ctx, buildDescribeMediaTemplatesResponse({ requestId: ctx.state.requestId, templates, total, pageNumber, pageSize }));
+};
+
+/** `PUT /template/<TemplateId>` — UpdateMediaTemplate: replaces Name and the parameters; Tag cannot change. */
+export const updateMediaTemplate: Handler = async (ctx, deps) => {
+  const templateId = templateIdParam(ctx);
+  const request = await readXmlBody(ctx, deps.config.maxBodyBytes);
+  const { tag, name, body } = parseTemplateRequest(request, 'update-template.request.json');
+  const template = await deps.db.kysely.transaction().execute(async (tx) => {
+    const updated = await updateTemplate(tx, ctx.state.bucket, templateId, { name, body });
+    // Checked after the write, inside the transaction, so a mismatch rolls it back.
+    if (updated && updated.tag !== tag) throw new CiError('InvalidArgument', `Template ${templateId} is a ${updated.tag} template; Request/Tag cannot change it to ${tag}.`);
+    return updated;
+  });
+  if (!template) throw unknownTemplate(templateId);
+  writeXml(ctx, buildTemplateResponse(ctx.state.requestId, template));
+};
+
+/**
+ * `DELETE /template/<TemplateId>` — DeleteMediaTemplate. Jobs already
+ * submitted with the template and not yet run will fail with InvalidArgument
+ * when their turn comes, since the rule is read at run time.
+ */
+export const deleteMediaTemplate: Handler = async (ctx, deps) => {
+  const templateId = templateIdParam(ctx);
+  if (!(await deleteTemplate(deps.db.kysely, ctx.state.bucket, templateId))) throw unknownTemplate(templateId);
+  writeXml(ctx, buildDeleteMediaTemplateResponse(ctx.state.requestId, templateId));
+};
+
+/** Validates a create or update body and returns what is stored: the container with IsPicInfo defaulted. */
+function parseTemplateRequest(request: XmlObject, schema: SchemaId): { tag: TemplateTag; name: string; body: XmlObject } {
+  const tag = assertTemplateTag(request.Tag);
+  assertMatchesSchema(schema, request, 'Request');
+  const container = request.PicProcess as XmlObject;
+  const rule = container.ProcessRule as string;
+  assertValidRule(rule, 'Request/PicProcess');
+  return {
+    tag,
+    name: request.Name as string,
+    // Stored complete, so every answer shows both elements and the worker reads no defaults.
+    body: { IsPicInfo: (container.IsPicInfo as string | undefined) || 'false', ProcessRule: rule },
+  };
+}
+
+function assertTemplateTag(tag: XmlValue | undefined): TemplateTag {
+  if (typeof tag === 'string' && (TEMPLATE_TAGS as readonly string[]).includes(tag)) return tag as TemplateTag;
+  const shown = tag === undefined ? 'is required' : typeof tag === 'string' ? `"${tag}" is not supported` : 'must appear once';
+  throw new CiError('InvalidArgument', `Request/Tag ${shown}; supported template Tags: ${TEMPLATE_TAGS.join(', ')}.`);
+}
+
+/** The rule is parsed now, so a typo fails the request rather than every job that uses the template. */
+function assertValidRule(rule: string, where: string): void {
+  try {
+    parseMogrRule(rule);
+  } catch (err) {
+    if (err instanceof PermanentJobError) throw new CiError('InvalidArgument', `${where}/${err.message}`);
+    throw err;
+  }
+}
+
+function templateIdParam(ctx: AppContext): string {
+  const templateId = ctx.params.templateId ?? '';
+  if (!TEMPLATE_ID_PATTERN.test(templateId)) throw new CiError('InvalidArgument', `${templateId} is not a template id.`);
+  return templateId;
+}
+
+function unknownTemplate(templateId: string): CiError {
+  return new CiError('InvalidArgument', `Template ${templateId} does not exist.`);
+}
+
+function parsePositive(raw: string | undefined, name: string, fallback: number, max: number): number {
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,7}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) throw new CiError('InvalidArgument', `${name} must be an integer from 1 to ${max}.`);
+  return Number(raw);
+}
