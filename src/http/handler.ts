@@ -28,3 +28,11 @@ export function optionalQuery(ctx: AppContext, name: string): string | undefined
   if (Array.isArray(value)) throw new CiError('InvalidArgument', `${name} may be given only once.`);
   return value === undefined || value === '' ? undefined : value;
 }
+
+/** An optional positive integer query parameter (page numbers and sizes). */
+export function optionalPositiveQuery(ctx: AppContext, name: string, fallback: number, max: number): number {
+  const raw = optionalQuery(ctx, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,7}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) throw new CiError('InvalidArgument', `${name} must be an integer from 1 to ${max}.`);
+  return Number(raw);
+}

@@ -8,7 +8,7 @@ import { buildCreateMediaJobsResponse, buildDescribeMediaJobResponse, buildDescr
 import { parseCiTime } from '../xml/time.js';
 import { readXmlBody } from './body.js';
 import type { AppContext } from './context.js';
-import { optionalQuery, writeXml, type Handler } from './handler.js';
+import { optionalPositiveQuery, optionalQuery, writeXml, type Handler } from './handler.js';
 
 const MAX_IDS_PER_REQUEST = 10;
 
@@ -31,7 +31,7 @@ export const describeMediaJob: Handler = async (ctx, deps) => {
 
 /** `GET /jobs` — DescribeMediaJobs with CI's filters and NextToken paging. */
 export const describeMediaJobs: Handler = async (ctx, deps) => {
-  const size = parseSize(optionalQuery(ctx, 'size'));
+  const size = optionalPositiveQuery(ctx, 'size', 10, 100);
   const order = optionalQuery(ctx, 'orderByTime') ?? 'Desc';
   if (order !== 'Desc' && order !== 'Asc') throw new CiError('InvalidArgument', 'orderByTime must be Desc or Asc.');
   const queueId = optionalQuery(ctx, 'queueId');
@@ -66,12 +66,6 @@ function parseIdList(raw: string | undefined): string[] {
   if (ids.length === 0) throw new CiError('InvalidArgument', 'A JobId is required.');
   if (ids.length > MAX_IDS_PER_REQUEST) throw new CiError('InvalidArgument', `At most ${MAX_IDS_PER_REQUEST} JobIds may be given at once.`);
   return [...new Set(ids)];
-}
-
-function parseSize(raw: string | undefined): number {
-  if (raw === undefined) return 10;
-  if (!/^\d{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > 100) throw new CiError('InvalidArgument', 'size must be an integer from 1 to 100.');
-  return Number(raw);
 }
 
 function parseStates(raw: string | undefined): JobState[] | undefined {

@@ -7,7 +7,7 @@ import { validateCallbackUrlSyntax } from '../callbacks/url-policy.js';
 import type { XmlObject } from '../xml/tree.js';
 import { buildDescribeMediaQueuesResponse, buildUpdateMediaQueueResponse } from '../xml/responses.js';
 import { readXmlBody } from './body.js';
-import { optionalQuery, writeXml, type Handler } from './handler.js';
+import { optionalPositiveQuery, optionalQuery, writeXml, type Handler } from './handler.js';
 import { assertMatchesSchema } from './validate.js';
 
 const QUEUE_CATEGORIES = ['CateAll', 'Transcoding', 'SpeedTranscoding'];
@@ -21,8 +21,8 @@ export const describeMediaQueues: Handler = async (ctx, deps) => {
   if (state !== undefined && !['Active', 'Paused', 'All'].includes(state)) throw new CiError('InvalidArgument', 'state must be Active or Paused.');
   const category = optionalQuery(ctx, 'category');
   if (category !== undefined && !QUEUE_CATEGORIES.includes(category)) throw new CiError('InvalidArgument', `category must be one of ${QUEUE_CATEGORIES.join(', ')}.`);
-  const pageNumber = parsePositive(optionalQuery(ctx, 'pageNumber'), 'pageNumber', 1, 1_000_000);
-  const pageSize = parsePositive(optionalQuery(ctx, 'pageSize'), 'pageSize', 10, 100);
+  const pageNumber = optionalPositiveQuery(ctx, 'pageNumber', 1, 1_000_000);
+  const pageSize = optionalPositiveQuery(ctx, 'pageSize', 10, 100);
   const { queues, total } = await listQueues(deps.db.kysely, {
     bucket: ctx.state.bucket,
     queueIds,
@@ -69,10 +69,4 @@ function parseNotifyConfig(notify: XmlObject, allowPrivateAddresses: boolean): N
     }
   }
   return config;
-}
-
-function parsePositive(raw: string | undefined, name: string, fallback: number, max: number): number {
-  if (raw === undefined) return fallback;
-  if (!/^\d{1,7}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) throw new CiError('InvalidArgument', `${name} must be an integer from 1 to ${max}.`);
-  return Number(raw);
 }

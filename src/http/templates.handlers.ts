@@ -11,7 +11,7 @@ import {
 import type { XmlObject, XmlValue } from '../xml/tree.js';
 import { readXmlBody } from './body.js';
 import type { AppContext } from './context.js';
-import { optionalQuery, writeXml, type Handler } from './handler.js';
+import { optionalPositiveQuery, optionalQuery, writeXml, type Handler } from './handler.js';
 import { assertMatchesSchema, type SchemaId } from './validate.js';
 
 /*
@@ -41,8 +41,8 @@ export const describeMediaTemplates: Handler = async (ctx, deps) => {
   if (category !== 'Custom' && category !== 'Official') throw new CiError('InvalidArgument', 'category must be Custom or Official.');
   const ids = optionalQuery(ctx, 'ids')?.split(',').map((s) => s.trim()).filter(Boolean);
   if (ids && ids.length > MAX_IDS) throw new CiError('InvalidArgument', `At most ${MAX_IDS} ids may be given at once.`);
-  const pageNumber = parsePositive(optionalQuery(ctx, 'pageNumber'), 'pageNumber', 1, 1_000_000);
-  const pageSize = parsePositive(optionalQuery(ctx, 'pageSize'), 'pageSize', 10, 100);
+  const pageNumber = optionalPositiveQuery(ctx, 'pageNumber', 1, 1_000_000);
+  const pageSize = optionalPositiveQuery(ctx, 'pageSize', 10, 100);
   // There are no preset (Official) templates here. An unknown tag is not an
   // error: CI has many template Tags, and a bucket simply has none of most.
   const { templates, total } = category === 'Official'
@@ -123,10 +123,4 @@ function templateIdParam(ctx: AppContext): string {
 
 function unknownTemplate(templateId: string): CiError {
   return new CiError('InvalidArgument', `Template ${templateId} does not exist.`);
-}
-
-function parsePositive(raw: string | undefined, name: string, fallback: number, max: number): number {
-  if (raw === undefined) return fallback;
-  if (!/^\d{1,7}$/.test(raw) || Number(raw) < 1 || Number(raw) > max) throw new CiError('InvalidArgument', `${name} must be an integer from 1 to ${max}.`);
-  return Number(raw);
 }

@@ -1,0 +1,476 @@
+/**
+ * Shared plumbing for the benchmarks in this directory: a scratch database, a
+ * service on it (API + in-process worker, real loopback HTTP), a small HTTP
+ * client, statistics and the printed report.
+ *
+ * Every benchmark runs both from a compiled build (`node dist/bench/<x>.js`,
+ * after `tsc -p tsconfig.json`) and from source (`npx tsx bench/<x>.ts`).
+ *
+ * Database: when DATABASE_URL is set, a fresh database is created on that
+ * server (`CREATE DATABASE mediajobs_bench_…`) and dropped at the end; when it
+ * is not, an embedded PGlite database is created in a temporary directory.
+ *
+ * The service's Config is built from an explicit object, like the tests do:
+ * port 0 on 127.0.0.1, the scratch database and data dir, logging silent
+ * (BENCH_LOG_LEVEL to change it). Any other MEDIAJOBS_* variable in the
+ * environment (MEDIAJOBS_CONCURRENCY, MEDIAJOBS_POLL_INTERVAL,
+ * MEDIAJOBS_FFPROBE_PATH, …) is passed through, so a run can be tuned
+ * without editing code.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
+import pg from 'pg';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '../src/config.js';
+import { startService, type Service } from '../src/main.js';
+import { bundledFfprobePath } from '../src/media/ffprobe.js';
+import type { Processor } from '../src/processors/processor.js';
+
+// ---------------------------------------------------------------------------
+// Paths and settings
+
+/** The repository root, found from this file both in `bench/` and in `dist/bench/`. */
+export const REPO_ROOT: string = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === 'mediajobs') return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('cannot find the mediajobs repository root above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+})();
+
+/** 53 KB, 2 s H.264 + AAC (see fixtures/media/README.md). */
+export const FIXTURE_MP4 = path.join(REPO_ROOT, 'fixtures', 'media', 'h264-aac.mp4');
+
+/** Requests without a bucket Host header land in the service's default bucket. */
+export const BUCKET = 'local-1250000000';
+
+/** A positive integer from the environment, or `fallback`. */
+export function envInt(name: string, fallback: number, min = 1, max = 1_000_000): number {
+  const raw = process.env[name]?.trim();
+  if (!raw) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw) || value < min || value > max) throw new Error(`${name}=${raw}: expected an integer from ${min} to ${max}`);
+  return value;
+}
+
+/** MEDIAJOBS_CONCURRENCY as the service reads it: default one job per CPU. */
+export function benchConcurrency(): number {
+  return envInt('MEDIAJOBS_CONCURRENCY', os.availableParallelism(), 1, 256);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------------------
+// Scratch database
+
+export interface ScratchDatabase {
+  readonly kind: 'postgres' | 'pglite';
+  /** Unset for PGlite. */
+  readonly databaseUrl: string | undefined;
+  /** The service's data dir (objects under `buckets/`, PGlite under `pg/`). */
+  readonly dataDir: string;
+  /** The database name on the server, or the PGlite directory. */
+  readonly label: string;
+  dispose(): Promise<void>;
+}
+
+async function adminQuery(serverUrl: string, text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A new empty database (PostgreSQL when DATABASE_URL is set, else PGlite) and data dir; the service migrates it. */
+export async function scratchDatabase(): Promise<ScratchDatabase> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mediajobs-bench-'));
+  const serverUrl = process.env.DATABASE_URL?.trim() || undefined;
+  if (!serverUrl) {
+    return {
+      kind: 'pglite',
+      databaseUrl: undefined,
+      dataDir,
+      label: path.join(dataDir, 'pg'),
+      async dispose() { rmSync(dataDir, { recursive: true, force: true }); },
+    };
+  }
+  const name = `mediajobs_bench_${process.pid}_${Date.now().toString(36)}`;
+  await adminQuery(serverUrl, `CREATE DATABASE ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return {
+    kind: 'postgres',
+    databaseUrl: url.toString(),
+    dataDir,
+    label: name,
+    async dispose() {
+      await adminQuery(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The service under test
+
+export interface BenchService {
+  readonly service: Service;
+  readonly config: Config;
+  readonly baseUrl: string;
+  readonly client: HttpClient;
+  /** The local file behind an object of the default bucket. */
+  localPath(key: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * `startService` with the API and an in-process worker, listening on a free
+ * loopback port, on `db`. `env` wins over MEDIAJOBS_* from the environment.
+ */
+export async function startBenchService(db: ScratchDatabase, options: { env?: Record<string, string>; processors?: ReadonlyMap<string, Processor> } = {}): Promise<BenchService> {
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('MEDIAJOBS_')));
+  const config = loadConfig({
+    ...inherited,
+    MEDIAJOBS_PORT: '0',
+    MEDIAJOBS_HOST: '127.0.0.1',
+    MEDIAJOBS_DATA_DIR: db.dataDir,
+    DATABASE_URL: db.databaseUrl,
+    MEDIAJOBS_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent',
+    MEDIAJOBS_WORKERS: '1',
+    ...options.env,
+  });
+  const service = await startService(config, {
+    api: true,
+    worker: true,
+    processors: options.processors,
+    logger: pino({ level: config.logLevel }),
+  });
+  const baseUrl = `http://127.0.0.1:${service.port}`;
+  const client = new HttpClient(baseUrl);
+  return {
+    service,
+    config,
+    baseUrl,
+    client,
+    localPath: (key) => service.storage.withLocalFile(BUCKET, key, async (file) => file),
+    async stop() {
+      client.close();
+      await service.stop();
+    },
+  };
+}
+
+/** Copies the MP4 fixture into the default bucket as `key`. */
+export async function putFixture(bench: BenchService, key: string, fixture = FIXTURE_MP4): Promise<void> {
+  await bench.service.storage.put(BUCKET, key, readFileSync(fixture));
+}
+
+/** A CreateMediaJobs body for one MediaInfo job on `key`. */
+export function mediaInfoRequest(key: string): string {
+  return `<Request><Tag>MediaInfo</Tag><Input><Object>${key}</Object></Input><Operation><JobLevel>0</JobLevel></Operation></Request>`;
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+export interface HttpResponse {
+  readonly status: number;
+  readonly text: string;
+}
+
+/**
+ * Plain node:http over keep-alive connections, as an SDK client would hold
+ * them, so that connection setup is not counted in every request.
+ */
+export class HttpClient {
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+  constructor(readonly baseUrl: string) {}
+
+  request(method: string, urlPath: string, body?: string): Promise<HttpResponse> {
+    return new Promise((resolve, reject) => {
+      const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(body)) };
+      const req = http.request(this.baseUrl + urlPath, { method, headers, agent: this.agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+
+  /** POST /jobs with one job; returns its JobId. */
+  async submit(body: string): Promise<string> {
+    const res = await this.request('POST', '/jobs', body);
+    const jobId = /<JobId>(j[0-9a-f]{32})<\/JobId>/.exec(res.text)?.[1];
+    if (res.status !== 200 || !jobId) throw new Error(`POST /jobs answered ${res.status}: ${res.text.slice(0, 500)}`);
+    return jobId;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Database probes (all times in milliseconds, computed by the database clock)
+
+/** The database clock now, as epoch milliseconds with microsecond precision. */
+export async function dbClockMs(bench: BenchService): Promise<number> {
+  const { rows } = await sql<{ t: number | string }>`SELECT extract(epoch FROM clock_timestamp())::float8 * 1000 AS t`.execute(bench.service.db.kysely);
+  return Number(rows[0].t);
+}
+
+/** The highest job seq so far (0 on an empty table): a cursor that separates one batch of jobs from the next. */
+export async function maxJobSeq(bench: BenchService): Promise<string> {
+  const { rows } = await sql<{ seq: string }>`SELECT coalesce(max(seq), 0)::text AS seq FROM jobs`.execute(bench.service.db.kysely);
+  return rows[0].seq;
+}
+
+/** Jobs not yet final. Reads only the small partial indexes on Submitted/Running jobs. */
+export async function unfinishedJobs(bench: BenchService): Promise<number> {
+  const { rows } = await sql<{ n: string }>`SELECT count(*)::text AS n FROM jobs WHERE state IN ('Submitted', 'Running')`.execute(bench.service.db.kysely);
+  return Number(rows[0].n);
+}
+
+export interface JobTiming {
+  readonly jobId: string;
+  readonly state: string;
+  readonly code: string;
+  readonly message: string;
+  readonly attempts: number;
+  /** created_at, started_at, ended_at as epoch ms (database clock, µs precision). */
+  readonly createdMs: number;
+  readonly startedMs: number | null;
+  readonly endedMs: number | null;
+}
+
+/** Every job with seq > `afterSeq`, in creation order, with exact timestamps. */
+export async function jobTimings(bench: BenchService, afterSeq: string): Promise<JobTiming[]> {
+  const { rows } = await sql<{ job_id: string; state: string; code: string; message: string; attempts: number; c: number | string; s: number | string | null; e: number | string | null }>`
+    SELECT job_id, state, code, message, attempts,
+      extract(epoch FROM created_at)::float8 * 1000 AS c,
+      extract(epoch FROM started_at)::float8 * 1000 AS s,
+      extract(epoch FROM ended_at)::float8 * 1000 AS e
+    FROM jobs WHERE seq > ${afterSeq}::bigint ORDER BY seq`.execute(bench.service.db.kysely);
+  return rows.map((r) => ({
+    jobId: r.job_id,
+    state: r.state,
+    code: r.code,
+    message: r.message,
+    attempts: Number(r.attempts),
+    createdMs: Number(r.c),
+    startedMs: r.s === null ? null : Number(r.s),
+    endedMs: r.e === null ? null : Number(r.e),
+  }));
+}
+
+/** Throws unless every job ended Success at its first attempt (a benchmark of failures measures nothing). */
+export function assertAllSucceeded(timings: readonly JobTiming[], expected: number): void {
+  if (timings.length !== expected) throw new Error(`expected ${expected} jobs, found ${timings.length}`);
+  const bad = timings.filter((t) => t.state !== 'Success' || t.attempts !== 1);
+  if (bad.length) {
+    const first = bad[0];
+    throw new Error(`${bad.length} of ${expected} jobs did not succeed at the first attempt; first: ${first.jobId} ${first.state} (attempt ${first.attempts}) ${first.code}: ${first.message}`);
+  }
+}
+
+/**
+ * Waits until no job is Submitted or Running, checking every `pollMs` with one
+ * light count query (so the polling costs the service next to nothing).
+ */
+export async function waitUntilIdle(bench: BenchService, pollMs: number, timeoutMs = 300_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await unfinishedJobs(bench)) > 0) {
+    if (Date.now() > deadline) throw new Error(`jobs still unfinished after ${timeoutMs} ms`);
+    await sleep(pollMs);
+  }
+}
+
+/** Runs `count` tasks with at most `concurrency` at once; task i gets its index. */
+export async function runPool(count: number, concurrency: number, task: (index: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < count) await task(next++);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, lane));
+}
+
+// ---------------------------------------------------------------------------
+// ffprobe, as the service runs it
+
+/** The binary the service runs: MEDIAJOBS_FFPROBE_PATH, else the one shipped by ffprobe-static. */
+export function ffprobeBinary(config: Config): string {
+  return config.ffprobePath || bundledFfprobePath();
+}
+
+/**
+ * The exact argument list `runFfprobe` (src/media/ffprobe.ts) passes:
+ * `-v error -print_format json -show_format -show_streams` plus the
+ * `-protocol_whitelist file` / `file:<absolute path>` input hardening.
+ * Keep in step with that file.
+ */
+export function ffprobeArgs(filePath: string): string[] {
+  return [
+    '-v', 'error',
+    '-protocol_whitelist', 'file',
+    '-print_format', 'json',
+    '-show_format', '-show_streams',
+    `file:${path.resolve(filePath)}`,
+  ];
+}
+
+/** Spawns ffprobe once as the service does (no shell, stdout and stderr piped and drained); resolves with its stdout size. */
+export function spawnFfprobe(binary: string, args: readonly string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+    let bytes = 0;
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => { bytes += chunk.length; });
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8'); });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code === 0 && bytes > 0) resolve(bytes);
+      else reject(new Error(`ffprobe exited ${code ?? signal}: ${stderr.slice(0, 300)}`));
+    });
+  });
+}
+
+/** `ffprobe -version`'s first line. */
+export function ffprobeVersion(binary: string): string {
+  try {
+    return execFileSync(binary, ['-version'], { encoding: 'utf8' }).split('\n')[0].trim();
+  } catch (err) {
+    return `unknown (${(err as Error).message})`;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+export interface Summary {
+  readonly n: number;
+  readonly min: number;
+  readonly mean: number;
+  readonly p50: number;
+  readonly p90: number;
+  readonly p99: number;
+  readonly max: number;
+}
+
+/** Nearest-rank percentile of an ascending array: the smallest value with at least p% of the values at or below it. */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+  return sorted[Math.min(sorted.length, rank) - 1];
+}
+
+export function summarize(values: readonly number[]): Summary {
+  const sorted = [...values].sort((a, b) => a - b);
+  const sum = sorted.reduce((a, b) => a + b, 0);
+  return {
+    n: sorted.length,
+    min: sorted[0] ?? NaN,
+    mean: sorted.length ? sum / sorted.length : NaN,
+    p50: percentile(sorted, 50),
+    p90: percentile(sorted, 90),
+    p99: percentile(sorted, 99),
+    max: sorted[sorted.length - 1] ?? NaN,
+  };
+}
+
+export function median(values: readonly number[]): number {
+  return percentile([...values].sort((a, b) => a - b), 50);
+}
+
+// ---------------------------------------------------------------------------
+// Report
+
+export const fmt = (value: number, digits = 2): string => (Number.isFinite(value) ? value.toFixed(digits) : String(value));
+
+/** `min / mean / p50 / p90 / p99 / max` of a Summary, in ms. */
+export function fmtSummary(s: Summary, digits = 2): string {
+  return `p50 ${fmt(s.p50, digits)}  p90 ${fmt(s.p90, digits)}  p99 ${fmt(s.p99, digits)}  max ${fmt(s.max, digits)}  (min ${fmt(s.min, digits)}, mean ${fmt(s.mean, digits)}, n=${s.n})`;
+}
+
+/** Prints a titled block of `label: value` lines, labels aligned. */
+export function printBlock(title: string, rows: ReadonlyArray<readonly [string, string]>): void {
+  const width = Math.max(0, ...rows.map(([label]) => label.length));
+  const lines = rows.map(([label, value]) => label === '' ? `  ${value}` : `  ${label.padEnd(width)}  ${value}`);
+  const rule = '='.repeat(Math.max(title.length + 6, 72));
+  console.log(`\n${rule}\n== ${title}\n${rule}\n${lines.join('\n')}`);
+}
+
+/** Prints a table; columns right-aligned except the first. */
+export function printTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: readonly string[]) => '  ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  console.log(line(header));
+  for (const row of rows) console.log(line(row));
+}
+
+/** Node, CPUs, database and ffprobe: what a reader needs to compare two runs. */
+export async function environmentRows(bench: BenchService, db: ScratchDatabase): Promise<Array<[string, string]>> {
+  const cpus = os.cpus();
+  const { rows } = await sql<{ v: string }>`SELECT version() AS v`.execute(bench.service.db.kysely);
+  const version = rows[0].v.split(' on ')[0];
+  return [
+    ['node', `${process.version} (${process.platform}/${process.arch})`],
+    ['CPUs', `${os.availableParallelism()} available (${cpus[0]?.model.trim() ?? 'unknown model'}); load avg ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`],
+    ['database', `${db.kind === 'postgres' ? 'PostgreSQL server' : 'PGlite (embedded, in-process)'}: ${version}; scratch ${db.label}`],
+    ['ffprobe', `${ffprobeVersion(ffprobeBinary(bench.config))} (${ffprobeBinary(bench.config)})`],
+    ['service', `concurrency ${bench.config.concurrency}, poll interval ${bench.config.pollIntervalMs} ms, ${bench.baseUrl}`],
+  ];
+}
+
+// ---------------------------------------------------------------------------
+// Running a benchmark
+
+/**
+ * Runs `body` with a scratch database and cleans up afterwards (also on
+ * Ctrl-C): the service is stopped, the database dropped, the data dir removed.
+ * `body` registers its service with `use`.
+ */
+export async function runBenchmark(name: string, body: (db: ScratchDatabase, use: (bench: BenchService) => BenchService) => Promise<void>): Promise<void> {
+  let db: ScratchDatabase | undefined;
+  let bench: BenchService | undefined;
+  let cleaning: Promise<void> | undefined;
+  const cleanup = (): Promise<void> => {
+    cleaning ??= (async () => {
+      if (bench) await bench.stop().catch((err: Error) => console.error(`stopping the service: ${err.message}`));
+      if (db) await db.dispose().catch((err: Error) => console.error(`removing the scratch database ${db?.label}: ${err.message}`));
+    })();
+    return cleaning;
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    console.error(`\n${name}: ${signal}, cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let failed = false;
+  try {
+    db = await scratchDatabase();
+    await body(db, (started) => (bench = started));
+  } catch (err) {
+    failed = true;
+    console.error(`${name} failed:`, err);
+  } finally {
+    await cleanup();
+  }
+  // Exit explicitly: a stray keep-alive socket or timer must not leave `make bench` hanging.
+  process.exit(failed ? 1 : 0);
+}

@@ -1,0 +1,154 @@
+/**
+ * MediaInfo throughput: the service against the bare ffprobe binary.
+ *
+ *   node dist/bench/media-info.bench.js        (after tsc -p tsconfig.json)
+ *   npx tsx bench/media-info.bench.ts
+ *
+ * One process starts the service (API + in-process worker,
+ * MEDIAJOBS_CONCURRENCY = C, default one per CPU) on a scratch database
+ * (PostgreSQL when DATABASE_URL is set, else PGlite), stores
+ * fixtures/media/h264-aac.mp4 in the default bucket, and then, each round:
+ *
+ * - bare: runs the ffprobe-static binary N times on that same stored file, C
+ *   at a time, with the service's exact arguments (no shell, output piped and
+ *   drained); throughput = N ÷ wall time.
+ * - service: POSTs N MediaInfo jobs over loopback HTTP (BENCH_SUBMITTERS
+ *   requests in flight) and waits until none is Submitted or Running (one
+ *   count query every BENCH_POLL_MS). Time runs from the database clock read
+ *   just before the first POST to the last job's ended_at (the same clock),
+ *   so the polling interval does not blur the end; the client-observed wall
+ *   time is printed too. Every job must end Success at its first attempt.
+ *
+ * A warm-up of BENCH_WARMUP bare probes and service jobs runs first. Rounds
+ * alternate which side goes first; the verdict uses the median round ratio.
+ *
+ * Settings: BENCH_JOBS (200), BENCH_ROUNDS (3), BENCH_WARMUP (20),
+ * BENCH_SUBMITTERS (4), BENCH_POLL_MS (50), MEDIAJOBS_CONCURRENCY (CPUs).
+ */
+import { performance } from 'node:perf_hooks';
+import {
+  assertAllSucceeded, benchConcurrency, dbClockMs, envInt, environmentRows, ffprobeArgs, ffprobeBinary, fmt, fmtSummary,
+  jobTimings, maxJobSeq, median, mediaInfoRequest, printBlock, printTable, putFixture, runBenchmark, runPool,
+  spawnFfprobe, startBenchService, summarize, waitUntilIdle, type BenchService,
+} from './lib.js';
+
+const JOBS = envInt('BENCH_JOBS', 200);
+const ROUNDS = envInt('BENCH_ROUNDS', 3);
+const WARMUP = envInt('BENCH_WARMUP', 20, 0);
+const SUBMITTERS = envInt('BENCH_SUBMITTERS', 4);
+const POLL_MS = envInt('BENCH_POLL_MS', 50);
+const CONCURRENCY = benchConcurrency();
+const TARGET_RATIO = 0.8;
+const KEY = 'bench/h264-aac.mp4';
+
+interface BareRun {
+  readonly seconds: number;
+  readonly perProbeMs: number[];
+}
+
+interface ServiceRun {
+  /** Database clock: just before the first POST → the last ended_at. */
+  readonly seconds: number;
+  /** Client clock: first POST → the poll that saw no job left. */
+  readonly clientSeconds: number;
+  /** Client clock: first POST → last POST answered. */
+  readonly submitSeconds: number;
+  /** Per job, database clock: created → started, started → ended. */
+  readonly waitMs: number[];
+  readonly runMs: number[];
+}
+
+async function runBare(binary: string, args: readonly string[], jobs: number): Promise<BareRun> {
+  const perProbeMs: number[] = [];
+  const t0 = performance.now();
+  await runPool(jobs, CONCURRENCY, async () => {
+    const start = performance.now();
+    await spawnFfprobe(binary, args);
+    perProbeMs.push(performance.now() - start);
+  });
+  return { seconds: (performance.now() - t0) / 1000, perProbeMs };
+}
+
+async function runService(bench: BenchService, jobs: number): Promise<ServiceRun> {
+  const body = mediaInfoRequest(KEY);
+  const afterSeq = await maxJobSeq(bench);
+  const dbStart = await dbClockMs(bench);
+  const t0 = performance.now();
+  await runPool(jobs, SUBMITTERS, async () => { await bench.client.submit(body); });
+  const submitted = performance.now();
+  await waitUntilIdle(bench, POLL_MS);
+  const seen = performance.now();
+  const timings = await jobTimings(bench, afterSeq);
+  assertAllSucceeded(timings, jobs);
+  const lastEnd = Math.max(...timings.map((t) => t.endedMs ?? NaN));
+  return {
+    seconds: (lastEnd - dbStart) / 1000,
+    clientSeconds: (seen - t0) / 1000,
+    submitSeconds: (submitted - t0) / 1000,
+    waitMs: timings.map((t) => (t.startedMs ?? NaN) - t.createdMs),
+    runMs: timings.map((t) => (t.endedMs ?? NaN) - (t.startedMs ?? NaN)),
+  };
+}
+
+await runBenchmark('media-info.bench', async (db, use) => {
+  const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) } }));
+  await putFixture(bench, KEY);
+  const binary = ffprobeBinary(bench.config);
+  const args = ffprobeArgs(await bench.localPath(KEY));
+
+  printBlock('MediaInfo throughput: service vs bare ffprobe', [
+    ...(await environmentRows(bench, db)),
+    ['workload', `${JOBS} jobs × ${ROUNDS} rounds on fixtures/media/h264-aac.mp4, C=${CONCURRENCY}, ${SUBMITTERS} HTTP submitters, poll ${POLL_MS} ms, warm-up ${WARMUP}`],
+    ['bare', `${binary} ${args.join(' ')}`],
+  ]);
+
+  if (WARMUP > 0) {
+    await runBare(binary, args, WARMUP);
+    await runService(bench, WARMUP);
+  }
+
+  const bare: BareRun[] = [];
+  const service: ServiceRun[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    // Alternate the order so slow drift (page cache, CPU frequency, autovacuum) hits both sides alike.
+    if (round % 2 === 0) {
+      bare.push(await runBare(binary, args, JOBS));
+      service.push(await runService(bench, JOBS));
+    } else {
+      service.push(await runService(bench, JOBS));
+      bare.push(await runBare(binary, args, JOBS));
+    }
+  }
+
+  const ratios = service.map((s, i) => bare[i].seconds / s.seconds);
+  console.log('');
+  printTable(
+    ['round', 'bare jobs/s', 'service jobs/s', 'ratio', 'service client-seen jobs/s', 'submit phase s', 'wait p50 ms', 'run p50 ms', 'bare probe p50 ms'],
+    service.map((s, i) => [
+      String(i + 1),
+      fmt(JOBS / bare[i].seconds, 1),
+      fmt(JOBS / s.seconds, 1),
+      fmt(ratios[i], 3),
+      fmt(JOBS / s.clientSeconds, 1),
+      fmt(s.submitSeconds, 2),
+      fmt(summarize(s.waitMs).p50, 2),
+      fmt(summarize(s.runMs).p50, 2),
+      fmt(summarize(bare[i].perProbeMs).p50, 2),
+    ]),
+  );
+
+  const bareTotal = bare.reduce((a, r) => a + r.seconds, 0);
+  const serviceTotal = service.reduce((a, r) => a + r.seconds, 0);
+  const ratio = median(ratios);
+  printBlock('MediaInfo throughput: result', [
+    ['bare ffprobe', `${fmt((JOBS * ROUNDS) / bareTotal, 1)} jobs/s  (all rounds pooled; ${fmt(bareTotal, 2)} s)`],
+    ['service', `${fmt((JOBS * ROUNDS) / serviceTotal, 1)} jobs/s  (all rounds pooled; ${fmt(serviceTotal, 2)} s)`],
+    ['ratio service ÷ bare', `${fmt(ratio, 3)} median of rounds (pooled ${fmt(bareTotal / serviceTotal, 3)}; rounds ${ratios.map((r) => fmt(r, 3)).join(', ')})`],
+    ['target', `ratio ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'MET' : 'MISSED'}`],
+    ['', ''],
+    ['service, per job (ms)', ''],
+    ['  created → started', fmtSummary(summarize(service.flatMap((s) => s.waitMs)))],
+    ['  started → ended', fmtSummary(summarize(service.flatMap((s) => s.runMs)))],
+    ['bare, per probe (ms)', fmtSummary(summarize(bare.flatMap((b) => b.perProbeMs)))],
+  ]);
+});
