@@ -17,11 +17,12 @@
  * MEDIAJOBS_FFPROBE_PATH, …) is passed through, so a run can be tuned
  * without editing code.
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync, fork, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import pg from 'pg';
@@ -346,6 +347,57 @@ export function spawnFfprobe(binary: string, args: readonly string[]): Promise<n
       if (code === 0 && bytes > 0) resolve(bytes);
       else reject(new Error(`ffprobe exited ${code ?? signal}: ${stderr.slice(0, 300)}`));
     });
+  });
+}
+
+export interface BareRun {
+  /** Wall time from the first spawn to the last exit. */
+  readonly seconds: number;
+  /** Spawn → close of each probe. */
+  readonly perProbeMs: number[];
+  /** Resident memory of the process that spawned the probes, MB. */
+  readonly rssMb: number;
+}
+
+/** Runs ffprobe `jobs` times, `concurrency` at a time, from this process. */
+export async function bareProbes(binary: string, args: readonly string[], jobs: number, concurrency: number): Promise<BareRun> {
+  const perProbeMs: number[] = [];
+  const t0 = performance.now();
+  await runPool(jobs, concurrency, async () => {
+    const start = performance.now();
+    await spawnFfprobe(binary, args);
+    perProbeMs.push(performance.now() - start);
+  });
+  return { seconds: (performance.now() - t0) / 1000, perProbeMs, rssMb: process.memoryUsage().rss / 1e6 };
+}
+
+export interface BareRequest {
+  readonly binary: string;
+  readonly args: readonly string[];
+  readonly jobs: number;
+  readonly concurrency: number;
+}
+
+/**
+ * `bareProbes` in a fresh, small Node process (bench/ffprobe-loop): the bare
+ * baseline. Node spawns children with fork(), whose cost grows with the
+ * parent's resident memory, so probes spawned from the service's own process
+ * (hundreds of MB once PGlite is loaded) are not "bare".
+ */
+export function bareProbesInChild(request: BareRequest): Promise<BareRun> {
+  const here = fileURLToPath(import.meta.url);
+  // ffprobe-loop.ts under tsx (the loader is inherited through execArgv), ffprobe-loop.js when compiled.
+  const entry = path.join(path.dirname(here), `ffprobe-loop${path.extname(here)}`);
+  return new Promise((resolve, reject) => {
+    const child = fork(entry, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let result: BareRun | undefined;
+    child.once('message', (message) => { result = message as BareRun; });
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (result) resolve(result);
+      else reject(new Error(`${entry} exited ${code ?? signal} without a result`));
+    });
+    child.send(request);
   });
 }
 

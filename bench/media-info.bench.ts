@@ -27,9 +27,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import {
-  assertAllSucceeded, benchConcurrency, dbClockMs, envInt, environmentRows, ffprobeArgs, ffprobeBinary, fmt, fmtSummary,
-  jobTimings, maxJobSeq, median, mediaInfoRequest, printBlock, printTable, putFixture, runBenchmark, runPool,
-  spawnFfprobe, startBenchService, summarize, waitUntilIdle, type BenchService,
+  assertAllSucceeded, bareProbes, bareProbesInChild, benchConcurrency, dbClockMs, envInt, environmentRows, ffprobeArgs,
+  ffprobeBinary, fmt, fmtSummary, jobTimings, maxJobSeq, median, mediaInfoRequest, printBlock, printTable, putFixture,
+  runBenchmark, runPool, startBenchService, summarize, waitUntilIdle, type BareRun, type BenchService,
 } from './lib.js';
 
 const JOBS = envInt('BENCH_JOBS', 200);
@@ -38,13 +38,9 @@ const WARMUP = envInt('BENCH_WARMUP', 20, 0);
 const SUBMITTERS = envInt('BENCH_SUBMITTERS', 4);
 const POLL_MS = envInt('BENCH_POLL_MS', 50);
 const CONCURRENCY = benchConcurrency();
+const IN_PROCESS_TOO = envInt('BENCH_BARE_IN_PROCESS', 1, 0, 1) === 1;
 const TARGET_RATIO = 0.8;
 const KEY = 'bench/h264-aac.mp4';
-
-interface BareRun {
-  readonly seconds: number;
-  readonly perProbeMs: number[];
-}
 
 interface ServiceRun {
   /** Database clock: just before the first POST → the last ended_at. */
@@ -56,17 +52,6 @@ interface ServiceRun {
   /** Per job, database clock: created → started, started → ended. */
   readonly waitMs: number[];
   readonly runMs: number[];
-}
-
-async function runBare(binary: string, args: readonly string[], jobs: number): Promise<BareRun> {
-  const perProbeMs: number[] = [];
-  const t0 = performance.now();
-  await runPool(jobs, CONCURRENCY, async () => {
-    const start = performance.now();
-    await spawnFfprobe(binary, args);
-    perProbeMs.push(performance.now() - start);
-  });
-  return { seconds: (performance.now() - t0) / 1000, perProbeMs };
 }
 
 async function runService(bench: BenchService, jobs: number): Promise<ServiceRun> {
@@ -102,22 +87,26 @@ await runBenchmark('media-info.bench', async (db, use) => {
     ['bare', `${binary} ${args.join(' ')}`],
   ]);
 
+  const runBare = (jobs: number) => bareProbesInChild({ binary, args, jobs, concurrency: CONCURRENCY });
   if (WARMUP > 0) {
-    await runBare(binary, args, WARMUP);
+    await runBare(WARMUP);
     await runService(bench, WARMUP);
   }
 
   const bare: BareRun[] = [];
   const service: ServiceRun[] = [];
+  const bareHere: BareRun[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     // Alternate the order so slow drift (page cache, CPU frequency, autovacuum) hits both sides alike.
     if (round % 2 === 0) {
-      bare.push(await runBare(binary, args, JOBS));
+      bare.push(await runBare(JOBS));
       service.push(await runService(bench, JOBS));
     } else {
       service.push(await runService(bench, JOBS));
-      bare.push(await runBare(binary, args, JOBS));
+      bare.push(await runBare(JOBS));
     }
+    // Diagnostic only: the same loop spawned from the service's own (bigger) process.
+    if (IN_PROCESS_TOO) bareHere.push(await bareProbes(binary, args, JOBS, CONCURRENCY));
   }
 
   const ratios = service.map((s, i) => bare[i].seconds / s.seconds);

@@ -607,7 +607,8 @@ class Canvas {
     if (options.greyscale && this.stagePaints) await this.flush();
     const s = this.open();
     if (options.flatten) s.flatten({ background: WHITE });
-    if (options.greyscale) s.greyscale();
+    // One grey channel (plus alpha) rather than three equal ones: smaller files, same picture.
+    if (options.greyscale) s.greyscale().toColourspace('b-w');
     if (options.orientationTag !== undefined) {
       // From the source, withExif replaces the whole EXIF block by the one tag. From raw pixels
       // sharp rewrites Orientation from the (absent) input value, so it has to go through
