@@ -45,7 +45,7 @@ export function isCiErrorCode(code: string): code is CiErrorCode {
 }
 
 /** Postgres SQLSTATEs that mean "bad value from the client", not a server fault. */
-const CLIENT_SQLSTATES = new Set(['22P02', '22001', '22003', '22007', '22008', '22021']);
+const CLIENT_SQLSTATES = new Set(['22P02', '22001', '22003', '22007', '22008', '22009', '22021']);
 
 /**
  * Maps anything thrown while serving a request to the CI error the client

@@ -38,7 +38,12 @@ export async function readBody(ctx: AppContext, maxBytes: number): Promise<strin
     req.on('end', onEnd);
     req.on('error', onError);
   });
-  return Buffer.concat(chunks).toString('utf8');
+  try {
+    // fatal: invalid UTF-8 is refused, not turned into U+FFFD inside an object key.
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new CiError('MalformedXML', 'The request body is not valid UTF-8.');
+  }
 }
 
 /** Reads and parses an XML request body whose root must be `root`. */

@@ -10,6 +10,7 @@
  * be flattened; it is dropped).
  */
 
+/** What the file and info headers say; `height` is positive, `topDown` tells the row order. */
 export interface BmpHeader {
   readonly width: number;
   readonly height: number;
@@ -20,6 +21,7 @@ export interface BmpHeader {
   readonly headerSize: number;
 }
 
+/** 8-bit interleaved pixels, top row first. */
 export interface RawPixels {
   readonly data: Buffer;
   readonly width: number;
@@ -39,6 +41,7 @@ const BI_RGB = 0;
 const BI_BITFIELDS = 3;
 const BI_ALPHABITFIELDS = 6;
 
+/** `BM` magic and room for the headers. */
 export function isBmp(data: Buffer): boolean {
   return data.length >= 26 && data[0] === 0x42 && data[1] === 0x4d;
 }

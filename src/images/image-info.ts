@@ -14,9 +14,10 @@ import { JOB_FAILURE_CODES, PermanentJobError } from '../engine/job-errors.js';
 import { decodeBmp, isBmp, readBmpHeader } from './bmp.js';
 import { estimateJpegQuality, estimateWebpQuality } from './quality-estimate.js';
 
-/** Input formats we decode. */
+/** Input formats we decode (BMP by our own codec, the rest by libvips). */
 export type InputFormat = 'jpeg' | 'png' | 'gif' | 'webp' | 'bmp' | 'tiff' | 'avif';
 
+/** Header facts about a source image (see the glossary above). */
 export interface SourceImage {
   readonly format: InputFormat;
   readonly width: number;
@@ -57,10 +58,14 @@ export function sniffImageFormat(data: Buffer): InputFormat | 'heic' | undefined
   if (data.length >= 12 && data.toString('latin1', 0, 4) === 'RIFF' && data.toString('latin1', 8, 12) === 'WEBP') return 'webp';
   if (isBmp(data)) return 'bmp';
   if (data.length >= 4 && (data.toString('latin1', 0, 4) === 'II*\0' || data.toString('latin1', 0, 4) === 'MM\0*')) return 'tiff';
-  if (data.length >= 12 && data.toString('latin1', 4, 8) === 'ftyp') {
-    const brand = data.toString('latin1', 8, 12);
-    if (brand === 'avif' || brand === 'avis') return 'avif';
-    if (['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis', 'mif1', 'msf1'].includes(brand)) return 'heic';
+  if (data.length >= 16 && data.toString('latin1', 4, 8) === 'ftyp') {
+    // Major brand, then (after the minor version) the compatible brands: an AVIF may carry
+    // the generic `mif1` as major brand and `avif` only among the compatible ones.
+    const end = Math.min(data.length, data.readUInt32BE(0));
+    const brands = [data.toString('latin1', 8, 12)];
+    for (let p = 16; p + 4 <= end; p += 4) brands.push(data.toString('latin1', p, p + 4));
+    if (brands.includes('avif') || brands.includes('avis')) return 'avif';
+    if (brands.some((b) => ['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis', 'mif1', 'msf1'].includes(b))) return 'heic';
   }
   return undefined;
 }

@@ -53,7 +53,7 @@ import type { PicLimits } from '../config.js';
 import { JOB_FAILURE_CODES, PermanentJobError } from '../engine/job-errors.js';
 import { decodeBmp, encodeBmp } from './bmp.js';
 import { FORMAT_NAMES, LOSSLESS_QUALITY, averageColour, probeImage, type InputFormat, type SourceImage } from './image-info.js';
-import { parseMogrRule, type Gravity, type MogrStep, type OutputFormat, type ThumbnailGeometry } from './mogr-rule.js';
+import { DEFAULT_PAD_COLOR, parseMogrRule, type Gravity, type MogrStep, type OutputFormat, type ThumbnailGeometry } from './mogr-rule.js';
 
 /** PicProcess failure codes beside `JOB_FAILURE_CODES` (InvalidMedia, InvalidArgument). */
 export const PIC_FAILURE_CODES = {
@@ -371,13 +371,20 @@ class Canvas {
     return this.stage;
   }
 
-  /** Runs the current stage to raw pixels and starts the next one from them. */
-  async flush(): Promise<RawImage> {
+  /**
+   * Runs the current stage to raw pixels and starts the next one from them.
+   * `sizeKnown: false` takes the size from the result (arbitrary rotations,
+   * single frame only); otherwise a mismatch with the tracked size is a bug.
+   */
+  async flush(sizeKnown = true): Promise<RawImage> {
     throwIfAborted(this.signal);
     if (!this.stage && this.raw) return this.raw;
     const stage = this.open();
     const { data, info } = await this.run(() => stage.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
-    if (info.width !== this.width || info.height !== this.height * this.pages) {
+    if (!sizeKnown) {
+      this.width = info.width;
+      this.height = info.height;
+    } else if (info.width !== this.width || info.height !== this.height * this.pages) {
       throw new Error(`internal: stage produced ${info.width}x${info.height}, expected ${this.width}x${this.height * this.pages}`);
     }
     this.raw = { data, width: info.width, height: this.height, pages: this.pages, channels: info.channels };
@@ -464,7 +471,7 @@ class Canvas {
           right: padX - Math.floor(padX / 2),
           top: Math.floor(padY / 2),
           bottom: padY - Math.floor(padY / 2),
-          background: rgb(step.pad?.color ?? '#ffffff'),
+          background: rgb(step.pad?.color ?? DEFAULT_PAD_COLOR),
         });
       }
       return s;
@@ -511,39 +518,23 @@ class Canvas {
       }
       return;
     }
-    // libvips sizes the rotated canvas itself; take its numbers.
+    // libvips sizes the rotated canvas itself (animations took it from the frames already).
     this.stagePaints = true;
-    if (this.pages === 1) {
-      const raw = await this.flushUnchecked();
-      this.width = raw.width;
-      this.height = raw.height;
-    }
-  }
-
-  /** Like `flush`, for a stage whose result size is not known in advance. */
-  private async flushUnchecked(): Promise<RawImage> {
-    const stage = this.open();
-    const { data, info } = await this.run(() => stage.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }));
-    this.raw = { data, width: info.width, height: info.height, pages: 1, channels: info.channels };
-    this.stage = undefined;
-    this.linearParams = undefined;
-    this.stagePaints = false;
-    this.slot = SLOT.EMPTY;
-    return this.raw;
+    if (this.pages === 1) await this.flush(false);
   }
 
   async autoOrient(): Promise<void> {
     const fix = ORIENTATION_FIX[this.orientation];
     this.orientation = 1;
     if (!fix) return;
-    const swap = fix.angle === 90 || fix.angle === 270;
-    if (this.untouched && this.pages === 1) {
+    if (this.pages > 1) return this.perFrame((s) => s.flop(fix.flop).rotate(fix.angle));
+    if (this.untouched) {
       // Cheapest: let the decoder orient while loading (keeps JPEG shrink-on-load for a following thumbnail).
       this.orientOnLoad = true;
     } else {
       await this.geometry((s) => s.flop(fix.flop).rotate(fix.angle), false);
     }
-    if (swap) [this.width, this.height] = [this.height, this.width];
+    if (fix.angle === 90 || fix.angle === 270) [this.width, this.height] = [this.height, this.width];
   }
 
   async flip(direction: 'vertical' | 'horizontal'): Promise<void> {

@@ -54,6 +54,7 @@ export type ThumbnailGeometry =
 /** Output formats this server can write. */
 export type OutputFormat = 'jpeg' | 'png' | 'webp' | 'gif' | 'bmp' | 'tiff' | 'avif';
 
+/** One parsed imageMogr2 operation; `op` is its name in the rule. */
 export type MogrStep =
   /** `pad` letterboxes the result into the W×H box with `color` (`#rrggbb`). */
   | { readonly op: 'thumbnail'; readonly geometry: ThumbnailGeometry; readonly pad?: { readonly color: string } }
@@ -80,6 +81,7 @@ export type MogrStep =
   | { readonly op: 'strip' }
   | { readonly op: 'ignore-error'; readonly enabled: boolean };
 
+/** The operation names a step can have. */
 export type MogrOp = MogrStep['op'];
 
 /** Largest width/height/area number accepted by the grammar; the real limits are applied on the image. */

@@ -12,9 +12,10 @@
  *
  * WebP (lossy): libwebp maps quality to a quantizer index through
  * `QualityToCompression` (a cube root) modulated per segment; we read the
- * quantizers from the VP8 frame header (RFC 6386 §9.3, §9.6) and invert that
- * mapping assuming libwebp's default `sns_strength` (50). Within ±2 of the
- * encoder setting for libwebp defaults; an estimate for other encoders.
+ * segment quantizers from the VP8 frame header (RFC 6386 §9.3, §9.6) and
+ * invert that mapping assuming libwebp's default `sns_strength` (50). Within
+ * ±2 of the encoder setting for photographs written with libwebp defaults; an
+ * estimate otherwise.
  */
 
 /** ITU T.81 Annex K.1, luminance, natural (row-major) order. */
@@ -187,11 +188,6 @@ function findVp8ChunkIn(webp: Buffer, from: number, to: number): { start: number
   return undefined;
 }
 
-/** Whether a WebP holds a lossy (`VP8 `) bitstream; lossless (`VP8L`) files report quality 100. */
-export function isLossyWebp(webp: Buffer): boolean {
-  return findVp8Chunk(webp) !== undefined;
-}
-
 /** Estimated libwebp quality of a lossy WebP, or `undefined` for lossless or unreadable files. */
 export function estimateWebpQuality(webp: Buffer): number | undefined {
   const chunk = findVp8Chunk(webp);
@@ -223,11 +219,12 @@ export function estimateWebpQuality(webp: Buffer): number | undefined {
   d.literal(2); // DCT partitions
   const base = d.literal(7); // y_ac_qi
   const indices = segmentQuants ? segmentQuants.map((q) => (absolute ? q : base + q)) : [base];
-  // libwebp quantizes segment i with 127 * (1 - c_base^(1 - amp * alpha_i)), amp = 0.9 * sns / 100 / 128,
-  // and the segment alphas are normalised to [-127, 127], so the coarsest segment sits at
-  // alpha = -127. With the default sns_strength 50 its exponent is 1 + 127 * amp = 1.4465.
-  // With segmentation off (or sns 0) every segment uses c_base itself. +0.5 undoes the
-  // truncation to an integer index.
+  // libwebp quantizes segment i with 127 * (1 - c_base^(1 - amp * alpha_i)), amp = 0.9 * sns / 100 / 128
+  // (default sns_strength 50). The alphas are 255 * (center_i - mid) / (max - min) clipped to ±127:
+  // either the coarsest segment sits at -127 or the finest at +127, and the header cannot tell
+  // which. Photographs measured here are the first case (pure noise is the second, and then reads
+  // up to ~20 high), so the coarsest segment is taken at -127, exponent 1 + 127 * amp. Without
+  // distinct segments the index is c_base itself. +0.5 undoes the truncation to an integer index.
   const coarsest = Math.min(127, Math.max(...indices));
   const exponent = Math.min(...indices) === coarsest ? 1 : 1 + (127 * 0.9 * 50) / 100 / 128;
   const c = Math.pow(Math.max(1e-6, 1 - (coarsest + 0.5) / 127), 1 / exponent);

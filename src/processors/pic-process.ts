@@ -85,6 +85,14 @@ export function expandObjectTemplate(template: string, values: { inputObject: st
   return withPath.replace(/\$\{([^}]*)\}/g, (_, name: Placeholder) => value[name]);
 }
 
+function safeKey(key: string): string {
+  try {
+    return assertSafeObjectKey(key, 'Output/Object');
+  } catch (err) {
+    throw asJobError(err);
+  }
+}
+
 function md5Etag(data: Buffer): string {
   return `"${createHash('md5').update(data).digest('hex')}"`;
 }
@@ -102,8 +110,9 @@ interface OutputTarget {
 function readOutput(operation: XmlObject, job: ProcessingJob): OutputTarget {
   const output = operation.Output;
   if (!isXmlObject(output)) throw invalid('Operation/Output is required.');
-  const objectTemplate = text(output.Object);
-  if (!objectTemplate) throw invalid('Output/Object is required.');
+  // Not trimmed: spaces are legal at the ends of an object key.
+  const objectTemplate = typeof output.Object === 'string' ? output.Object : '';
+  if (objectTemplate.trim() === '') throw invalid('Output/Object is required.');
   const bucket = text(output.Bucket) || job.bucket;
   const region = text(output.Region) || job.region;
   try {
@@ -111,7 +120,8 @@ function readOutput(operation: XmlObject, job: ProcessingJob): OutputTarget {
   } catch (err) {
     throw asJobError(err);
   }
-  checkObjectTemplate(objectTemplate);
+  // Check the key before any work; only ${ext} is still unknown and cannot make it unsafe.
+  safeKey(expandObjectTemplate(objectTemplate, { inputObject: job.inputObject, extension: 'jpg', jobId: job.jobId }));
   return { region, bucket, objectTemplate };
 }
 
@@ -194,12 +204,7 @@ export const picProcessProcessor: Processor = {
     const result = await applyMogrRule(input, steps, { limits: ctx.config.picLimits, averageColour: isPicInfo, signal });
     ctx.setProgress(80);
 
-    const key = expandObjectTemplate(target.objectTemplate, { inputObject: job.inputObject, extension: result.output.extension, jobId: job.jobId });
-    try {
-      assertSafeObjectKey(key, 'Output/Object');
-    } catch (err) {
-      throw asJobError(err);
-    }
+    const key = safeKey(expandObjectTemplate(target.objectTemplate, { inputObject: job.inputObject, extension: result.output.extension, jobId: job.jobId }));
     signal.throwIfAborted();
     const stored = await ctx.storage.put(target.bucket, key, result.output.data);
     if (signal.aborted) {

@@ -24,10 +24,24 @@ const parser = new XMLParser({
   tagValueProcessor: (_name, value) => decodeEntities(value),
 });
 
+/**
+ * Characters outside XML 1.0's `Char` production (NUL and other C0 controls
+ * but tab/LF/CR, lone surrogates, U+FFFE/U+FFFF). A document containing one,
+ * raw or as a character reference, is not well-formed.
+ */
+const NON_XML_CHAR = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+const NON_XML_CHARS = new RegExp(NON_XML_CHAR.source, 'gu');
+
+/** Longest parser diagnostic quoted back: an unclosed 100 000-deep document must not get a multi-MB error body. */
+const MAX_DIAGNOSTIC_CHARS = 200;
+
 const builder = new XMLBuilder({
   format: false,
   suppressEmptyNode: true,
   processEntities: true,
+  // Echoed input (an unknown job id from the path, a message quoting a query value) may hold
+  // characters XML cannot carry; they become U+FFFD so every response stays well-formed.
+  tagValueProcessor: (_name: string, value: unknown) => (typeof value === 'string' ? value.replace(NON_XML_CHARS, '\uFFFD') : value),
 });
 
 const PREDEFINED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
@@ -38,8 +52,9 @@ function decodeEntities(text: string): string {
     if (name === undefined) throw new CiError('MalformedXML', 'The XML contains a bare "&".');
     if (name.startsWith('#')) {
       const codePoint = name[1] === 'x' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
-      if (codePoint > 0x10ffff || codePoint === 0) throw new CiError('MalformedXML', `Invalid character reference ${match}.`);
-      return String.fromCodePoint(codePoint);
+      const char = codePoint <= 0x10ffff ? String.fromCodePoint(codePoint) : '';
+      if (char === '' || NON_XML_CHAR.test(char)) throw new CiError('MalformedXML', `Invalid character reference ${match}.`);
+      return char;
     }
     const replacement = PREDEFINED[name];
     if (replacement === undefined) throw new CiError('MalformedXML', `Undefined entity ${match}.`);
@@ -53,9 +68,11 @@ function decodeEntities(text: string): string {
  */
 export function parseXmlDocument(text: string, expectedRoot: string): XmlObject {
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw new CiError('MalformedXML', 'DTDs and entity declarations are not allowed.');
+  if (NON_XML_CHAR.test(text)) throw new CiError('MalformedXML', 'The XML contains a character that XML does not allow (such as NUL or a control character).');
   const validation = XMLValidator.validate(text);
   if (validation !== true) {
-    throw new CiError('MalformedXML', `The XML is not well-formed: ${validation.err.msg} (line ${validation.err.line}).`);
+    const msg = validation.err.msg.length > MAX_DIAGNOSTIC_CHARS ? `${validation.err.msg.slice(0, MAX_DIAGNOSTIC_CHARS)}…` : validation.err.msg;
+    throw new CiError('MalformedXML', `The XML is not well-formed: ${msg} (line ${validation.err.line}).`);
   }
   let parsed: Record<string, unknown>;
   try {

@@ -24,8 +24,17 @@ export function parseCiTime(text: string): Date | undefined {
   if (!m) return undefined;
   // `new Date` rolls 2022-04-31 over to May 1 and accepts hour 24; %d and %H do not.
   const [year, month, day, hour] = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])];
-  if (month < 1 || month > 12 || day < 1 || day > new Date(Date.UTC(year, month, 0)).getUTCDate() || hour > 23) return undefined;
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23) return undefined;
   const offset = m[7] === 'Z' ? '+00:00' : `${m[7].slice(0, 3)}:${m[7].slice(-2)}`;
   const date = new Date(`${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${m[6]}${offset}`);
-  return Number.isNaN(date.getTime()) ? undefined : date;
+  // Outside years 1–9999 (UTC) the database cannot take the value (9999-12-31T23:59:59-2359 is in year 10000).
+  if (Number.isNaN(date.getTime()) || date.getUTCFullYear() < 1 || date.getUTCFullYear() > 9999) return undefined;
+  return date;
+}
+
+/** Days in `month` (1–12) of `year`; setUTCFullYear, unlike Date.UTC, does not map years 0–99 to 1900–1999. */
+function daysInMonth(year: number, month: number): number {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, 0);
+  return date.getUTCDate();
 }
