@@ -9,6 +9,7 @@ import {
   type HostResolver,
   type ResolvedAddress,
 } from '../../src/callbacks/url-policy.js';
+import { rejection } from '../helpers/assertions.js';
 
 /** A resolver that answers from a table and records what it was asked. */
 function fakeDns(table: Record<string, string[]>): HostResolver & { asked: string[] } {
@@ -20,15 +21,6 @@ function fakeDns(table: Record<string, string[]>): HostResolver & { asked: strin
     return addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
   };
   return Object.assign(resolve, { asked });
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 const PRIVATE_URLS = [

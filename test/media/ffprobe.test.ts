@@ -4,18 +4,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { FfprobeError, runFfprobe } from '../../src/media/ffprobe.js';
+import { rejection } from '../helpers/assertions.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/media');
 const fixture = (name: string): string => path.join(FIXTURES, name);
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 function isAlive(pid: number): boolean {
   try {

@@ -9,18 +9,10 @@ import { mediaInfoProcessor } from '../../src/processors/media-info.js';
 import type { ProcessorContext } from '../../src/processors/processor.js';
 import { LocalDiskStorage } from '../../src/storage/local-disk.js';
 import type { XmlObject } from '../../src/xml/tree.js';
+import { rejection } from '../helpers/assertions.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/media');
 const BUCKET = 'media-1250000000';
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('mediaInfoProcessor', () => {
   let dir: string;
