@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { XMLValidator } from 'fast-xml-parser';
 import http from 'node:http';
+import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { signRequest } from '../helpers/cos-signer.js';
 import { parseXml, startTestService, type TestResponse, type TestService } from '../helpers/service.js';
@@ -475,4 +476,30 @@ describe('hostile requests', () => {
       await expectRefused('other method', signedPost({ method: 'GET' }), 403, 'SignatureDoesNotMatch');
     });
   });
+});
+
+describe('requests the HTTP parser refuses', () => {
+  let api: TestService;
+  before(async () => { api = await startTestService(); });
+  after(async () => { await api.stop(); });
+
+  for (const [what, raw] of [
+    ['a malformed Content-Length', 'GET /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'],
+    ['headers over the size limit', `GET /jobs?tag=${'x'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`],
+  ] as const) {
+    it(`answers ${what} with CI's error shape`, async () => {
+      const port = Number(new URL(api.baseUrl).port);
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => socket.end(raw));
+        let data = '';
+        socket.on('data', (chunk) => { data += chunk.toString(); });
+        socket.on('end', () => resolve(data));
+        socket.on('error', reject);
+      });
+      expect(answer).to.match(/^HTTP\/1\.1 400 /);
+      expect(answer).to.match(/\r\nx-ci-request-id: \S+/);
+      expect(answer).to.match(/\r\nDate: /);
+      expect(answer).to.include('<Error><Code>InvalidRequest</Code>');
+    });
+  }
 });
