@@ -1,0 +1,102 @@
+/**
+ * PicProcess throughput: the service against bare sharp.
+ *
+ *   node dist/bench/pic-process.bench.js        (after tsc -p tsconfig.json)
+ *   npx tsx bench/pic-process.bench.ts
+ *
+ * The same operation, `imageMogr2/thumbnail/720x588/quality/80` on
+ * fixtures/images/large-2725x2225.jpg, done N times at concurrency C, in one run:
+ *
+ * - bare: sharp in this process, `resize(720, 588, { fit: 'inside' })` then
+ *   `jpeg({ quality: 80 })`, from the file's bytes to an output buffer written
+ *   to disk (as the service writes its output), C at a time;
+ * - service: N PicProcess jobs POSTed over loopback HTTP and run by the
+ *   in-process worker (MEDIAJOBS_CONCURRENCY = C), from the first POST to the
+ *   last job's ended_at on the database clock.
+ *
+ * Rounds alternate which side goes first; the verdict uses the median ratio
+ * (service ÷ bare). Settings: BENCH_JOBS (100), BENCH_ROUNDS (3),
+ * BENCH_WARMUP (10), MEDIAJOBS_CONCURRENCY (CPUs). Target: ratio ≥ 0.85.
+ */
+import { readFileSync } from 'node:fs';
+import { writeFile, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import sharp from 'sharp';
+import {
+  BUCKET, REPO_ROOT, assertAllSucceeded, benchConcurrency, dbClockMs, envInt, environmentRows, fitQueueToConcurrency, fmt, jobTimings,
+  maxJobSeq, median, printBlock, printTable, runBenchmark, runPool, startBenchService, waitUntilIdle, type BenchService,
+} from './lib.js';
+
+const JOBS = envInt('BENCH_JOBS', 100);
+const ROUNDS = envInt('BENCH_ROUNDS', 3);
+const WARMUP = envInt('BENCH_WARMUP', 10, 0);
+const CONCURRENCY = benchConcurrency();
+const TARGET_RATIO = 0.85;
+const RULE = 'imageMogr2/thumbnail/720x588/quality/80';
+const FIXTURE = path.join(REPO_ROOT, 'fixtures', 'images', 'large-2725x2225.jpg');
+const KEY = 'bench/large.jpg';
+
+function picRequest(index: number): string {
+  return `<Request><Tag>PicProcess</Tag><Input><Object>${KEY}</Object></Input><Operation>`
+    + `<PicProcess><IsPicInfo>false</IsPicInfo><ProcessRule>${RULE}</ProcessRule></PicProcess>`
+    + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>bench/out/${index}.jpg</Object></Output></Operation></Request>`;
+}
+
+/** Jobs per second through the API and the worker. */
+async function runService(bench: BenchService, jobs: number): Promise<number> {
+  const after = await maxJobSeq(bench);
+  const startMs = await dbClockMs(bench);
+  await runPool(jobs, 4, async (i) => { await bench.client.submit(picRequest(i)); });
+  await waitUntilIdle(bench, 50);
+  const timings = await jobTimings(bench, after);
+  assertAllSucceeded(timings, jobs);
+  const endMs = Math.max(...timings.map((t) => t.endedMs ?? 0));
+  return jobs / ((endMs - startMs) / 1000);
+}
+
+/** Jobs per second for the same operation done with sharp directly. */
+async function runBare(input: Buffer, jobs: number, outDir: string): Promise<number> {
+  await mkdir(outDir, { recursive: true });
+  const start = performance.now();
+  await runPool(jobs, CONCURRENCY, async (i) => {
+    const output = await sharp(input).resize(720, 588, { fit: 'inside' }).jpeg({ quality: 80 }).toBuffer();
+    await writeFile(path.join(outDir, `${i}.jpg`), output);
+  });
+  return jobs / ((performance.now() - start) / 1000);
+}
+
+await runBenchmark('pic-process', async (db, use) => {
+  const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) } }));
+  const input = readFileSync(FIXTURE);
+  await bench.service.storage.put(BUCKET, KEY, input);
+  await fitQueueToConcurrency(bench);
+  const outDir = path.join(db.dataDir, 'bare-out');
+  printBlock('PicProcess benchmark', [
+    ...(await environmentRows(bench, db)),
+    ['operation', `${RULE} on ${path.basename(FIXTURE)} (${(input.length / 1024).toFixed(0)} KiB), ${JOBS} jobs, concurrency ${CONCURRENCY}, ${os.availableParallelism()} CPUs`],
+  ]);
+  if (WARMUP > 0) {
+    await runBare(input, WARMUP, outDir);
+    await runService(bench, WARMUP);
+  }
+  const rows: string[][] = [];
+  const ratios: number[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    let bare = 0;
+    let service = 0;
+    if (round % 2 === 1) {
+      bare = await runBare(input, JOBS, outDir);
+      service = await runService(bench, JOBS);
+    } else {
+      service = await runService(bench, JOBS);
+      bare = await runBare(input, JOBS, outDir);
+    }
+    ratios.push(service / bare);
+    rows.push([String(round), fmt(bare, 1), fmt(service, 1), fmt(service / bare, 3)]);
+  }
+  printTable(['round', 'bare sharp jobs/s', 'service jobs/s', 'ratio'], rows);
+  const ratio = median(ratios);
+  console.log(`\nratio (service ÷ bare sharp), median of ${ROUNDS}: ${fmt(ratio, 3)}  (target ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'met' : 'missed'})`);
+});
