@@ -33,10 +33,14 @@ export function resolveCallbackTarget(job: Job, notify: NotifyConfig | null): Ca
 /**
  * Records the TaskFinish notification of a job that has just ended, inside
  * the caller's transaction, and wakes the senders when it commits.
+ * `queueNotify`, when given, is the queue's NotifyConfig as read when the job
+ * was claimed; otherwise it is read now.
  */
-export async function enqueueTaskFinish(tx: Executor, job: Job): Promise<void> {
-  const queue = await tx.selectFrom('queues').select('notify_config').where('queue_id', '=', job.queueId).executeTakeFirst();
-  const target = resolveCallbackTarget(job, queue?.notify_config ?? null);
+export async function enqueueTaskFinish(tx: Executor, job: Job, queueNotify?: NotifyConfig | null): Promise<void> {
+  const notify = queueNotify !== undefined
+    ? queueNotify
+    : (await tx.selectFrom('queues').select('notify_config').where('queue_id', '=', job.queueId).executeTakeFirst())?.notify_config ?? null;
+  const target = resolveCallbackTarget(job, notify);
   if (!target) return;
   const { body, contentType } = buildTaskFinishBody(buildJobsDetail(job), target.format);
   await tx.insertInto('callback_deliveries').values({

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
-import { enqueueTaskFinish } from '../callbacks/outbox.js';
+import { enqueueTaskFinish, resolveCallbackTarget } from '../callbacks/outbox.js';
 import { transitionJob, type Executor, type Job, type JobPatch } from '../store/jobs.repository.js';
+import type { NotifyConfig } from '../store/schema.js';
 import type { XmlObject } from '../xml/tree.js';
 import type { JobState } from './job-state.js';
 
@@ -14,6 +15,8 @@ export interface Outcome {
  * Ends a job (Success, Failed or Cancel) and, in the same transaction, records
  * its TaskFinish notification, so a job can never end without its callback
  * being on its way. Returns undefined when the job was no longer in `from`.
+ * Call it inside a transaction unless `callbackExpected` says there is no
+ * callback to record, in which case the single UPDATE is atomic by itself.
  */
 export async function endJob(
   tx: Executor,
@@ -22,6 +25,7 @@ export async function endJob(
   to: 'Success' | 'Failed' | 'Cancel',
   outcome: Outcome,
   leaseOwner?: string,
+  queueNotify?: NotifyConfig | null,
 ): Promise<Job | undefined> {
   const patch: JobPatch = {
     code: outcome.code,
@@ -33,6 +37,11 @@ export async function endJob(
     ...(outcome.result ? { result: JSON.stringify(outcome.result) } : {}),
   };
   const job = await transitionJob(tx, jobId, from, to, patch, leaseOwner ? { leaseOwner } : undefined);
-  if (job) await enqueueTaskFinish(tx, job);
+  if (job) await enqueueTaskFinish(tx, job, queueNotify);
   return job;
+}
+
+/** Whether ending `job` records a notification, given its queue's NotifyConfig. */
+export function callbackExpected(job: Job, queueNotify: NotifyConfig | null): boolean {
+  return resolveCallbackTarget(job, queueNotify) !== undefined;
 }

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { transitionJob, jobRowToJob, type Executor, type Job, type JobRow } from '../store/jobs.repository.js';
+import type { NotifyConfig } from '../store/schema.js';
 import { JOB_FAILURE_CODES } from './job-errors.js';
 import { canTransition } from './job-state.js';
 import { endJob } from './outcomes.js';
@@ -23,10 +24,11 @@ if (!canTransition('Submitted', 'Running')) throw new Error('claim() needs Submi
  *    millisecond, so this serialisation costs little next to any real job.
  * 2. one Submitted job in a queue below its MaxConcurrent, with SKIP LOCKED,
  *    so a job being cancelled or expired right now is simply passed over.
- * The job's lease starts now; `attempts` counts this run.
+ * The job's lease starts now; `attempts` counts this run. The queue's
+ * NotifyConfig comes back with the job, so that ending it needs no second read.
  */
-export async function claimJob(db: Executor, workerId: string, leaseMs: number): Promise<Job | undefined> {
-  const result = await sql<JobRow>`
+export async function claimJob(db: Executor, workerId: string, leaseMs: number): Promise<ClaimedJob | undefined> {
+  const result = await sql<JobRow & { queue_notify_config: NotifyConfig | null }>`
     WITH active_queues AS (
       SELECT queue_id, max_concurrent FROM queues WHERE state = 'Active' ORDER BY queue_id FOR UPDATE
     ), open_queues AS (
@@ -50,9 +52,15 @@ export async function claimJob(db: Executor, workerId: string, leaseMs: number):
       updated_at = now()
     FROM next_job
     WHERE jobs.job_id = next_job.job_id
-    RETURNING jobs.*`.execute(db);
+    RETURNING jobs.*, (SELECT notify_config FROM queues q WHERE q.queue_id = jobs.queue_id) AS queue_notify_config`.execute(db);
   const row = result.rows[0];
-  return row && jobRowToJob(row);
+  return row && { job: jobRowToJob(row), queueNotify: row.queue_notify_config };
+}
+
+/** A claimed job, with its queue's NotifyConfig as it was at the claim (it decides the job's callback). */
+export interface ClaimedJob {
+  readonly job: Job;
+  readonly queueNotify: NotifyConfig | null;
 }
 
 /**

@@ -5,14 +5,15 @@ import { nextRetryDelayMs } from '../callbacks/backoff.js';
 import type { Config } from '../config.js';
 import type { Processor } from '../processors/processor.js';
 import type { Db } from '../store/database.js';
-import type { Job } from '../store/jobs.repository.js';
+import type { Executor, Job } from '../store/jobs.repository.js';
+import type { NotifyConfig } from '../store/schema.js';
 import { findTemplate } from '../store/templates.repository.js';
 import type { Storage } from '../storage/storage.js';
 import type { XmlObject } from '../xml/tree.js';
 import { CHANNELS } from './channels.js';
 import { PermanentJobError, RetryLaterError } from './job-errors.js';
-import { endJob } from './outcomes.js';
-import { claimJob, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, retryOrFail, saveProgress } from './queue.sql.js';
+import { callbackExpected, endJob, type Outcome } from './outcomes.js';
+import { claimJob, type ClaimedJob, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, retryOrFail, saveProgress } from './queue.sql.js';
 import { withDbRetry } from './db-retry.js';
 
 export interface WorkerDeps {
@@ -28,6 +29,7 @@ type StopReason = 'cancelled' | 'lease-lost' | 'shutdown';
 
 interface RunningJob {
   readonly job: Job;
+  readonly queueNotify: NotifyConfig | null;
   readonly controller: AbortController;
   stopReason?: StopReason;
   done: Promise<void>;
@@ -119,21 +121,21 @@ export class Worker {
   private async fill(): Promise<void> {
     const { db, config } = this.deps;
     while (this.accepting && this.running.size < config.concurrency) {
-      let job: Job | undefined;
+      let claimed: ClaimedJob | undefined;
       try {
-        job = await claimJob(db.kysely, this.workerId, config.leaseMs);
+        claimed = await claimJob(db.kysely, this.workerId, config.leaseMs);
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'claim failed; will retry on the next poll');
         return;
       }
-      if (!job) return;
-      this.launch(job);
+      if (!claimed) return;
+      this.launch(claimed);
     }
   }
 
-  private launch(job: Job): void {
+  private launch({ job, queueNotify }: ClaimedJob): void {
     const controller = new AbortController();
-    const run: RunningJob = { job, controller, done: Promise.resolve() };
+    const run: RunningJob = { job, queueNotify, controller, done: Promise.resolve() };
     this.running.set(job.jobId, run);
     run.done = this.execute(run).finally(() => {
       this.running.delete(job.jobId);
@@ -145,7 +147,8 @@ export class Worker {
     const { job, controller } = run;
     const { db, config, storage } = this.deps;
     const log = this.log.child({ jobId: job.jobId, tag: job.tag, attempt: job.attempts });
-    let lastProgressWrite = 0;
+    // The claim has just set Progress to 0; the first write can wait like the others.
+    let lastProgressWrite = Date.now();
     try {
       const processor = this.deps.processors.get(job.tag);
       if (!processor) throw new PermanentJobError('InvalidArgument', `No processor runs Tag ${job.tag} on this worker.`);
@@ -163,14 +166,12 @@ export class Worker {
         },
       });
       if (run.stopReason) return this.afterStop(run, log);
-      await withDbRetry(() => db.kysely.transaction().execute((tx) =>
-        endJob(tx, job.jobId, ['Running'], 'Success', { code: 'Success', message: '', result }, this.workerId)));
+      await this.end(run, 'Success', { code: 'Success', message: '', result });
     } catch (err) {
       if (run.stopReason) return this.afterStop(run, log);
       if (err instanceof PermanentJobError) {
         log.info({ code: err.code, message: err.message }, 'job failed');
-        await withDbRetry(() => db.kysely.transaction().execute((tx) =>
-          endJob(tx, job.jobId, ['Running'], 'Failed', { code: err.code, message: err.message }, this.workerId)));
+        await this.end(run, 'Failed', { code: err.code, message: err.message });
         return;
       }
       const delay = err instanceof RetryLaterError && err.delayMs !== undefined ? err.delayMs : nextRetryDelayMs(job.attempts);
@@ -178,6 +179,18 @@ export class Worker {
       await withDbRetry(() => db.kysely.transaction().execute((tx) =>
         retryOrFail(tx, job, this.workerId, delay, (err as Error).message ?? String(err))));
     }
+  }
+
+  /**
+   * Records a run's outcome. Without a callback to record, ending the job is
+   * one UPDATE and needs no transaction: a round trip or three saved per job.
+   */
+  private async end(run: RunningJob, to: 'Success' | 'Failed', outcome: Outcome): Promise<void> {
+    const { db } = this.deps;
+    const finish = (executor: Executor) => endJob(executor, run.job.jobId, ['Running'], to, outcome, this.workerId, run.queueNotify);
+    await withDbRetry(() => (callbackExpected(run.job, run.queueNotify)
+      ? db.kysely.transaction().execute(finish)
+      : finish(db.kysely)));
   }
 
   /** A PicProcess job with a TemplateId runs the template's current rule (TemplateId wins over inline). */

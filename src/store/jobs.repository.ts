@@ -83,8 +83,12 @@ export interface NewJob {
   readonly expiresAt: Date;
 }
 
-/** Inserts jobs in the given order (their seq follows it) and returns them as stored. */
-export async function insertJobs(db: Executor, jobs: readonly NewJob[]): Promise<Job[]> {
+/**
+ * Inserts jobs in the given order (their seq follows it) and returns them as
+ * stored. With `notifyChannel`, the same statement sends a NOTIFY there,
+ * delivered when the insert commits.
+ */
+export async function insertJobs(db: Executor, jobs: readonly NewJob[], notifyChannel?: string): Promise<Job[]> {
   const rows = await db
     .insertInto('jobs')
     .values(jobs.map((job) => ({
@@ -104,6 +108,7 @@ export async function insertJobs(db: Executor, jobs: readonly NewJob[]): Promise
       expires_at: job.expiresAt,
     })))
     .returningAll()
+    .$if(notifyChannel !== undefined, (q) => q.returning(sql<string>`pg_notify(${notifyChannel}, '')`.as('notified')))
     .execute();
   return rows.map(jobRowToJob).sort((a, b) => compareSeq(a.seq, b.seq));
 }
