@@ -24,13 +24,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { sql } from 'kysely';
-import pg from 'pg';
-import { pino } from 'pino';
-import { loadConfig, type Config } from '../src/config.js';
-import { startService, type Service } from '../src/main.js';
+import type { Config } from '../src/config.js';
+import type { Service } from '../src/main.js';
 import { bundledFfprobePath } from '../src/media/ffprobe.js';
 import type { Processor } from '../src/processors/processor.js';
+
+// The service, kysely, pg and pino are imported where used, so that the bare
+// ffprobe loop (bench/ffprobe-loop.ts, which imports this file) runs in a
+// process that has loaded nothing of the service.
+const kyselySql = async () => (await import('kysely')).sql;
 
 // ---------------------------------------------------------------------------
 // Paths and settings
@@ -84,6 +86,7 @@ export interface ScratchDatabase {
 }
 
 async function adminQuery(serverUrl: string, text: string): Promise<void> {
+  const { default: pg } = await import('pg');
   const client = new pg.Client({ connectionString: serverUrl });
   await client.connect();
   try {
@@ -140,6 +143,7 @@ export interface BenchService {
  * loopback port, on `db`. `env` wins over MEDIAJOBS_* from the environment.
  */
 export async function startBenchService(db: ScratchDatabase, options: { env?: Record<string, string>; processors?: ReadonlyMap<string, Processor> } = {}): Promise<BenchService> {
+  const [{ loadConfig }, { startService }, { pino }] = await Promise.all([import('../src/config.js'), import('../src/main.js'), import('pino')]);
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([name]) => name.startsWith('MEDIAJOBS_')));
   const config = loadConfig({
     ...inherited,
@@ -231,18 +235,21 @@ export class HttpClient {
 
 /** The database clock now, as epoch milliseconds with microsecond precision. */
 export async function dbClockMs(bench: BenchService): Promise<number> {
+  const sql = await kyselySql();
   const { rows } = await sql<{ t: number | string }>`SELECT extract(epoch FROM clock_timestamp())::float8 * 1000 AS t`.execute(bench.service.db.kysely);
   return Number(rows[0].t);
 }
 
 /** The highest job seq so far (0 on an empty table): a cursor that separates one batch of jobs from the next. */
 export async function maxJobSeq(bench: BenchService): Promise<string> {
+  const sql = await kyselySql();
   const { rows } = await sql<{ seq: string }>`SELECT coalesce(max(seq), 0)::text AS seq FROM jobs`.execute(bench.service.db.kysely);
   return rows[0].seq;
 }
 
 /** Jobs not yet final. Reads only the small partial indexes on Submitted/Running jobs. */
 export async function unfinishedJobs(bench: BenchService): Promise<number> {
+  const sql = await kyselySql();
   const { rows } = await sql<{ n: string }>`SELECT count(*)::text AS n FROM jobs WHERE state IN ('Submitted', 'Running')`.execute(bench.service.db.kysely);
   return Number(rows[0].n);
 }
@@ -261,6 +268,7 @@ export interface JobTiming {
 
 /** Every job with seq > `afterSeq`, in creation order, with exact timestamps. */
 export async function jobTimings(bench: BenchService, afterSeq: string): Promise<JobTiming[]> {
+  const sql = await kyselySql();
   const { rows } = await sql<{ job_id: string; state: string; code: string; message: string; attempts: number; c: number | string; s: number | string | null; e: number | string | null }>`
     SELECT job_id, state, code, message, attempts,
       extract(epoch FROM created_at)::float8 * 1000 AS c,
@@ -299,6 +307,26 @@ export async function waitUntilIdle(bench: BenchService, pollMs: number, timeout
     if (Date.now() > deadline) throw new Error(`jobs still unfinished after ${timeoutMs} ms`);
     await sleep(pollMs);
   }
+}
+
+/** User + system time of a `process.cpuUsage(previous)` difference, in ms. */
+export function cpuMs(usage: NodeJS.CpuUsage): number {
+  return (usage.user + usage.system) / 1000;
+}
+
+/**
+ * The default queue's MaxConcurrent is 10: when C is higher, raise it through
+ * UpdateMediaQueue so the queue does not become the limit being measured.
+ */
+export async function fitQueueToConcurrency(bench: BenchService): Promise<void> {
+  const concurrency = bench.config.concurrency;
+  const listing = await bench.client.request('GET', '/queue');
+  const queue = /<QueueId>(p[0-9a-f]{32})<\/QueueId>[\s\S]*?<MaxConcurrent>(\d+)<\/MaxConcurrent>/.exec(listing.text);
+  if (listing.status !== 200 || !queue) throw new Error(`GET /queue answered ${listing.status}: ${listing.text.slice(0, 300)}`);
+  if (Number(queue[2]) >= concurrency) return;
+  const body = `<Request><Name>queue-default</Name><State>Active</State><MaxConcurrent>${concurrency}</MaxConcurrent></Request>`;
+  const res = await bench.client.request('PUT', `/queue/${queue[1]}`, body);
+  if (res.status !== 200) throw new Error(`PUT /queue/${queue[1]} answered ${res.status}: ${res.text.slice(0, 300)}`);
 }
 
 /** Runs `count` tasks with at most `concurrency` at once; task i gets its index. */
@@ -357,18 +385,22 @@ export interface BareRun {
   readonly perProbeMs: number[];
   /** Resident memory of the process that spawned the probes, MB. */
   readonly rssMb: number;
+  /** CPU time (user + system) of the spawning Node process itself, ms per probe; ffprobe's own is not included. */
+  readonly nodeCpuMsPerProbe: number;
 }
 
 /** Runs ffprobe `jobs` times, `concurrency` at a time, from this process. */
 export async function bareProbes(binary: string, args: readonly string[], jobs: number, concurrency: number): Promise<BareRun> {
   const perProbeMs: number[] = [];
+  const cpu = process.cpuUsage();
   const t0 = performance.now();
   await runPool(jobs, concurrency, async () => {
     const start = performance.now();
     await spawnFfprobe(binary, args);
     perProbeMs.push(performance.now() - start);
   });
-  return { seconds: (performance.now() - t0) / 1000, perProbeMs, rssMb: process.memoryUsage().rss / 1e6 };
+  const seconds = (performance.now() - t0) / 1000;
+  return { seconds, perProbeMs, rssMb: process.memoryUsage().rss / 1e6, nodeCpuMsPerProbe: cpuMs(process.cpuUsage(cpu)) / jobs };
 }
 
 export interface BareRequest {
@@ -444,8 +476,11 @@ export function summarize(values: readonly number[]): Summary {
   };
 }
 
+/** The middle value (the mean of the two middle values for an even count). */
 export function median(values: readonly number[]): number {
-  return percentile([...values].sort((a, b) => a - b), 50);
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 // ---------------------------------------------------------------------------
@@ -476,6 +511,7 @@ export function printTable(header: readonly string[], rows: ReadonlyArray<readon
 
 /** Node, CPUs, database and ffprobe: what a reader needs to compare two runs. */
 export async function environmentRows(bench: BenchService, db: ScratchDatabase): Promise<Array<[string, string]>> {
+  const sql = await kyselySql();
   const cpus = os.cpus();
   const { rows } = await sql<{ v: string }>`SELECT version() AS v`.execute(bench.service.db.kysely);
   const version = rows[0].v.split(' on ')[0];
@@ -507,19 +543,24 @@ export async function runBenchmark(name: string, body: (db: ScratchDatabase, use
     })();
     return cleaning;
   };
+  let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {
+    interrupted = true;
     console.error(`\n${name}: ${signal}, cleaning up`);
     void cleanup().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // Output piped into `head` and closed early must not kill the run before it drops its database.
+  process.stdout.on('error', () => undefined);
   let failed = false;
   try {
     db = await scratchDatabase();
     await body(db, (started) => (bench = started));
   } catch (err) {
     failed = true;
-    console.error(`${name} failed:`, err);
+    // After Ctrl-C, requests cut off by the shutdown fail; that is not news.
+    if (!interrupted) console.error(`${name} failed:`, err);
   } finally {
     await cleanup();
   }

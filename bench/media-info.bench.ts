@@ -11,7 +11,12 @@
  *
  * - bare: runs the ffprobe-static binary N times on that same stored file, C
  *   at a time, with the service's exact arguments (no shell, output piped and
- *   drained); throughput = N ÷ wall time.
+ *   drained), from a fresh small Node process (bench/ffprobe-loop.ts);
+ *   throughput = N ÷ wall time. A fresh process because Node spawns with
+ *   fork(), whose cost grows with the parent's resident memory: probes
+ *   spawned from the service's own process (hundreds of MB with PGlite) are
+ *   not bare. That in-process variant is still measured and printed as a
+ *   diagnostic (BENCH_BARE_IN_PROCESS=0 skips it).
  * - service: POSTs N MediaInfo jobs over loopback HTTP (BENCH_SUBMITTERS
  *   requests in flight) and waits until none is Submitted or Running (one
  *   count query every BENCH_POLL_MS). Time runs from the database clock read
@@ -21,15 +26,20 @@
  *
  * A warm-up of BENCH_WARMUP bare probes and service jobs runs first. Rounds
  * alternate which side goes first; the verdict uses the median round ratio.
+ * Also printed: the CPU time of the service's process per job (the API, the
+ * worker, PGlite when embedded, and this benchmark's own HTTP client), since
+ * one core bounds what one process can do.
  *
  * Settings: BENCH_JOBS (200), BENCH_ROUNDS (3), BENCH_WARMUP (20),
- * BENCH_SUBMITTERS (4), BENCH_POLL_MS (50), MEDIAJOBS_CONCURRENCY (CPUs).
+ * BENCH_SUBMITTERS (4), BENCH_POLL_MS (50), BENCH_BARE_IN_PROCESS (1),
+ * MEDIAJOBS_CONCURRENCY (CPUs); other MEDIAJOBS_* reach the service as is.
  */
 import { performance } from 'node:perf_hooks';
 import {
-  assertAllSucceeded, bareProbes, bareProbesInChild, benchConcurrency, dbClockMs, envInt, environmentRows, ffprobeArgs,
-  ffprobeBinary, fmt, fmtSummary, jobTimings, maxJobSeq, median, mediaInfoRequest, printBlock, printTable, putFixture,
-  runBenchmark, runPool, startBenchService, summarize, waitUntilIdle, type BareRun, type BenchService,
+  assertAllSucceeded, bareProbes, bareProbesInChild, benchConcurrency, cpuMs, dbClockMs, envInt, environmentRows,
+  ffprobeArgs, ffprobeBinary, fitQueueToConcurrency, fmt, fmtSummary, jobTimings, maxJobSeq, median, mediaInfoRequest,
+  printBlock, printTable, putFixture, runBenchmark, runPool, startBenchService, summarize, waitUntilIdle,
+  type BareRun, type BenchService,
 } from './lib.js';
 
 const JOBS = envInt('BENCH_JOBS', 200);
@@ -52,17 +62,21 @@ interface ServiceRun {
   /** Per job, database clock: created → started, started → ended. */
   readonly waitMs: number[];
   readonly runMs: number[];
+  /** CPU time of this whole process (service, its worker, and the benchmark's own client) per job; ffprobe's not included. */
+  readonly nodeCpuMsPerJob: number;
 }
 
 async function runService(bench: BenchService, jobs: number): Promise<ServiceRun> {
   const body = mediaInfoRequest(KEY);
   const afterSeq = await maxJobSeq(bench);
   const dbStart = await dbClockMs(bench);
+  const cpu = process.cpuUsage();
   const t0 = performance.now();
   await runPool(jobs, SUBMITTERS, async () => { await bench.client.submit(body); });
   const submitted = performance.now();
   await waitUntilIdle(bench, POLL_MS);
   const seen = performance.now();
+  const nodeCpuMsPerJob = cpuMs(process.cpuUsage(cpu)) / jobs;
   const timings = await jobTimings(bench, afterSeq);
   assertAllSucceeded(timings, jobs);
   const lastEnd = Math.max(...timings.map((t) => t.endedMs ?? NaN));
@@ -72,11 +86,13 @@ async function runService(bench: BenchService, jobs: number): Promise<ServiceRun
     submitSeconds: (submitted - t0) / 1000,
     waitMs: timings.map((t) => (t.startedMs ?? NaN) - t.createdMs),
     runMs: timings.map((t) => (t.endedMs ?? NaN) - (t.startedMs ?? NaN)),
+    nodeCpuMsPerJob,
   };
 }
 
 await runBenchmark('media-info.bench', async (db, use) => {
   const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) } }));
+  await fitQueueToConcurrency(bench);
   await putFixture(bench, KEY);
   const binary = ffprobeBinary(bench.config);
   const args = ffprobeArgs(await bench.localPath(KEY));
@@ -110,9 +126,9 @@ await runBenchmark('media-info.bench', async (db, use) => {
   }
 
   const ratios = service.map((s, i) => bare[i].seconds / s.seconds);
-  console.log('');
+  console.log('\nPer round (jobs/s; "service" by the database clock, "client-seen" until the poll that found no job left):');
   printTable(
-    ['round', 'bare jobs/s', 'service jobs/s', 'ratio', 'service client-seen jobs/s', 'submit phase s', 'wait p50 ms', 'run p50 ms', 'bare probe p50 ms'],
+    ['round', 'bare', 'service', 'ratio', 'client-seen', 'submit phase s', ...(IN_PROCESS_TOO ? ['bare from service process'] : [])],
     service.map((s, i) => [
       String(i + 1),
       fmt(JOBS / bare[i].seconds, 1),
@@ -120,24 +136,29 @@ await runBenchmark('media-info.bench', async (db, use) => {
       fmt(ratios[i], 3),
       fmt(JOBS / s.clientSeconds, 1),
       fmt(s.submitSeconds, 2),
-      fmt(summarize(s.waitMs).p50, 2),
-      fmt(summarize(s.runMs).p50, 2),
-      fmt(summarize(bare[i].perProbeMs).p50, 2),
+      ...(IN_PROCESS_TOO ? [fmt(JOBS / bareHere[i].seconds, 1)] : []),
     ]),
   );
 
-  const bareTotal = bare.reduce((a, r) => a + r.seconds, 0);
-  const serviceTotal = service.reduce((a, r) => a + r.seconds, 0);
+  const pooled = (runs: ReadonlyArray<{ seconds: number }>) => runs.reduce((a, r) => a + r.seconds, 0);
   const ratio = median(ratios);
+  const perJob = (values: number[]) => fmtSummary(summarize(values));
+  const serviceCpu = median(service.map((s) => s.nodeCpuMsPerJob));
   printBlock('MediaInfo throughput: result', [
-    ['bare ffprobe', `${fmt((JOBS * ROUNDS) / bareTotal, 1)} jobs/s  (all rounds pooled; ${fmt(bareTotal, 2)} s)`],
-    ['service', `${fmt((JOBS * ROUNDS) / serviceTotal, 1)} jobs/s  (all rounds pooled; ${fmt(serviceTotal, 2)} s)`],
-    ['ratio service ÷ bare', `${fmt(ratio, 3)} median of rounds (pooled ${fmt(bareTotal / serviceTotal, 3)}; rounds ${ratios.map((r) => fmt(r, 3)).join(', ')})`],
+    ['bare ffprobe', `${fmt((JOBS * ROUNDS) / pooled(bare), 1)} jobs/s  (C=${CONCURRENCY}, spawned from a fresh Node process; rounds pooled)`],
+    ['service', `${fmt((JOBS * ROUNDS) / pooled(service), 1)} jobs/s  (first POST → last job ended; rounds pooled)`],
+    ['ratio service ÷ bare', `${fmt(ratio, 3)}  (median of rounds ${ratios.map((r) => fmt(r, 3)).join(', ')}; pooled ${fmt(pooled(bare) / pooled(service), 3)})`],
     ['target', `ratio ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'MET' : 'MISSED'}`],
     ['', ''],
-    ['service, per job (ms)', ''],
-    ['  created → started', fmtSummary(summarize(service.flatMap((s) => s.waitMs)))],
-    ['  started → ended', fmtSummary(summarize(service.flatMap((s) => s.runMs)))],
-    ['bare, per probe (ms)', fmtSummary(summarize(bare.flatMap((b) => b.perProbeMs)))],
+    ['per job / probe, ms', ''],
+    ['service created → started', `${perJob(service.flatMap((s) => s.waitMs))}  (queue wait: all ${JOBS} are submitted at once)`],
+    ['service started → ended', perJob(service.flatMap((s) => s.runMs))],
+    ['bare probe', perJob(bare.flatMap((b) => b.perProbeMs))],
+    ...(IN_PROCESS_TOO ? [['bare probe from service process', perJob(bareHere.flatMap((b) => b.perProbeMs))] as const] : []),
+    ['', ''],
+    ['Node CPU per job, ms', '(ffprobe\'s own CPU not included)'],
+    ['service process', `${fmt(serviceCpu)}  (API, worker, PGlite when embedded, and this benchmark's client: one core caps it at ${fmt(1000 / serviceCpu, 0)} jobs/s)`],
+    ['bare spawner process', `${fmt(median(bare.map((b) => b.nodeCpuMsPerProbe)))}  (RSS ${fmt(bare[0].rssMb, 0)} MB)`],
+    ...(IN_PROCESS_TOO ? [['service process spawning bare', `${fmt(median(bareHere.map((b) => b.nodeCpuMsPerProbe)))}  (RSS ${fmt(bareHere[0].rssMb, 0)} MB)`] as const] : []),
   ]);
 });
