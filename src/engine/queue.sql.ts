@@ -16,31 +16,36 @@ if (!canTransition('Submitted', 'Running')) throw new Error('claim() needs Submi
 /**
  * Claims the most urgent runnable job: highest JobLevel, then oldest.
  *
- * Locks, in order:
- * 1. every Active queue row (FOR UPDATE, in queue_id order so two claimers
- *    never deadlock). Claims therefore run one at a time, which is what makes
- *    MaxConcurrent hold across all workers: the running count read in step 2
- *    cannot change until this transaction commits. A claim takes about a
- *    millisecond, so this serialisation costs little next to any real job.
- * 2. one Submitted job in a queue below its MaxConcurrent, with SKIP LOCKED,
- *    so a job being cancelled or expired right now is simply passed over.
- * The job's lease starts now; `attempts` counts this run. The queue's
- * NotifyConfig comes back with the job, so that ending it needs no second read.
+ * One statement, in three steps:
+ * 1. `candidate`: the best Submitted job in an Active queue that has a free
+ *    slot (`running < max_concurrent`), locked with SKIP LOCKED so claimers
+ *    never wait on each other's candidates (nor on a job being cancelled);
+ * 2. `slot`: takes one of its queue's slots. This UPDATE waits for the queue
+ *    row if another claimer holds it, then re-checks `running <
+ *    max_concurrent` and `state = 'Active'` against the newest version, so
+ *    MaxConcurrent and pauses hold across every worker (sql/0004 explains
+ *    why a count in the same statement would not);
+ * 3. the job becomes Running only if a slot was taken. Its lease starts now
+ *    and `attempts` counts this run. A trigger gives the slot back when the
+ *    job leaves Running.
+ * The queue's NotifyConfig comes back with the job, so that ending it needs
+ * no second read.
  */
 export async function claimJob(db: Executor, workerId: string, leaseMs: number): Promise<ClaimedJob | undefined> {
   const result = await sql<JobRow & { queue_notify_config: NotifyConfig | null }>`
-    WITH active_queues AS (
-      SELECT queue_id, max_concurrent FROM queues WHERE state = 'Active' ORDER BY queue_id FOR UPDATE
-    ), open_queues AS (
-      SELECT q.queue_id FROM active_queues q
-      WHERE q.max_concurrent > (SELECT count(*) FROM jobs r WHERE r.queue_id = q.queue_id AND r.state = 'Running')
-    ), next_job AS (
-      SELECT job_id FROM jobs
-      WHERE state = 'Submitted' AND run_after <= now() AND expires_at > now()
-        AND queue_id IN (SELECT queue_id FROM open_queues)
-      ORDER BY priority DESC, seq
+    WITH candidate AS (
+      SELECT j.job_id, j.queue_id FROM jobs j
+      JOIN queues q ON q.queue_id = j.queue_id
+      WHERE j.state = 'Submitted' AND j.run_after <= now() AND j.expires_at > now()
+        AND q.state = 'Active' AND q.running < q.max_concurrent
+      ORDER BY j.priority DESC, j.seq
       LIMIT 1
-      FOR UPDATE SKIP LOCKED
+      FOR UPDATE OF j SKIP LOCKED
+    ), slot AS (
+      UPDATE queues SET running = running + 1
+      FROM candidate
+      WHERE queues.queue_id = candidate.queue_id AND queues.running < queues.max_concurrent AND queues.state = 'Active'
+      RETURNING queues.queue_id
     )
     UPDATE jobs SET
       state = 'Running',
@@ -50,8 +55,8 @@ export async function claimJob(db: Executor, workerId: string, leaseMs: number):
       started_at = coalesce(started_at, now()),
       progress = 0,
       updated_at = now()
-    FROM next_job
-    WHERE jobs.job_id = next_job.job_id
+    FROM candidate, slot
+    WHERE jobs.job_id = candidate.job_id
     RETURNING jobs.*, (SELECT notify_config FROM queues q WHERE q.queue_id = jobs.queue_id) AS queue_notify_config`.execute(db);
   const row = result.rows[0];
   return row && { job: jobRowToJob(row), queueNotify: row.queue_notify_config };

@@ -12,18 +12,20 @@ import { CHANNELS } from './channels.js';
  */
 export async function updateMediaQueue(db: Db, bucket: string, queueId: string, update: QueueUpdate): Promise<Queue> {
   return db.kysely.transaction().execute(async (tx) => {
-    // Lock the queue row: claim() holds the same lock, so no job is claimed from a queue mid-pause.
     const current = await findQueue(tx, bucket, queueId);
     if (!current) throw new CiError('InvalidArgument', `The queue ${queueId} does not exist.`);
-    await sql`SELECT 1 FROM queues WHERE queue_id = ${queueId} FOR UPDATE`.execute(tx);
-    const updated = await updateQueue(tx, queueId, update);
-    if (!updated) throw new CiError('InvalidArgument', `The queue ${queueId} does not exist.`);
+    // Jobs first, then the queue row: claim() locks in the same order (job,
+    // then queue), so the two never deadlock. A job claimed meanwhile is
+    // Running and simply goes on; claim() re-checks the queue's state when it
+    // takes a slot, so nothing is claimed once the pause commits.
     if (current.state !== 'Paused' && update.state === 'Paused') {
       await transitionQueueJobs(tx, queueId, 'Submitted', 'Pause');
     } else if (current.state !== 'Active' && update.state === 'Active') {
       await transitionQueueJobs(tx, queueId, 'Pause', 'Submitted');
       await sql`SELECT pg_notify(${CHANNELS.jobsAvailable}, '')`.execute(tx);
     }
+    const updated = await updateQueue(tx, queueId, update);
+    if (!updated) throw new CiError('InvalidArgument', `The queue ${queueId} does not exist.`);
     return updated;
   });
 }

@@ -42,6 +42,8 @@ export interface QueuesTable {
   max_size: ColumnType<number, number | undefined, number>;
   max_concurrent: ColumnType<number, number | undefined, number>;
   notify_config: ColumnType<NotifyConfig | null, string | null | undefined, string | null>;
+  /** Running jobs; maintained by claim() and a trigger (sql/0004). */
+  running: ColumnType<number, never, never>;
   is_default: ColumnType<boolean, boolean | undefined, boolean>;
   created_at: Timestamp;
   updated_at: Timestamp;
