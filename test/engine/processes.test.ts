@@ -91,15 +91,18 @@ describePostgres('worker processes sharing PostgreSQL', function () {
     const admin = new pg.Client({ connectionString: database.databaseUrl });
     await admin.connect();
     const dbName = new URL(database.databaseUrl!).pathname.slice(1);
+    const terminated: number[] = [];
     try {
       for (let cut = 0; cut < 3; cut++) {
         await new Promise((resolve) => setTimeout(resolve, 400));
         const { rowCount } = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [dbName]);
-        expect(rowCount).to.be.greaterThan(0);
+        terminated.push(rowCount ?? 0);
       }
     } finally {
       await admin.end();
     }
+    // The first cut always finds the workers' and the API's connections; a later one may come before they reconnected.
+    expect(terminated[0]).to.be.greaterThan(0);
     // The API's own pool lost its connections too; it must answer again by itself.
     const states = await waitFor(async () => {
       const rows = await sql<{ state: string }>`SELECT state FROM jobs`.execute(api.service.db.kysely).catch(() => undefined);
