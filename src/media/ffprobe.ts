@@ -12,9 +12,9 @@
  * report.format?.duration; // '2.000000'
  * ```
  */
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { sharedSpawner, type Spawner } from './spawner.js';
 
 /** Numbers ffprobe prints as JSON numbers in some versions and as strings in others. */
 export type FfprobeNumber = number | string;
@@ -94,6 +94,8 @@ export interface FfprobeOptions {
   readonly timeoutMs?: number;
   /** ffprobe is killed when its stdout grows past this (a file with absurdly many streams). */
   readonly maxOutputBytes?: number;
+  /** Where ffprobe is spawned from; defaults to the process-wide helper (see spawner.ts). */
+  readonly spawner?: Spawner;
 }
 
 /** Reads headers only, so even large files take milliseconds; 30 s means something is wrong. */
@@ -153,11 +155,11 @@ export function bundledFfprobePath(): string {
  * abort or timeout; it also buffers stdout without a limit and parses ffprobe's
  * default text format instead of JSON.
  *
- * Overhead: one `spawn` (no shell), chunks collected and joined once, one
- * `JSON.parse`. Measured on fixtures/media/h264-aac.mp4, 200 sequential
- * probes: the binary alone takes ~6.4 ms from a shell loop and ~8 ms when
- * Node spawns it with output discarded; `runFfprobe` is within ±0.7 ms of the
- * latter, so what we add is Node's own spawn cost (~1.5 ms), nothing more.
+ * ffprobe is spawned (no shell) by a small helper process (`spawner.ts`),
+ * not by this one: a fork from the service process costs 12–22 ms of
+ * main-thread CPU once PGlite is loaded (it copies the page tables of
+ * 500–850 MB), against ~2 ms from the helper. The helper applies the time
+ * and output limits and hands back stdout and the start of stderr.
  *
  * The input is passed as `file:<absolute path>` with `-protocol_whitelist
  * file`, so a key that looks like an option (`-i`) or a URL (`http:…`,
@@ -178,75 +180,29 @@ export function runFfprobe(filePath: string, options: FfprobeOptions = {}): Prom
     `file:${path.resolve(filePath)}`,
   ];
 
-  return new Promise<FfprobeReport>((resolve, reject) => {
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
-    const stdout: Buffer[] = [];
-    let stdoutBytes = 0;
-    const stderr: Buffer[] = [];
-    let stderrBytes = 0;
-    // Set when we kill the child, so 'close' knows why it died.
-    let killedFor: 'abort' | 'timeout' | 'output-limit' | undefined;
-    let spawnError: Error | undefined;
-
-    const kill = (why: NonNullable<typeof killedFor>): void => {
-      if (killedFor !== undefined) return;
-      killedFor = why;
-      // SIGKILL: ffprobe holds no state worth a clean shutdown, and a process
-      // stuck in a bad demuxer may ignore SIGTERM.
-      child.kill('SIGKILL');
-    };
-    const onAbort = (): void => kill('abort');
-    const timer = setTimeout(() => kill('timeout'), timeoutMs);
-    signal?.addEventListener('abort', onAbort, { once: true });
-
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdoutBytes += chunk.length;
-      if (stdoutBytes > maxOutputBytes) kill('output-limit');
-      else stdout.push(chunk);
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      if (stderrBytes >= MAX_STDERR_BYTES) return;
-      stderr.push(chunk);
-      stderrBytes += chunk.length;
-    });
-    child.on('error', (err) => {
-      // A failed spawn (ENOENT, EACCES) is followed by 'close' on Node 20; a
-      // failed kill is not an error worth reporting.
-      if (child.pid === undefined) spawnError = err;
-    });
-
-    // 'close' (not 'exit') waits for stdout and stderr to drain, so the report is complete.
-    child.on('close', (code, killSignal) => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      const errText = Buffer.concat(stderr).toString('utf8').slice(0, MAX_STDERR_BYTES);
-      if (killedFor === 'abort') return reject(signal?.reason);
-      if (spawnError !== undefined) {
-        return reject(new FfprobeError('spawn', `cannot run ffprobe (${binary}): ${spawnError.message}`, errText, null, { cause: spawnError }));
-      }
-      if (killedFor === 'timeout') {
-        return reject(new FfprobeError('timeout', `ffprobe did not finish within ${timeoutMs} ms`, errText));
-      }
-      if (killedFor === 'output-limit') {
-        return reject(new FfprobeError('output-limit', `ffprobe printed more than ${maxOutputBytes} bytes`, errText));
-      }
-      if (killSignal !== null) {
-        return reject(new FfprobeError('crash', `ffprobe was killed by ${killSignal}`, errText));
-      }
-      if (code !== 0) {
-        const first = errText.split('\n').find((line) => line.trim() !== '')?.trim() ?? '';
-        return reject(new FfprobeError('exit', `ffprobe exited with code ${code}${first ? `: ${first}` : ''}`, errText, code));
-      }
-      let report: unknown;
-      try {
-        report = JSON.parse(Buffer.concat(stdout).toString('utf8'));
-      } catch (err) {
-        return reject(new FfprobeError('bad-output', 'ffprobe printed invalid JSON', errText, code, { cause: err }));
-      }
-      if (typeof report !== 'object' || report === null || Array.isArray(report)) {
-        return reject(new FfprobeError('bad-output', 'ffprobe printed JSON that is not an object', errText, code));
-      }
-      resolve(report as FfprobeReport);
-    });
+  const spawner = options.spawner ?? sharedSpawner();
+  return spawner.run({ binary, args, timeoutMs, maxStdoutBytes: maxOutputBytes, maxStderrBytes: MAX_STDERR_BYTES }, signal).then((run) => {
+    const errText = run.stderr;
+    if (run.killedFor === 'abort') throw signal?.reason;
+    if (run.spawnError !== undefined) {
+      throw new FfprobeError('spawn', `cannot run ffprobe (${binary}): ${run.spawnError}`, errText);
+    }
+    if (run.killedFor === 'timeout') throw new FfprobeError('timeout', `ffprobe did not finish within ${timeoutMs} ms`, errText);
+    if (run.killedFor === 'output-limit') throw new FfprobeError('output-limit', `ffprobe printed more than ${maxOutputBytes} bytes`, errText);
+    if (run.signal !== null) throw new FfprobeError('crash', `ffprobe was killed by ${run.signal}`, errText);
+    if (run.code !== 0) {
+      const first = errText.split('\n').find((line) => line.trim() !== '')?.trim() ?? '';
+      throw new FfprobeError('exit', `ffprobe exited with code ${run.code}${first ? `: ${first}` : ''}`, errText, run.code);
+    }
+    let report: unknown;
+    try {
+      report = JSON.parse(run.stdout);
+    } catch (err) {
+      throw new FfprobeError('bad-output', 'ffprobe printed invalid JSON', errText, run.code, { cause: err });
+    }
+    if (typeof report !== 'object' || report === null || Array.isArray(report)) {
+      throw new FfprobeError('bad-output', 'ffprobe printed JSON that is not an object', errText, run.code);
+    }
+    return report as FfprobeReport;
   });
 }
