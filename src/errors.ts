@@ -40,10 +40,6 @@ export class CiError extends Error {
   }
 }
 
-export function isCiErrorCode(code: string): code is CiErrorCode {
-  return Object.hasOwn(CI_ERRORS, code);
-}
-
 /** Postgres SQLSTATEs that mean "bad value from the client", not a server fault. */
 const CLIENT_SQLSTATES = new Set(['22P02', '22001', '22003', '22007', '22008', '22009', '22021']);
 

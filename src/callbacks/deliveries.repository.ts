@@ -1,6 +1,7 @@
-import { sql, type Selectable } from 'kysely';
+import { type Selectable } from 'kysely';
 import type { Executor } from '../store/jobs.repository.js';
 import type { CallbackAttemptsTable, CallbackDeliveriesTable } from '../store/schema.js';
+import { DB_NOW } from '../store/now.js';
 
 export interface DeliveryWithAttempts {
   readonly delivery: Selectable<CallbackDeliveriesTable>;
@@ -25,11 +26,11 @@ export async function redeliver(db: Executor, deliveryId: string): Promise<boole
   const result = await db.updateTable('callback_deliveries')
     .set({
       state: 'Pending',
-      next_attempt_at: sql<Date>`now()` as unknown as Date,
-      window_started_at: sql<Date>`now()` as unknown as Date,
+      next_attempt_at: DB_NOW,
+      window_started_at: DB_NOW,
       lease_owner: null,
       lease_expires_at: null,
-      updated_at: sql<Date>`now()` as unknown as Date,
+      updated_at: DB_NOW,
     })
     .where('delivery_id', '=', deliveryId)
     .executeTakeFirst();

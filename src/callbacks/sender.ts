@@ -1,12 +1,11 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type Selectable } from 'kysely';
 import type { Logger } from 'pino';
 import type { CallbackConfig } from '../config.js';
 import { CHANNELS } from '../engine/channels.js';
 import type { Db } from '../store/database.js';
 import type { CallbackDeliveriesTable } from '../store/schema.js';
-import type { Selectable } from 'kysely';
 import { nextAttemptAt } from './backoff.js';
 import { deliverOnce, type DeliveryAttemptResult } from './deliver.js';
 import { callbackHeaders } from './signature.js';

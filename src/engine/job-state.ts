@@ -37,6 +37,3 @@ export function isJobState(value: string): value is JobState {
 export function canTransition(from: JobState, to: JobState): boolean {
   return TRANSITIONS[from].includes(to);
 }
-
-/** States the user-facing `states` filter accepts (`All` means every state). */
-export const STATE_FILTER_VALUES: readonly string[] = ['All', ...JOB_STATES];

@@ -1,9 +1,9 @@
-import { sql } from 'kysely';
 import { enqueueTaskFinish, resolveCallbackTarget } from '../callbacks/outbox.js';
 import { transitionJob, type Executor, type Job, type JobPatch } from '../store/jobs.repository.js';
 import type { NotifyConfig } from '../store/schema.js';
 import type { XmlObject } from '../xml/tree.js';
 import type { JobState } from './job-state.js';
+import { DB_NOW } from '../store/now.js';
 
 export interface Outcome {
   readonly code: string;
@@ -32,7 +32,7 @@ export async function endJob(
     message: outcome.message,
     lease_owner: null,
     lease_expires_at: null,
-    ended_at: sql<Date>`now()` as unknown as Date,
+    ended_at: DB_NOW,
     ...(to === 'Success' ? { progress: 100 } : {}),
     ...(outcome.result ? { result: JSON.stringify(outcome.result) } : {}),
   };

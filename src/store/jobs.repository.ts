@@ -2,6 +2,7 @@ import { sql, type Kysely, type Selectable, type Transaction, type Updateable } 
 import { canTransition, type JobState } from '../engine/job-state.js';
 import type { XmlObject } from '../xml/tree.js';
 import type { Database, JobsTable } from './schema.js';
+import { DB_NOW } from './now.js';
 
 export type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -123,11 +124,6 @@ export async function findJobs(db: Executor, bucket: string, jobIds: readonly st
   return rows.map(jobRowToJob);
 }
 
-export async function findJob(db: Executor, jobId: string): Promise<Job | undefined> {
-  const row = await db.selectFrom('jobs').selectAll().where('job_id', '=', jobId).executeTakeFirst();
-  return row && jobRowToJob(row);
-}
-
 export interface JobListFilter {
   readonly bucket: string;
   readonly tag?: string;
@@ -185,7 +181,7 @@ export async function transitionJob(
   }
   let query = db
     .updateTable('jobs')
-    .set({ ...patch, state: to, updated_at: sql<Date>`now()` as unknown as Date })
+    .set({ ...patch, state: to, updated_at: DB_NOW })
     .where('job_id', '=', jobId)
     .where('state', 'in', from);
   if (extraCondition) query = query.where('lease_owner', '=', extraCondition.leaseOwner);
@@ -201,7 +197,7 @@ export async function transitionQueueJobs(db: Executor, queueId: string, from: J
   if (!canTransition(from, to)) throw new Error(`illegal job transition ${from} → ${to}`);
   const result = await db
     .updateTable('jobs')
-    .set({ state: to, updated_at: sql<Date>`now()` as unknown as Date })
+    .set({ state: to, updated_at: DB_NOW })
     .where('queue_id', '=', queueId)
     .where('state', '=', from)
     .executeTakeFirst();

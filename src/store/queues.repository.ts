@@ -2,6 +2,7 @@ import { sql, type Selectable } from 'kysely';
 import { newId } from '../ids.js';
 import type { Executor } from './jobs.repository.js';
 import type { NotifyConfig, QueuesTable } from './schema.js';
+import { DB_NOW } from './now.js';
 
 export interface Queue {
   readonly queueId: string;
@@ -96,7 +97,7 @@ export async function updateQueue(db: Executor, queueId: string, update: QueueUp
       state: update.state,
       ...(update.maxConcurrent !== undefined ? { max_concurrent: update.maxConcurrent } : {}),
       ...(update.notifyConfig !== undefined ? { notify_config: JSON.stringify(update.notifyConfig) } : {}),
-      updated_at: sql<Date>`now()` as unknown as Date,
+      updated_at: DB_NOW,
     })
     .where('queue_id', '=', queueId)
     .returningAll()

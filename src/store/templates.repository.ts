@@ -2,6 +2,7 @@ import { sql, type Selectable } from 'kysely';
 import type { XmlObject } from '../xml/tree.js';
 import type { Executor } from './jobs.repository.js';
 import type { TemplatesTable } from './schema.js';
+import { DB_NOW } from './now.js';
 
 export interface Template {
   readonly templateId: string;
@@ -43,7 +44,7 @@ export async function insertTemplate(db: Executor, template: Pick<Template, 'tem
 export async function updateTemplate(db: Executor, bucket: string, templateId: string, change: { name: string; body: XmlObject }): Promise<Template | undefined> {
   const row = await db
     .updateTable('templates')
-    .set({ name: change.name, body: JSON.stringify(change.body), updated_at: sql<Date>`now()` as unknown as Date })
+    .set({ name: change.name, body: JSON.stringify(change.body), updated_at: DB_NOW })
     .where('bucket', '=', bucket)
     .where('template_id', '=', templateId)
     .returningAll()
