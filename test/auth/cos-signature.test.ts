@@ -18,6 +18,7 @@ import { CiError, type CiErrorCode } from '../../src/errors.js';
 import {
   flipSignature,
   replaceAuthField,
+  sdkListJobsQuery,
   sdkRequest,
   signRequest,
   withAuthorization,
@@ -191,15 +192,7 @@ const SDK_CALLS: Record<string, SdkRequestOptions> = {
   'GET /jobs with the list query, including an empty workflowId': {
     method: 'GET',
     path: '/jobs',
-    query: {
-      queueId: QUEUE_ID,
-      tag: 'MediaInfo',
-      size: 10,
-      states: 'All',
-      orderByTime: 'Desc',
-      startCreationTime: '2001-01-01T00:00:00+0800',
-      workflowId: '',
-    },
+    query: sdkListJobsQuery(QUEUE_ID),
     headers: { Host: HOST },
     secretId: SECRET_ID,
     secretKey: SECRET_KEY,

@@ -158,3 +158,11 @@ export function withHeader(req: SignedRequest, name: string, value: string | und
 export function withAuthorization(req: SignedRequest, edit: (authorization: string) => string): SignedRequest {
   return withHeader(req, 'authorization', edit(String(req.headers['authorization'])));
 }
+
+/**
+ * The Query the CI docs' DescribeMediaJobs example passes to the Node SDK
+ * (shared/sdk-wire-format.md §2), with an empty workflowId that is still signed.
+ */
+export function sdkListJobsQuery(queueId: string): Record<string, string | number> {
+  return { queueId, tag: 'MediaInfo', size: 10, states: 'All', orderByTime: 'Desc', startCreationTime: '2001-01-01T00:00:00+0800', workflowId: '' };
+}

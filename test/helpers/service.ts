@@ -55,18 +55,21 @@ export async function startTestService(options: { worker?: boolean; env?: Record
   };
 }
 
+/** A node:http response and its whole body, as tests read them. */
+export function toTestResponse(res: http.IncomingMessage, body: Buffer): TestResponse {
+  const text = body.toString('utf8');
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(res.headers)) if (typeof value === 'string') headers.set(name, value);
+  return { status: res.statusCode ?? 0, headers, text, xml: parseXml(text) };
+}
+
 /** node:http rather than fetch: fetch will not send a Host header of our choosing. */
 export function httpRequest(url: string, method: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<TestResponse> {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        const responseHeaders = new Headers();
-        for (const [name, value] of Object.entries(res.headers)) if (typeof value === 'string') responseHeaders.set(name, value);
-        resolve({ status: res.statusCode ?? 0, headers: responseHeaders, text, xml: parseXml(text) });
-      });
+      res.on('end', () => resolve(toTestResponse(res, Buffer.concat(chunks))));
       res.on('error', reject);
     });
     req.on('error', reject);

@@ -4,7 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { signRequest } from '../helpers/cos-signer.js';
-import { parseXml, startTestService, type TestResponse, type TestService } from '../helpers/service.js';
+import { startTestService, toTestResponse, type TestResponse, type TestService } from '../helpers/service.js';
 
 /*
  * Requests an attacker or a broken client might send. Whatever arrives, the
@@ -88,10 +88,7 @@ function streamRequest(port: number, path: string, headers: Record<string, strin
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        const responseHeaders = new Headers();
-        for (const [name, value] of Object.entries(res.headers)) if (typeof value === 'string') responseHeaders.set(name, value);
-        resolve({ response: { status: res.statusCode ?? 0, headers: responseHeaders, text, xml: parseXml(text) }, elapsedMs: Date.now() - started, bytesSent });
+        resolve({ response: toTestResponse(res, Buffer.concat(chunks)), elapsedMs: Date.now() - started, bytesSent });
         req.destroy();
       });
       res.on('error', reject);

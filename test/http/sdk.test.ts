@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import COS from 'cos-nodejs-sdk-v5';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sdkListJobsQuery } from '../helpers/cos-signer.js';
 import { asArray, startTestService, type TestService } from '../helpers/service.js';
 
 /*
@@ -177,15 +178,7 @@ describe('cos-nodejs-sdk-v5 against the service (signatures required)', () => {
         Method: 'GET',
         Key: 'jobs',
         Url: `${base}/jobs`,
-        Query: {
-          queueId: created.QueueId,
-          tag: 'MediaInfo',
-          size: 10,
-          states: 'All',
-          orderByTime: 'Desc',
-          startCreationTime: '2001-01-01T00:00:00+0800',
-          workflowId: '',
-        },
+        Query: sdkListJobsQuery(created.QueueId),
       });
       expect(data.statusCode).to.equal(200);
       const jobs = asArray(data.Response.JobsDetail);
@@ -245,7 +238,7 @@ describe('cos-nodejs-sdk-v5 against the service (signatures required)', () => {
         Method: 'GET',
         Key: 'jobs',
         Url: url('jobs'),
-        Query: { queueId: first.QueueId, tag: 'MediaInfo', size: 10, states: 'All', orderByTime: 'Desc', startCreationTime: '2001-01-01T00:00:00+0800', workflowId: '' },
+        Query: sdkListJobsQuery(first.QueueId),
       });
       const jobs = asArray(list.Response.JobsDetail);
       expect(jobs[0].JobId).to.equal(first.JobId);
