@@ -1,6 +1,6 @@
 /** LISTEN/NOTIFY channels. Payloads are hints only: every listener also polls. */
 export const CHANNELS = {
-  /** A job became claimable (created, resumed, retried). */
+  /** A job became claimable (created, resumed, retried), or a full queue freed a slot (sql/0005 sends that one). */
   jobsAvailable: 'mediajobs_jobs_available',
   /** A running job was cancelled; payload is its JobId. */
   jobCancelled: 'mediajobs_job_cancelled',

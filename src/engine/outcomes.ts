@@ -27,7 +27,14 @@ export async function endJob(
   leaseOwner?: string,
   queueNotify?: NotifyConfig | null,
 ): Promise<Job | undefined> {
-  const patch: JobPatch = {
+  const job = await transitionJob(tx, jobId, from, to, endPatch(to, outcome), leaseOwner ? { leaseOwner } : undefined);
+  if (job) await enqueueTaskFinish(tx, job, queueNotify);
+  return job;
+}
+
+/** What ending a job writes besides its state. */
+export function endPatch(to: 'Success' | 'Failed' | 'Cancel', outcome: Outcome): JobPatch {
+  return {
     code: outcome.code,
     message: outcome.message,
     lease_owner: null,
@@ -36,9 +43,6 @@ export async function endJob(
     ...(to === 'Success' ? { progress: 100 } : {}),
     ...(outcome.result ? { result: JSON.stringify(outcome.result) } : {}),
   };
-  const job = await transitionJob(tx, jobId, from, to, patch, leaseOwner ? { leaseOwner } : undefined);
-  if (job) await enqueueTaskFinish(tx, job, queueNotify);
-  return job;
 }
 
 /** Whether ending `job` records a notification, given its queue's NotifyConfig. */

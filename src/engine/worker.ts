@@ -13,7 +13,7 @@ import type { XmlObject } from '../xml/tree.js';
 import { CHANNELS } from './channels.js';
 import { PermanentJobError, RetryLaterError } from './job-errors.js';
 import { callbackExpected, endJob, type Outcome } from './outcomes.js';
-import { claimJob, type ClaimedJob, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, retryOrFail, saveProgress } from './queue.sql.js';
+import { claimJob, type ClaimedJob, endJobAndClaimNext, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, retryOrFail, saveProgress } from './queue.sql.js';
 import { withDbRetry } from './db-retry.js';
 
 export interface WorkerDeps {
@@ -183,14 +183,29 @@ export class Worker {
 
   /**
    * Records a run's outcome. Without a callback to record, ending the job is
-   * one UPDATE and needs no transaction: a round trip or three saved per job.
+   * one UPDATE that needs no transaction, and the same statement claims this
+   * worker's next job (launched here): a round trip and a commit saved per
+   * job. With a callback, the end and its notification share a transaction
+   * and the next claim comes from `fill`.
    */
   private async end(run: RunningJob, to: 'Success' | 'Failed', outcome: Outcome): Promise<void> {
-    const { db } = this.deps;
+    const { db, config } = this.deps;
     const finish = (executor: Executor) => endJob(executor, run.job.jobId, ['Running'], to, outcome, this.workerId, run.queueNotify);
-    await withDbRetry(() => (callbackExpected(run.job, run.queueNotify)
-      ? db.kysely.transaction().execute(finish)
-      : finish(db.kysely)));
+    if (callbackExpected(run.job, run.queueNotify)) {
+      await withDbRetry(() => db.kysely.transaction().execute(finish));
+      return;
+    }
+    if (this.accepting) {
+      try {
+        const { next } = await endJobAndClaimNext(db.kysely, { jobId: run.job.jobId, to, outcome }, this.workerId, config.leaseMs);
+        if (next) this.launch(next);
+        return;
+      } catch (err) {
+        // Not retried as a whole: a claim whose answer was lost is left to the reaper. The end alone is safe to repeat.
+        this.log.warn({ err: (err as Error).message }, 'ending the job with the next claim failed; ending it alone');
+      }
+    }
+    await withDbRetry(() => finish(db.kysely));
   }
 
   /** A PicProcess job with a TemplateId runs the template's current rule (TemplateId wins over inline). */

@@ -176,6 +176,23 @@ export async function transitionJob(
   patch: JobPatch = {},
   extraCondition?: { leaseOwner: string },
 ): Promise<Job | undefined> {
+  const row = await transitionJobQuery(db, jobId, from, to, patch, extraCondition).executeTakeFirst();
+  return row && jobRowToJob(row);
+}
+
+/**
+ * `transitionJob`'s UPDATE … RETURNING *, not yet executed: for a statement
+ * that changes a job's state along with other work (queue.sql.ts embeds it
+ * as a CTE). Checks the transition like `transitionJob`.
+ */
+export function transitionJobQuery(
+  db: Executor,
+  jobId: string,
+  from: readonly JobState[],
+  to: JobState,
+  patch: JobPatch = {},
+  extraCondition?: { leaseOwner: string },
+) {
   for (const state of from) {
     if (!canTransition(state, to)) throw new Error(`illegal job transition ${state} → ${to}`);
   }
@@ -185,8 +202,7 @@ export async function transitionJob(
     .where('job_id', '=', jobId)
     .where('state', 'in', from);
   if (extraCondition) query = query.where('lease_owner', '=', extraCondition.leaseOwner);
-  const row = await query.returningAll().executeTakeFirst();
-  return row && jobRowToJob(row);
+  return query.returningAll();
 }
 
 /**

@@ -1,0 +1,133 @@
+import { expect } from 'chai';
+import { sql } from 'kysely';
+import { CHANNELS } from '../../src/engine/channels.js';
+import { claimJob, claimStatement } from '../../src/engine/queue.sql.js';
+import type { Processor } from '../../src/processors/processor.js';
+import { insertJobs, type NewJob } from '../../src/store/jobs.repository.js';
+import { ensureDefaultQueue } from '../../src/store/queues.repository.js';
+import { newId } from '../../src/ids.js';
+import { BUCKET, defaultQueueId, mediaInfoRequest, setQueue, submit, waitForState } from '../helpers/jobs.js';
+import { startTestService, waitFor, type TestService } from '../helpers/service.js';
+
+class RolledBack extends Error {
+  constructor(readonly value: unknown) { super('rolled back'); }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function newJob(queueId: string, bucket: string, priority: number): NewJob {
+  return {
+    jobId: newId('j'),
+    bucket,
+    region: 'ap-local',
+    queueId,
+    tag: 'MediaInfo',
+    state: 'Submitted',
+    priority,
+    inputObject: 'in.mp4',
+    operation: { JobLevel: String(priority) },
+    callback: { url: undefined, format: undefined, type: undefined },
+    maxAttempts: 3,
+    expiresAt: new Date(Date.now() + 3_600_000),
+  };
+}
+
+describe('claiming', () => {
+  describe('from the queue heads', () => {
+    let api: TestService;
+    before(async () => { api = await startTestService(); });
+    after(async () => { await api.stop(); });
+
+    it('takes the best job across queues: highest JobLevel, then oldest', async () => {
+      const db = api.service.db.kysely;
+      const mine = await ensureDefaultQueue(db, BUCKET);
+      const other = await ensureDefaultQueue(db, 'other-1250000000');
+      const [oldLow] = await insertJobs(db, [newJob(mine.queueId, BUCKET, 0)]);
+      const [high] = await insertJobs(db, [newJob(other.queueId, 'other-1250000000', 2)]);
+      const [laterHigh] = await insertJobs(db, [newJob(mine.queueId, BUCKET, 2)]);
+      const claimed = [];
+      for (let i = 0; i < 3; i++) claimed.push((await claimJob(db, 'test-worker', 60_000))?.job.jobId);
+      expect(claimed).to.deep.equal([high.jobId, laterHigh.jobId, oldLow.jobId]);
+      expect(await claimJob(db, 'test-worker', 60_000)).to.equal(undefined);
+    });
+
+    it('costs a few index probes however many jobs wait (20,000 here)', async function () {
+      this.timeout(60_000);
+      const db = api.service.db.kysely;
+      const queue = await ensureDefaultQueue(db, BUCKET);
+      await sql`
+        INSERT INTO jobs (job_id, bucket, region, queue_id, tag, priority, input_object, operation, max_attempts, expires_at)
+        SELECT 'j' || md5(g::text), ${BUCKET}, 'ap-local', ${queue.queueId}, 'MediaInfo', g % 3, 'in.mp4', '{}', 3, now() + interval '1 hour'
+        FROM generate_series(1, 20000) g`.execute(db);
+      await sql`ANALYZE jobs`.execute(db);
+      // EXPLAIN ANALYZE runs the claim; throwing rolls it back.
+      const plan = await db.transaction().execute(async (tx) => {
+        const { rows } = await sql<{ 'QUERY PLAN': unknown }>`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${claimStatement('test-worker', 60_000)}`.execute(tx);
+        throw new RolledBack(rows[0]['QUERY PLAN']);
+      }).catch((err: unknown) => {
+        if (err instanceof RolledBack) return err.value;
+        throw err;
+      });
+      const top = (Array.isArray(plan) ? plan[0] : JSON.parse(String(plan))[0]) as { Plan: Record<string, number> };
+      const blocks = top.Plan['Shared Hit Blocks'] + top.Plan['Shared Read Blocks'];
+      // About 40 here; the previous claim, which joined every waiting job to its
+      // queue and sorted them, read 600 with fresh statistics and two per waiting job without.
+      expect(blocks).to.be.below(150);
+    });
+  });
+
+  describe('when a job ends', () => {
+    it('claims the next job in the statement that ends it, counting the freed slot', async () => {
+      const quick: Processor = { tag: 'MediaInfo', async run() { await sleep(20); return {}; } };
+      // A one-minute poll: only the end-and-claim statement can start the next jobs in time.
+      const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '60s' }, processors: new Map([['MediaInfo', quick]]) });
+      try {
+        const queueId = await defaultQueueId(api);
+        await setQueue(api, queueId, 'Paused', '<MaxConcurrent>1</MaxConcurrent>');
+        const ids: string[] = [];
+        for (let i = 0; i < 4; i++) ids.push(await submit(api, mediaInfoRequest('in.mp4')));
+        await setQueue(api, queueId, 'Active', '<MaxConcurrent>1</MaxConcurrent>');
+        for (const id of ids) expect((await waitForState(api, id, 'Success', 10_000)).State).to.equal('Success');
+        const { rows } = await sql<{ job_id: string; started: string; ended: string }>`
+          SELECT job_id, started_at::text AS started, ended_at::text AS ended FROM jobs ORDER BY seq`.execute(api.service.db.kysely);
+        expect(rows.map((r) => r.job_id)).to.deep.equal(ids);
+        // now() is the transaction's start: equal times mean one statement ended a job and claimed the next.
+        for (let i = 1; i < rows.length; i++) expect(rows[i].started, `job ${i + 1}`).to.equal(rows[i - 1].ended);
+      } finally {
+        await api.stop();
+      }
+    });
+
+    it('wakes the workers when a job leaves a full queue, and only then', async () => {
+      const api = await startTestService();
+      try {
+        const db = api.service.db.kysely;
+        const queueId = await defaultQueueId(api);
+        let wakeUps = 0;
+        const unsubscribe = await api.service.db.listen(CHANNELS.jobsAvailable, () => { wakeUps++; });
+        const cancelRunning = async () => {
+          const id = await submit(api, mediaInfoRequest('in.mp4'));
+          expect((await claimJob(db, 'test-worker', 60_000))?.job.jobId).to.equal(id);
+          await sleep(200); // the submit's own notification
+          wakeUps = 0;
+          const res = await api.request('PUT', `/jobs/${id}?cancel`);
+          expect(res.status, res.text).to.equal(200);
+        };
+        try {
+          await setQueue(api, queueId, 'Active', '<MaxConcurrent>2</MaxConcurrent>');
+          await cancelRunning();
+          await sleep(300);
+          expect(wakeUps, 'a queue with slots to spare').to.equal(0);
+
+          await setQueue(api, queueId, 'Active', '<MaxConcurrent>1</MaxConcurrent>');
+          await cancelRunning();
+          await waitFor(async () => (wakeUps > 0 ? true : undefined), 5_000, 'a wake-up for the freed slot');
+        } finally {
+          await unsubscribe();
+        }
+      } finally {
+        await api.stop();
+      }
+    });
+  });
+});
