@@ -4,8 +4,8 @@ import { assertMatchesSchema } from '../http/validate.js';
 import { newId } from '../ids.js';
 import { SUPPORTED_TAG_LIST, SUPPORTED_TAGS, isSupportedTag, type SupportedTag } from '../processors/tags.js';
 import type { Db } from '../store/database.js';
-import { insertJobs, type Executor, type Job, type JobCallback, type NewJob } from '../store/jobs.repository.js';
-import { ensureDefaultQueue, findQueue, type Queue } from '../store/queues.repository.js';
+import { insertJobs, type Executor, type Job, type JobCallback, type NewJob, type QueueChoice } from '../store/jobs.repository.js';
+import { ensureDefaultQueue } from '../store/queues.repository.js';
 import { findTemplate } from '../store/templates.repository.js';
 import { assertSafeObjectKey } from '../storage/object-key.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
@@ -42,10 +42,6 @@ export async function submitJobs(db: Db, config: Config, target: SubmitTarget, r
   const inputObject = assertSafeObjectKey(input.Object as string, 'Request/Input/Object');
   const callback = parseCallback(request, config.callbacks.allowPrivateAddresses);
 
-  // No transaction: the jobs go in with one multi-row INSERT, which is atomic by
-  // itself, and everything before it only reads. Two round trips in all (queue,
-  // insert), which matters when a job itself takes a few milliseconds.
-  const queue = await resolveQueue(db.kysely, target.bucket, request.QueueId as string | undefined);
   const planned: PlannedOperation[] = [];
   for (const [index, operation] of operations.entries()) {
     const tag = multi ? (operation.Tag as string) : (request.Tag as string);
@@ -57,9 +53,7 @@ export async function submitJobs(db: Db, config: Config, target: SubmitTarget, r
     jobId: newId('j'),
     bucket: target.bucket,
     region: target.region,
-    queueId: queue.queueId,
     tag: op.tag,
-    state: queue.state === 'Paused' ? 'Pause' : 'Submitted',
     priority: op.priority,
     inputObject,
     operation: op.operation,
@@ -67,7 +61,19 @@ export async function submitJobs(db: Db, config: Config, target: SubmitTarget, r
     maxAttempts: config.maxAttempts,
     expiresAt,
   }));
-  return insertJobs(db.kysely, jobs, queue.state === 'Active' ? CHANNELS.jobsAvailable : undefined);
+  // No transaction: one INSERT … SELECT reads the queue and stores every job,
+  // atomically by itself. One round trip per submission, which matters when
+  // a job itself takes a few milliseconds.
+  const queueId = request.QueueId as string | undefined;
+  const queue: QueueChoice = { bucket: target.bucket, queueId };
+  let stored = await insertJobs(db.kysely, queue, jobs, CHANNELS.jobsAvailable);
+  if (stored.length === 0 && queueId === undefined) {
+    // The bucket's first job: its default queue is created on first use.
+    await ensureDefaultQueue(db.kysely, target.bucket);
+    stored = await insertJobs(db.kysely, queue, jobs, CHANNELS.jobsAvailable);
+  }
+  if (stored.length === 0) throw new CiError('InvalidArgument', `Request/QueueId ${queueId} does not exist.`);
+  return stored;
 }
 
 function asOperationList(value: XmlValue | undefined): XmlObject[] {
@@ -131,11 +137,4 @@ function parseCallback(request: XmlObject, allowPrivateAddresses: boolean): JobC
     format: ((request.CallBackFormat as string | undefined) || undefined) as JobCallback['format'],
     type: (request.CallBackType as string | undefined) || undefined,
   };
-}
-
-async function resolveQueue(tx: Executor, bucket: string, queueId: string | undefined): Promise<Queue> {
-  if (!queueId) return ensureDefaultQueue(tx, bucket);
-  const queue = await findQueue(tx, bucket, queueId);
-  if (!queue) throw new CiError('InvalidArgument', `Request/QueueId ${queueId} does not exist.`);
-  return queue;
 }

@@ -69,13 +69,12 @@ export function jobRowToJob(row: JobRow): Job {
   };
 }
 
+/** A job to store; its queue (and so its first state) is resolved by `insertJobs`. */
 export interface NewJob {
   readonly jobId: string;
   readonly bucket: string;
   readonly region: string;
-  readonly queueId: string;
   readonly tag: string;
-  readonly state: 'Submitted' | 'Pause';
   readonly priority: number;
   readonly inputObject: string;
   readonly operation: XmlObject;
@@ -84,33 +83,49 @@ export interface NewJob {
   readonly expiresAt: Date;
 }
 
+/** Which queue new jobs go to: the bucket's default queue, or the bucket's queue `queueId`. */
+export interface QueueChoice {
+  readonly bucket: string;
+  readonly queueId?: string;
+}
+
 /**
- * Inserts jobs in the given order (their seq follows it) and returns them as
- * stored. With `notifyChannel`, the same statement sends a NOTIFY there,
- * delivered when the insert commits.
+ * Inserts jobs into a queue, in the given order (their seq follows it), and
+ * returns them as stored: `Pause` in a paused queue, else `Submitted`. One
+ * statement reads the queue and inserts, so a submission costs one round
+ * trip; jobs that become Submitted send a NOTIFY on `notifyChannel`,
+ * delivered when the insert commits. Returns [] when the queue does not
+ * exist (for the default queue: not yet).
  */
-export async function insertJobs(db: Executor, jobs: readonly NewJob[], notifyChannel?: string): Promise<Job[]> {
-  const rows = await db
-    .insertInto('jobs')
-    .values(jobs.map((job) => ({
-      job_id: job.jobId,
-      bucket: job.bucket,
-      region: job.region,
-      queue_id: job.queueId,
-      tag: job.tag,
-      state: job.state,
-      priority: job.priority,
-      input_object: job.inputObject,
-      operation: JSON.stringify(job.operation),
-      callback_url: job.callback.url ?? null,
-      callback_format: job.callback.format ?? null,
-      callback_type: job.callback.type ?? null,
-      max_attempts: job.maxAttempts,
-      expires_at: job.expiresAt,
-    })))
-    .returningAll()
-    .$if(notifyChannel !== undefined, (q) => q.returning(sql<string>`pg_notify(${notifyChannel}, '')`.as('notified')))
-    .execute();
+export async function insertJobs(db: Executor, queue: QueueChoice, jobs: readonly NewJob[], notifyChannel: string): Promise<Job[]> {
+  const records = jobs.map((job, ord) => ({
+    ord,
+    job_id: job.jobId,
+    bucket: job.bucket,
+    region: job.region,
+    tag: job.tag,
+    priority: job.priority,
+    input_object: job.inputObject,
+    operation: job.operation,
+    callback_url: job.callback.url ?? null,
+    callback_format: job.callback.format ?? null,
+    callback_type: job.callback.type ?? null,
+    max_attempts: job.maxAttempts,
+    expires_at: job.expiresAt.toISOString(),
+  }));
+  const { rows } = await sql<JobRow>`
+    INSERT INTO jobs (job_id, bucket, region, queue_id, tag, state, priority, input_object, operation,
+                      callback_url, callback_format, callback_type, max_attempts, expires_at)
+    SELECT r.job_id, r.bucket, r.region, q.queue_id, r.tag,
+           CASE WHEN q.state = 'Paused' THEN 'Pause' ELSE 'Submitted' END,
+           r.priority, r.input_object, r.operation, r.callback_url, r.callback_format, r.callback_type, r.max_attempts, r.expires_at
+    FROM queues q,
+         json_to_recordset(${JSON.stringify(records)}::json) AS r(
+           ord int, job_id text, bucket text, region text, tag text, priority smallint, input_object text, operation json,
+           callback_url text, callback_format text, callback_type text, max_attempts int, expires_at timestamptz)
+    WHERE q.bucket = ${queue.bucket} AND ${queue.queueId === undefined ? sql`q.is_default` : sql`q.queue_id = ${queue.queueId}`}
+    ORDER BY r.ord
+    RETURNING *, CASE WHEN state = 'Submitted' THEN pg_notify(${notifyChannel}, '') END AS notified`.execute(db);
   return rows.map(jobRowToJob).sort((a, b) => compareSeq(a.seq, b.seq));
 }
 

@@ -15,14 +15,12 @@ class RolledBack extends Error {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function newJob(queueId: string, bucket: string, priority: number): NewJob {
+function newJob(bucket: string, priority: number): NewJob {
   return {
     jobId: newId('j'),
     bucket,
     region: 'ap-local',
-    queueId,
     tag: 'MediaInfo',
-    state: 'Submitted',
     priority,
     inputObject: 'in.mp4',
     operation: { JobLevel: String(priority) },
@@ -40,11 +38,13 @@ describe('claiming', () => {
 
     it('takes the best job across queues: highest JobLevel, then oldest', async () => {
       const db = api.service.db.kysely;
-      const mine = await ensureDefaultQueue(db, BUCKET);
-      const other = await ensureDefaultQueue(db, 'other-1250000000');
-      const [oldLow] = await insertJobs(db, [newJob(mine.queueId, BUCKET, 0)]);
-      const [high] = await insertJobs(db, [newJob(other.queueId, 'other-1250000000', 2)]);
-      const [laterHigh] = await insertJobs(db, [newJob(mine.queueId, BUCKET, 2)]);
+      const other = 'other-1250000000';
+      await ensureDefaultQueue(db, BUCKET);
+      await ensureDefaultQueue(db, other);
+      const insert = async (bucket: string, priority: number) => (await insertJobs(db, { bucket }, [newJob(bucket, priority)], CHANNELS.jobsAvailable))[0];
+      const oldLow = await insert(BUCKET, 0);
+      const high = await insert(other, 2);
+      const laterHigh = await insert(BUCKET, 2);
       const claimed = [];
       for (let i = 0; i < 3; i++) claimed.push((await claimJob(db, 'test-worker', 60_000))?.job.jobId);
       expect(claimed).to.deep.equal([high.jobId, laterHigh.jobId, oldLow.jobId]);
