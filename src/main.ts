@@ -8,6 +8,7 @@ import { migrate } from './store/migrate.js';
 import { LocalDiskStorage } from './storage/local-disk.js';
 import { Worker } from './engine/worker.js';
 import { CallbackSender } from './callbacks/sender.js';
+import { Spawner } from './media/spawner.js';
 import { createProcessorRegistry } from './processors/index.js';
 import type { Processor } from './processors/processor.js';
 import type { Storage } from './storage/storage.js';
@@ -60,10 +61,12 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     }
     let worker: Worker | undefined;
     if (options.worker) {
-      worker = new Worker({ db, config, storage, logger, processors: options.processors ?? createProcessorRegistry() });
+      const spawner = new Spawner();
+      stoppers.unshift(async () => spawner.close());
+      worker = new Worker({ db, config, storage, logger, processors: options.processors ?? createProcessorRegistry({ spawner }) });
       await worker.start();
       const started = worker;
-      // Stop the worker first: running jobs finish (or go back to the queue) while the database is still open.
+      // Stop the worker first: running jobs finish (or go back to the queue) while the database and the spawn helper are still there.
       stoppers.unshift(() => started.stop());
     }
     // Every process delivers callbacks, so notifications go out as long as any process runs.

@@ -8,13 +8,13 @@
  *
  * Example:
  * ```ts
- * const report = await runFfprobe('/data/in.mp4', { ffprobePath: config.ffprobePath, signal });
+ * const report = await runFfprobe('/data/in.mp4', { spawner, ffprobePath: config.ffprobePath, signal });
  * report.format?.duration; // '2.000000'
  * ```
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { sharedSpawner, type Spawner } from './spawner.js';
+import type { Spawner } from './spawner.js';
 
 /** Numbers ffprobe prints as JSON numbers in some versions and as strings in others. */
 export type FfprobeNumber = number | string;
@@ -94,8 +94,8 @@ export interface FfprobeOptions {
   readonly timeoutMs?: number;
   /** ffprobe is killed when its stdout grows past this (a file with absurdly many streams). */
   readonly maxOutputBytes?: number;
-  /** Where ffprobe is spawned from; defaults to the process-wide helper (see spawner.ts). */
-  readonly spawner?: Spawner;
+  /** Where ffprobe is spawned from: the helper process the composition root owns (see spawner.ts). */
+  readonly spawner: Spawner;
 }
 
 /** Reads headers only, so even large files take milliseconds; 30 s means something is wrong. */
@@ -166,7 +166,7 @@ export function bundledFfprobePath(): string {
  * `concat:…`) is still read as a plain file, and a playlist inside an uploaded
  * object (HLS, concat) cannot make ffprobe fetch from the network.
  */
-export function runFfprobe(filePath: string, options: FfprobeOptions = {}): Promise<FfprobeReport> {
+export function runFfprobe(filePath: string, options: FfprobeOptions): Promise<FfprobeReport> {
   const { signal } = options;
   if (signal?.aborted) return Promise.reject(signal.reason);
   const binary = options.ffprobePath || bundledFfprobePath();
@@ -180,8 +180,7 @@ export function runFfprobe(filePath: string, options: FfprobeOptions = {}): Prom
     `file:${path.resolve(filePath)}`,
   ];
 
-  const spawner = options.spawner ?? sharedSpawner();
-  return spawner.run({ binary, args, timeoutMs, maxStdoutBytes: maxOutputBytes, maxStderrBytes: MAX_STDERR_BYTES }, signal).then((run) => {
+  return options.spawner.run({ binary, args, timeoutMs, maxStdoutBytes: maxOutputBytes, maxStderrBytes: MAX_STDERR_BYTES }, signal).then((run) => {
     const errText = run.stderr;
     if (run.killedFor === 'abort') throw signal?.reason;
     if (run.spawnError !== undefined) {

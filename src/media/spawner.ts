@@ -111,11 +111,3 @@ export class Spawner {
     }
   }
 }
-
-let shared: Spawner | undefined;
-
-/** The process-wide helper, forked on first use. */
-export function sharedSpawner(): Spawner {
-  shared ??= new Spawner();
-  return shared;
-}

@@ -1,8 +1,9 @@
-import { mediaInfoProcessor } from './media-info.js';
+import type { Spawner } from '../media/spawner.js';
+import { createMediaInfoProcessor } from './media-info.js';
 import { picProcessProcessor } from './pic-process.js';
 import type { Processor } from './processor.js';
 
-/** Tag → processor: what the workers of this build can run. */
-export function createProcessorRegistry(): ReadonlyMap<string, Processor> {
-  return new Map([mediaInfoProcessor, picProcessProcessor].map((p) => [p.tag, p]));
+/** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe). */
+export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
+  return new Map([createMediaInfoProcessor(deps.spawner), picProcessProcessor].map((p) => [p.tag, p]));
 }

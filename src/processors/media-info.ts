@@ -2,8 +2,10 @@ import path from 'node:path';
 import { PermanentJobError } from '../engine/job-errors.js';
 import { FfprobeError, runFfprobe, type FfprobeReport } from '../media/ffprobe.js';
 import { toMediaInfo } from '../media/media-info.js';
+import type { Spawner } from '../media/spawner.js';
 import { ObjectNotFoundError } from '../storage/storage.js';
 import type { Processor, ProcessorContext } from './processor.js';
+import type { XmlObject } from '../xml/tree.js';
 
 /** A local header probe takes milliseconds; a minute means ffprobe is stuck, and the job is retried. */
 const PROBE_TIMEOUT_MS = 60_000;
@@ -21,40 +23,41 @@ const PROBE_TIMEOUT_MS = 60_000;
  *   descriptors or memory → thrown as is, so the engine retries;
  * - abort → ffprobe is killed and the signal's reason is rethrown.
  */
-export const mediaInfoProcessor: Processor = {
-  tag: 'MediaInfo',
-  async run(ctx: ProcessorContext) {
-    const { job, storage, signal } = ctx;
-    signal.throwIfAborted();
-    ctx.setProgress(0);
-    let report: FfprobeReport;
-    try {
-      report = await storage.withLocalFile(job.bucket, job.inputObject, (filePath) => probe(ctx, filePath));
-    } catch (err) {
-      if (err instanceof ObjectNotFoundError) throw noSuchKey(job.inputObject);
-      throw err;
-    }
-    ctx.setProgress(90);
+export function createMediaInfoProcessor(spawner: Spawner): Processor {
+  return { tag: 'MediaInfo', run: (ctx) => runMediaInfo(ctx, spawner) };
+}
 
-    const streams = report.streams ?? [];
-    if (!streams.some((stream) => ['video', 'audio', 'subtitle'].includes(stream.codec_type ?? ''))) {
-      throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} contains no audio, video or subtitle stream.`);
-    }
-    // ffprobe reads any text file with a .txt/.nfo/… name as "Tele-typewriter"
-    // art: one 'ansi' video stream. Nobody asks for the MediaInfo of that.
-    if (report.format?.format_name === 'tty') {
-      throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} is a text file, not media.`);
-    }
-    const mediaInfo = toMediaInfo(report);
-    ctx.setProgress(100);
-    return { MediaInfo: mediaInfo };
-  },
-};
+async function runMediaInfo(ctx: ProcessorContext, spawner: Spawner): Promise<XmlObject> {
+  const { job, storage, signal } = ctx;
+  signal.throwIfAborted();
+  ctx.setProgress(0);
+  let report: FfprobeReport;
+  try {
+    report = await storage.withLocalFile(job.bucket, job.inputObject, (filePath) => probe(ctx, spawner, filePath));
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) throw noSuchKey(job.inputObject);
+    throw err;
+  }
+  ctx.setProgress(90);
 
-async function probe(ctx: ProcessorContext, filePath: string): Promise<FfprobeReport> {
+  const streams = report.streams ?? [];
+  if (!streams.some((stream) => ['video', 'audio', 'subtitle'].includes(stream.codec_type ?? ''))) {
+    throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} contains no audio, video or subtitle stream.`);
+  }
+  // ffprobe reads any text file with a .txt/.nfo/… name as "Tele-typewriter"
+  // art: one 'ansi' video stream. Nobody asks for the MediaInfo of that.
+  if (report.format?.format_name === 'tty') {
+    throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} is a text file, not media.`);
+  }
+  const mediaInfo = toMediaInfo(report);
+  ctx.setProgress(100);
+  return { MediaInfo: mediaInfo };
+}
+
+async function probe(ctx: ProcessorContext, spawner: Spawner, filePath: string): Promise<FfprobeReport> {
   ctx.setProgress(10);
   try {
-    return await runFfprobe(filePath, { ffprobePath: ctx.config.ffprobePath, signal: ctx.signal, timeoutMs: PROBE_TIMEOUT_MS });
+    return await runFfprobe(filePath, { spawner, ffprobePath: ctx.config.ffprobePath, signal: ctx.signal, timeoutMs: PROBE_TIMEOUT_MS });
   } catch (err) {
     if (!(err instanceof FfprobeError)) throw err;
     const key = ctx.job.inputObject;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { FfprobeError, runFfprobe } from '../../src/media/ffprobe.js';
+import { Spawner } from '../../src/media/spawner.js';
 import { rejection } from '../helpers/assertions.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/media');
@@ -29,6 +30,7 @@ async function waitForFile(file: string, timeoutMs = 5000): Promise<string> {
 }
 
 describe('runFfprobe', () => {
+  const spawner = new Spawner();
   let dir: string;
   let pidFile: string;
   /** A stand-in ffprobe that records its pid and then hangs. */
@@ -41,10 +43,13 @@ describe('runFfprobe', () => {
     await fs.writeFile(hangingProbe, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 30\n`, { mode: 0o755 });
   });
   afterEach(() => fs.rm(pidFile, { force: true }));
-  after(() => fs.rm(dir, { recursive: true, force: true }));
+  after(async () => {
+    spawner.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
 
   it('returns the parsed report of a media file', async () => {
-    const report = await runFfprobe(fixture('h264-aac.mp4'));
+    const report = await runFfprobe(fixture('h264-aac.mp4'), { spawner });
     expect(report.format?.format_name).to.equal('mov,mp4,m4a,3gp,3g2,mj2');
     expect(report.streams?.map((s) => s.codec_type)).to.deep.equal(['video', 'audio']);
   });
@@ -52,13 +57,13 @@ describe('runFfprobe', () => {
   it('reads a file whose name looks like a protocol as a plain file', async () => {
     const tricky = path.join(dir, 'concat:http:evil.mp4');
     await fs.copyFile(fixture('hevc.mp4'), tricky);
-    const report = await runFfprobe(tricky);
+    const report = await runFfprobe(tricky, { spawner });
     expect(report.streams?.[0].codec_name).to.equal('hevc');
   });
 
   for (const name of ['truncated.mp4', 'not-media.mp4']) {
     it(`fails with reason 'exit' and ffprobe's stderr for ${name}`, async () => {
-      const err = await rejection(runFfprobe(fixture(name)));
+      const err = await rejection(runFfprobe(fixture(name), { spawner }));
       expect(err).to.be.instanceOf(FfprobeError);
       const failure = err as FfprobeError;
       expect(failure.reason).to.equal('exit');
@@ -68,18 +73,18 @@ describe('runFfprobe', () => {
   }
 
   it("fails with reason 'spawn' when the binary does not exist", async () => {
-    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { ffprobePath: path.join(dir, 'no-such-ffprobe') }));
+    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { spawner, ffprobePath: path.join(dir, 'no-such-ffprobe') }));
     expect(err).to.be.instanceOf(FfprobeError).with.property('reason', 'spawn');
   });
 
   it("kills ffprobe and fails with reason 'output-limit' when the report is too large", async () => {
-    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { maxOutputBytes: 100 }));
+    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { spawner, maxOutputBytes: 100 }));
     expect(err).to.be.instanceOf(FfprobeError).with.property('reason', 'output-limit');
   });
 
   it("kills ffprobe and fails with reason 'timeout' when it hangs", async () => {
     const started = Date.now();
-    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { ffprobePath: hangingProbe, timeoutMs: 200 }));
+    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { spawner, ffprobePath: hangingProbe, timeoutMs: 200 }));
     expect(err).to.be.instanceOf(FfprobeError).with.property('reason', 'timeout');
     expect(Date.now() - started).to.be.below(2000);
     expect(isAlive(Number(await waitForFile(pidFile)))).to.equal(false);
@@ -87,7 +92,7 @@ describe('runFfprobe', () => {
 
   it('kills ffprobe promptly on abort and rejects with the abort reason', async () => {
     const controller = new AbortController();
-    const probe = rejection(runFfprobe(fixture('h264-aac.mp4'), { ffprobePath: hangingProbe, signal: controller.signal }));
+    const probe = rejection(runFfprobe(fixture('h264-aac.mp4'), { spawner, ffprobePath: hangingProbe, signal: controller.signal }));
     const pid = Number(await waitForFile(pidFile));
     expect(isAlive(pid)).to.equal(true);
     const reason = new Error('cancelled');
@@ -100,7 +105,7 @@ describe('runFfprobe', () => {
 
   it('does not start ffprobe when the signal is already aborted', async () => {
     const reason = new Error('already cancelled');
-    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { ffprobePath: hangingProbe, signal: AbortSignal.abort(reason) }));
+    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { spawner, ffprobePath: hangingProbe, signal: AbortSignal.abort(reason) }));
     expect(err).to.equal(reason);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(await fs.readFile(pidFile, 'utf8').catch(() => 'not started')).to.equal('not started');

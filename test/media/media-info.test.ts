@@ -3,6 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { bundledFfprobePath, runFfprobe, type FfprobeReport, type FfprobeStream } from '../../src/media/ffprobe.js';
+import { Spawner } from '../../src/media/spawner.js';
 import { clockwiseRotation, toMediaInfo } from '../../src/media/media-info.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../../src/xml/tree.js';
 
@@ -18,8 +19,8 @@ function referenceReport(name: string): Required<FfprobeReport> {
   return JSON.parse(json) as Required<FfprobeReport>;
 }
 
-async function mediaInfoOf(name: string): Promise<XmlObject> {
-  return toMediaInfo(await runFfprobe(path.join(FIXTURES, name)));
+async function mediaInfoOf(spawner: Spawner, name: string): Promise<XmlObject> {
+  return toMediaInfo(await runFfprobe(path.join(FIXTURES, name), { spawner }));
 }
 
 function group(info: XmlObject, name: 'Video' | 'Audio' | 'Subtitle'): XmlValue {
@@ -101,9 +102,12 @@ function expectSortedKeys(element: XmlObject): void {
 }
 
 describe('toMediaInfo on the fixtures (against ffprobe-static 4.0.2)', () => {
+  const spawner = new Spawner();
+  after(() => spawner.close());
+
   it('h264-aac.mp4: H.264 video and AAC audio, every field as ffprobe reports it', async () => {
     const raw = referenceReport('h264-aac.mp4');
-    const info = await mediaInfoOf('h264-aac.mp4');
+    const info = await mediaInfoOf(spawner, 'h264-aac.mp4');
     const format = info.Format as XmlObject;
     expectFormatFields(format, raw.format);
     expect(format).to.include({ NumStream: '2', NumProgram: '0', FormatName: 'mov,mp4,m4a,3gp,3g2,mj2', Size: '53195' });
@@ -129,7 +133,7 @@ describe('toMediaInfo on the fixtures (against ffprobe-static 4.0.2)', () => {
 
   it('hevc.mp4: HEVC with colour tags and a 30000/1001 frame rate', async () => {
     const raw = referenceReport('hevc.mp4');
-    const info = await mediaInfoOf('hevc.mp4');
+    const info = await mediaInfoOf(spawner, 'hevc.mp4');
     expectFormatFields(info.Format as XmlObject, raw.format);
     const [video] = streams(info, 'Video');
     expectVideoFields(video, raw.streams[0]);
@@ -144,7 +148,7 @@ describe('toMediaInfo on the fixtures (against ffprobe-static 4.0.2)', () => {
 
   it('audio-only.mp3: one mono MP3 stream, a non-zero start time, empty <Video/> and <Subtitle/>', async () => {
     const raw = referenceReport('audio-only.mp3');
-    const info = await mediaInfoOf('audio-only.mp3');
+    const info = await mediaInfoOf(spawner, 'audio-only.mp3');
     expectFormatFields(info.Format as XmlObject, raw.format);
     expect(info.Format as XmlObject).to.include({ FormatName: 'mp3', StartTime: '0.025057', NumStream: '1', NumProgram: '0' });
     const [audio] = streams(info, 'Audio');
@@ -156,7 +160,7 @@ describe('toMediaInfo on the fixtures (against ffprobe-static 4.0.2)', () => {
 
   it('subtitle.mkv: a subtitle stream with its language; absent stream values are left out', async () => {
     const raw = referenceReport('subtitle.mkv');
-    const info = await mediaInfoOf('subtitle.mkv');
+    const info = await mediaInfoOf(spawner, 'subtitle.mkv');
     expectFormatFields(info.Format as XmlObject, raw.format);
     expect(streams(info, 'Subtitle')).to.deep.equal([{ Index: '1', Language: 'eng' }]);
     const [video] = streams(info, 'Video');
@@ -175,11 +179,11 @@ describe('toMediaInfo on the fixtures (against ffprobe-static 4.0.2)', () => {
     // display matrix (counter-clockwise) describe the same turn.
     expect(raw.streams[0].tags?.rotate).to.equal('90');
     expect(raw.streams[0].side_data_list?.find((sd) => sd.side_data_type === 'Display Matrix')?.rotation).to.equal(-90);
-    const [video] = streams(await mediaInfoOf('rotated-phone.mp4'), 'Video');
+    const [video] = streams(await mediaInfoOf(spawner, 'rotated-phone.mp4'), 'Video');
     expectVideoFields(video, raw.streams[0]);
     expect(video.Rotation).to.equal('90.000000');
     // ffprobe ≥ 5.0 prints the same matrix but no rotate tag: same answer.
-    const report = await runFfprobe(path.join(FIXTURES, 'rotated-phone.mp4'));
+    const report = await runFfprobe(path.join(FIXTURES, 'rotated-phone.mp4'), { spawner });
     const withoutTag = (report.streams ?? []).map((stream) => ({
       ...stream,
       tags: Object.fromEntries(Object.entries(stream.tags ?? {}).filter(([name]) => name !== 'rotate')),
@@ -192,7 +196,7 @@ describe('toMediaInfo on the fixtures (against ffprobe-static 4.0.2)', () => {
   });
 
   it('orders every element alphabetically, as CI\'s callback sample does', async () => {
-    const info = await mediaInfoOf('h264-aac.mp4');
+    const info = await mediaInfoOf(spawner, 'h264-aac.mp4');
     expect(Object.keys(info)).to.deep.equal(['Format', 'Stream']);
     expect(Object.keys(info.Stream as XmlObject)).to.deep.equal(['Audio', 'Subtitle', 'Video']);
     expectSortedKeys(info.Format as XmlObject);
@@ -204,7 +208,7 @@ describe('toMediaInfo on the fixtures (against ffprobe-static 4.0.2)', () => {
       'Index', 'Language', 'Level', 'NumFrames', 'PixFormat', 'Profile', 'RefFrames', 'Rotation', 'StartTime',
       'Timebase', 'Width',
     ];
-    const [hevcVideo] = streams(await mediaInfoOf('hevc.mp4'), 'Video');
+    const [hevcVideo] = streams(await mediaInfoOf(spawner, 'hevc.mp4'), 'Video');
     expect(Object.keys(hevcVideo).filter((key) => sampleOrder.includes(key))).to.deep.equal(sampleOrder);
   });
 });

@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { loadConfig, type Config } from '../../src/config.js';
 import { PermanentJobError } from '../../src/engine/job-errors.js';
-import { mediaInfoProcessor } from '../../src/processors/media-info.js';
+import { Spawner } from '../../src/media/spawner.js';
+import { createMediaInfoProcessor } from '../../src/processors/media-info.js';
 import type { ProcessorContext } from '../../src/processors/processor.js';
 import { LocalDiskStorage } from '../../src/storage/local-disk.js';
 import type { XmlObject } from '../../src/xml/tree.js';
@@ -14,7 +15,9 @@ import { rejection } from '../helpers/assertions.js';
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/media');
 const BUCKET = 'media-1250000000';
 
-describe('mediaInfoProcessor', () => {
+describe('the MediaInfo processor', () => {
+  const spawner = new Spawner();
+  const mediaInfoProcessor = createMediaInfoProcessor(spawner);
   let dir: string;
   let storage: LocalDiskStorage;
   let config: Config;
@@ -41,7 +44,10 @@ describe('mediaInfoProcessor', () => {
     }
     await storage.put(BUCKET, 'input/notes.txt', Buffer.from('Just some text.\nNothing to see.\n'));
   });
-  after(() => fs.rm(dir, { recursive: true, force: true }));
+  after(async () => {
+    spawner.close();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
 
   it('has the MediaInfo tag', () => {
     expect(mediaInfoProcessor.tag).to.equal('MediaInfo');
