@@ -183,22 +183,16 @@ export type JobPatch = Omit<Updateable<JobsTable>, 'state' | 'job_id' | 'seq'>;
  * concurrent cancel or reaper wins otherwise) and only along an allowed
  * transition. Returns the updated job, or undefined when nothing matched.
  */
-export async function transitionJob(
-  db: Executor,
-  jobId: string,
-  from: readonly JobState[],
-  to: JobState,
-  patch: JobPatch = {},
-  extraCondition?: { leaseOwner: string },
-): Promise<Job | undefined> {
-  const row = await transitionJobQuery(db, jobId, from, to, patch, extraCondition).executeTakeFirst();
+export async function transitionJob(...args: Parameters<typeof transitionJobQuery>): Promise<Job | undefined> {
+  const row = await transitionJobQuery(...args).executeTakeFirst();
   return row && jobRowToJob(row);
 }
 
 /**
  * `transitionJob`'s UPDATE … RETURNING *, not yet executed: for a statement
  * that changes a job's state along with other work (queue.sql.ts embeds it
- * as a CTE). Checks the transition like `transitionJob`.
+ * as a CTE). Refuses a transition that is not allowed, like `transitionJob`;
+ * `extraCondition.leaseOwner` also requires the job to be held by that worker.
  */
 export function transitionJobQuery(
   db: Executor,
