@@ -41,7 +41,7 @@ export async function claimJob(db: Executor, workerId: string, leaseMs: number):
 
 /**
  * Ends a job the worker has finished and claims its next one, in one
- * statement: a worker running short jobs saves a round trip and a commit
+ * statement, and returns that next job: a worker running short jobs saves a round trip and a commit
  * per job. Only for an end that records no callback (`callbackExpected`);
  * ending with one needs a transaction (`endJob`).
  *
@@ -53,17 +53,19 @@ export async function endJobAndClaimNext(
   end: { readonly jobId: string; readonly to: 'Success' | 'Failed'; readonly outcome: Outcome },
   workerId: string,
   leaseMs: number,
-): Promise<{ ended: Job | undefined; next: ClaimedJob | undefined }> {
+): Promise<ClaimedJob | undefined> {
   const ended = transitionJobQuery(db, end.jobId, ['Running'], end.to, endPatch(end.to, end.outcome), { leaseOwner: workerId });
   const { rows } = await claimStatement(workerId, leaseMs, ended).execute(db);
-  const endedRow = rows.find((row) => row.role === 'ended');
-  const claimedRow = rows.find((row) => row.role === 'claimed');
-  return { ended: endedRow && jobRowToJob(endedRow), next: claimedRow && toClaimed(claimedRow) };
+  return rows[0] && toClaimed(rows[0]);
 }
 
-type ClaimRow = JobRow & { role: 'claimed' | 'ended'; queue_notify_config: NotifyConfig | null };
+type ClaimRow = JobRow & { queue_notify_config: NotifyConfig | null };
 
-/** The claim statement of `claimJob`, with `ended` (an UPDATE … RETURNING * of jobs) run as part of it. */
+/**
+ * The claim statement of `claimJob`, with `ended` (an UPDATE … RETURNING * of
+ * jobs) run as part of it: PostgreSQL runs a data-modifying CTE to completion
+ * whether or not the main query reads its rows.
+ */
 export function claimStatement(workerId: string, leaseMs: number, ended?: OperationNodeSource) {
   // Slots that `ended` frees in a queue; its trigger gives them back after this statement's own claim.
   const freed = (queueId: RawBuilder<unknown>) => (ended ? sql`(SELECT count(*) FROM ended WHERE ended.queue_id = ${queueId})` : sql`0`);
@@ -100,8 +102,7 @@ export function claimStatement(workerId: string, leaseMs: number, ended?: Operat
       WHERE jobs.job_id = candidate.job_id
       RETURNING jobs.*, (SELECT notify_config FROM queues q WHERE q.queue_id = jobs.queue_id) AS queue_notify_config
     )
-    SELECT 'claimed' AS role, claimed.* FROM claimed
-    ${ended ? sql`UNION ALL SELECT 'ended', ended.*, NULL FROM ended` : sql``}`;
+    SELECT * FROM claimed`;
 }
 
 function toClaimed(row: ClaimRow): ClaimedJob {

@@ -197,7 +197,7 @@ export class Worker {
     }
     if (this.accepting) {
       try {
-        const { next } = await endJobAndClaimNext(db.kysely, { jobId: run.job.jobId, to, outcome }, this.workerId, config.leaseMs);
+        const next = await endJobAndClaimNext(db.kysely, { jobId: run.job.jobId, to, outcome }, this.workerId, config.leaseMs);
         if (next) this.launch(next);
         return;
       } catch (err) {
