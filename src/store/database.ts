@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { pglitePool } from './pglite-pool.js';
+import { preparingPool } from './prepared-statements.js';
 import type { Database } from './schema.js';
 
 /** A notification handler for LISTEN/NOTIFY channels. */
@@ -36,7 +37,7 @@ async function openPostgres(connectionString: string, concurrency: number, logge
   const pool = new pg.Pool({ connectionString, max: Math.max(10, concurrency * 2 + 4), connectionTimeoutMillis: 10_000 });
   // An idle client whose server went away emits 'error'; the pool drops it and makes a new one on demand.
   pool.on('error', (err) => logger.warn({ err: err.message }, 'idle database connection lost'));
-  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) });
   const listener = new PgListener(connectionString, logger);
   return {
     kysely,

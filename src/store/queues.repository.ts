@@ -37,7 +37,8 @@ export function queueRowToQueue(row: Selectable<QueuesTable>): Queue {
 /**
  * The bucket's default queue, created on first use. Concurrent callers race on
  * the partial unique index; the loser's insert does nothing and it reads the
- * winner's row.
+ * winner's row. The index predicate is a literal: PostgreSQL cannot match a
+ * `$1` against it once the statement is prepared and planned generically.
  */
 export async function ensureDefaultQueue(db: Executor, bucket: string): Promise<Queue> {
   const existing = await db.selectFrom('queues').selectAll().where('bucket', '=', bucket).where('is_default', '=', true).executeTakeFirst();
@@ -45,7 +46,7 @@ export async function ensureDefaultQueue(db: Executor, bucket: string): Promise<
   await db
     .insertInto('queues')
     .values({ queue_id: newId('p'), bucket, name: 'queue-default', is_default: true })
-    .onConflict((oc) => oc.column('bucket').where('is_default', '=', true).doNothing())
+    .onConflict((oc) => oc.column('bucket').where('is_default', '=', sql.lit(true)).doNothing())
     .execute();
   const row = await db.selectFrom('queues').selectAll().where('bucket', '=', bucket).where('is_default', '=', true).executeTakeFirstOrThrow();
   return queueRowToQueue(row);
