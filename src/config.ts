@@ -24,6 +24,11 @@ export interface Config {
   readonly workers: number;
   /** Jobs one process runs at once. */
   readonly concurrency: number;
+  /**
+   * A worker whose last job ran for less than this keeps one more job claimed
+   * in hand, started the moment a slot frees; 0 turns that off.
+   */
+  readonly lookaheadMs: number;
   /** A running job whose lease is not renewed for this long is taken back. */
   readonly leaseMs: number;
   /** Polling fallback for lost LISTEN/NOTIFY wake-ups. */
@@ -127,6 +132,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: integer(env, 'MEDIAJOBS_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     workers: integer(env, 'MEDIAJOBS_WORKERS', 1, 0, 1),
     concurrency: integer(env, 'MEDIAJOBS_CONCURRENCY', os.availableParallelism(), 1, 256),
+    lookaheadMs: duration(env, 'MEDIAJOBS_LOOKAHEAD', 1000),
     leaseMs: duration(env, 'MEDIAJOBS_LEASE', 30_000),
     pollIntervalMs: duration(env, 'MEDIAJOBS_POLL_INTERVAL', 1000),
     maxAttempts: integer(env, 'MEDIAJOBS_MAX_ATTEMPTS', 3, 1, 100),

@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { PermanentJobError, RetryLaterError } from '../../src/engine/job-errors.js';
 import type { Processor } from '../../src/processors/processor.js';
 import { defaultQueueId, describeJob, mediaInfoRequest, putFixture, setQueue, submit, waitForState } from '../helpers/jobs.js';
+import { freshDatabase } from '../helpers/databases.js';
 import { startTestService, waitFor, type TestService } from '../helpers/service.js';
 
 const CI_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}$/;
@@ -198,6 +199,124 @@ describe('worker', () => {
       await api.stop();
       expect(detail.State).to.equal('Submitted');
       expect(children[0].signalCode).to.equal('SIGKILL');
+    });
+  });
+
+  describe('lookahead', () => {
+    /**
+     * A processor whose jobs end at once, except those whose UserData is
+     * "block": they wait for `release()`. Records every job it starts and
+     * the most jobs it ever ran at the same time.
+     */
+    function gatedProcessor() {
+      const started: string[] = [];
+      let running = 0;
+      let mostAtOnce = 0;
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => { open = resolve; });
+      const processor: Processor = {
+        tag: 'MediaInfo',
+        async run(ctx) {
+          started.push(ctx.job.jobId);
+          running++;
+          mostAtOnce = Math.max(mostAtOnce, running);
+          try {
+            if (ctx.job.operation.UserData === 'block') await Promise.race([gate, new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))]);
+            return {};
+          } finally {
+            running--;
+          }
+        },
+      };
+      return { processor, started, release: () => open(), mostAtOnce: () => mostAtOnce };
+    }
+
+    async function statesOf(api: TestService, ids: readonly string[]): Promise<string[]> {
+      return Promise.all(ids.map(async (id) => (await describeJob(api, id)).State as string));
+    }
+
+    /** A short job first (so the worker has seen one), then a blocking one, then `waiting` more. */
+    async function submitBehindABlocker(api: TestService, waiting: number): Promise<{ blocker: string; rest: string[] }> {
+      await waitForState(api, await submit(api, mediaInfoRequest('in.mp4')));
+      const blocker = await submit(api, mediaInfoRequest('in.mp4', { userData: 'block' }));
+      await waitForState(api, blocker, 'Running');
+      const rest: string[] = [];
+      for (let i = 0; i < waiting; i++) rest.push(await submit(api, mediaInfoRequest('in.mp4')));
+      return { blocker, rest };
+    }
+
+    it('holds one more job while jobs are short, and still runs no more than MEDIAJOBS_CONCURRENCY at once', async () => {
+      const gated = gatedProcessor();
+      const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '100ms' }, processors: new Map([['MediaInfo', gated.processor]]) });
+      try {
+        const { blocker, rest } = await submitBehindABlocker(api, 3);
+        // The first waiting job is claimed (Running, its queue slot taken) but not started; the others wait.
+        await waitFor(async () => ((await statesOf(api, rest)).join() === 'Running,Submitted,Submitted' ? true : undefined), 5000, 'one job held ahead');
+        expect(gated.started).to.not.include(rest[0]);
+        gated.release();
+        for (const id of rest) expect((await waitForState(api, id)).State).to.equal('Success');
+        expect((await describeJob(api, blocker)).State).to.equal('Success');
+        expect(gated.mostAtOnce()).to.equal(1);
+        expect(gated.started.slice(-3)).to.deep.equal(rest);
+      } finally {
+        gated.release();
+        await api.stop();
+      }
+    });
+
+    it('holds nothing while jobs run longer than MEDIAJOBS_LOOKAHEAD: the next job stays free for other workers', async () => {
+      const gated = gatedProcessor();
+      const slow: Processor = { tag: 'MediaInfo', run: async (ctx) => { await new Promise((resolve) => setTimeout(resolve, 60)); return gated.processor.run(ctx); } };
+      const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '100ms', MEDIAJOBS_LOOKAHEAD: '20ms' }, processors: new Map([['MediaInfo', slow]]) });
+      try {
+        const { rest } = await submitBehindABlocker(api, 2);
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        expect(await statesOf(api, rest)).to.deep.equal(['Submitted', 'Submitted']);
+      } finally {
+        gated.release();
+        await api.stop();
+      }
+    });
+
+    it('drops a held job that is cancelled: it ends Cancel and never starts', async () => {
+      const gated = gatedProcessor();
+      const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '100ms' }, processors: new Map([['MediaInfo', gated.processor]]) });
+      try {
+        const { rest } = await submitBehindABlocker(api, 2);
+        await waitForState(api, rest[0], 'Running');
+        const res = await api.request('PUT', `/jobs/${rest[0]}?cancel`);
+        expect(res.status, res.text).to.equal(200);
+        gated.release();
+        expect((await waitForState(api, rest[1])).State).to.equal('Success');
+        expect((await describeJob(api, rest[0])).State).to.equal('Cancel');
+        expect(gated.started).to.not.include(rest[0]);
+      } finally {
+        gated.release();
+        await api.stop();
+      }
+    });
+
+    it('hands a held job back to the queue on shutdown, with its attempt uncounted', async () => {
+      const gated = gatedProcessor();
+      const database = await freshDatabase();
+      const env = { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '100ms', MEDIAJOBS_SHUTDOWN_GRACE: '100ms' };
+      const worker = await startTestService({ worker: true, env, database, processors: new Map([['MediaInfo', gated.processor]]) });
+      let rest: string[];
+      try {
+        ({ rest } = await submitBehindABlocker(worker, 1));
+        await waitForState(worker, rest[0], 'Running');
+      } finally {
+        await worker.stop();
+      }
+      const api = await startTestService({ database });
+      try {
+        expect((await describeJob(api, rest[0])).State).to.equal('Submitted');
+        const row = await api.service.db.kysely.selectFrom('jobs').select('attempts').where('job_id', '=', rest[0]).executeTakeFirstOrThrow();
+        expect(row.attempts).to.equal(0);
+        expect(gated.started).to.not.include(rest[0]);
+      } finally {
+        await api.stop();
+      }
     });
   });
 });
