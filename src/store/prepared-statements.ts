@@ -55,8 +55,11 @@ export function preparingPool(pool: pg.Pool, limits: PreparedStatementLimits = D
 
 function preparingClient(client: pg.PoolClient, state: ConnectionState, limits: PreparedStatementLimits): PostgresPoolClient {
   const run = async (text: string, values: unknown[]): Promise<PostgresQueryResult<unknown>> => {
-    trackTransaction(state, text);
-    const name = values.length > 0 && !state.discard ? statementName(state, text, limits) : undefined;
+    if (values.length === 0) {
+      trackTransaction(state, text);
+      return asKyselyResult(await client.query(text, values));
+    }
+    const name = state.discard ? undefined : statementName(state, text, limits);
     if (name === undefined) return asKyselyResult(await client.query(text, values));
     try {
       return asKyselyResult(await client.query({ name, text, values }));
@@ -94,7 +97,7 @@ function statementName(state: ConnectionState, text: string, limits: PreparedSta
   return name;
 }
 
-/** Kysely begins, commits and rolls back with these plain statements. */
+/** Kysely begins, commits and rolls back with these plain statements, which carry no parameters. */
 function trackTransaction(state: ConnectionState, text: string): void {
   const keyword = /^\s*(\w+)/.exec(text)?.[1]?.toLowerCase();
   if (keyword === 'begin' || keyword === 'start') state.inTransaction = true;
