@@ -22,11 +22,11 @@ export interface Config {
   readonly maxBodyBytes: number;
   /** In-process workers run by `serve`; 0 makes an API-only node. */
   readonly workers: number;
-  /** Jobs one process runs at once. */
+  /** Jobs one process runs at once: their tools (ffprobe, libvips) never run more at once than this. */
   readonly concurrency: number;
   /**
-   * A worker whose last job ran for less than this keeps one more job claimed
-   * in hand, started the moment a slot frees; 0 turns that off.
+   * A worker whose last job ran for less than this runs one job more than
+   * `concurrency`, whose tool waits for a free slot; 0 turns that off.
    */
   readonly lookaheadMs: number;
   /** A running job whose lease is not renewed for this long is taken back. */

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { nextRetryDelayMs } from '../callbacks/backoff.js';
 import type { Config } from '../config.js';
-import type { Processor } from '../processors/processor.js';
+import type { Processor, ProcessorContext } from '../processors/processor.js';
 import type { Db } from '../store/database.js';
 import type { Executor, Job } from '../store/jobs.repository.js';
 import type { NotifyConfig } from '../store/schema.js';
@@ -15,6 +15,7 @@ import { PermanentJobError, RetryLaterError } from './job-errors.js';
 import { callbackExpected, endJob, type Outcome } from './outcomes.js';
 import { claimJob, type ClaimedJob, endJobAndClaimNext, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, retryOrFail, saveProgress } from './queue.sql.js';
 import { withDbRetry } from './db-retry.js';
+import { ToolSlots } from './tool-slots.js';
 
 export interface WorkerDeps {
   readonly db: Db;
@@ -40,27 +41,29 @@ interface RunningJob {
 const PROGRESS_WRITE_INTERVAL_MS = 500;
 
 /**
- * A worker: claims jobs from the shared Postgres queue and runs up to
- * `config.concurrency` of them at once. Woken by NOTIFY when jobs arrive, and
- * by a poll every `pollIntervalMs` in case a notification was lost (the
- * listener reconnecting after a database restart, say). Any number of workers
- * in any number of processes can share one database.
+ * A worker: claims jobs from the shared Postgres queue and runs them, at most
+ * `config.concurrency` tools (an ffprobe, a libvips pipeline) at once: each
+ * job's heavy work takes one of the worker's `ToolSlots`. Woken by NOTIFY
+ * when jobs arrive, and by a poll every `pollIntervalMs` in case a
+ * notification was lost (the listener reconnecting after a database restart,
+ * say). Any number of workers in any number of processes can share one
+ * database.
  *
  * Lookahead: while its jobs are short (the last one ran for less than
- * `config.lookaheadMs`), a worker holds one more claimed job and starts it
- * the moment a slot frees, while the finished job's outcome is still being
- * written. Without it each slot sat idle for a database round trip per job:
- * with 5 ms MediaInfo probes, a fifth of the machine. The held job is
- * Running in the database (it took a queue slot when claimed, and its
- * StartTime is its claim time); a cancel, a lost lease or a shutdown drops it
- * before it starts, and long jobs are never held, so another worker is not
- * kept from a job that would wait long here.
+ * `config.lookaheadMs`), a worker runs one job more than it has slots. That
+ * job reads its input while the others' tools run and takes the first slot
+ * that frees, so no core waits while a job reads its input, parses its
+ * tool's output, writes its result or records its outcome. Without it each
+ * slot sat idle for those phases: with 5 ms MediaInfo probes, a fifth of the
+ * machine. The extra job is Running in the database (it took a queue slot
+ * when claimed); a cancel, a lost lease or a shutdown stops it like any
+ * other, and long jobs get no extra one, so another worker is not kept from
+ * a job that would wait long here.
  */
 export class Worker {
   readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly running = new Map<string, RunningJob>();
-  /** The job claimed ahead (see Lookahead above). */
-  private held: ClaimedJob | undefined;
+  private readonly toolSlots: ToolSlots;
   /** Claims sent and not yet answered, so that two of them never fill the same slot. */
   private claimsInFlight = 0;
   /** How long the last job's processor ran. */
@@ -74,6 +77,7 @@ export class Worker {
 
   constructor(private readonly deps: WorkerDeps) {
     this.log = deps.logger.child({ workerId: this.workerId });
+    this.toolSlots = new ToolSlots(deps.config.concurrency);
   }
 
   /** Jobs this worker is running now. */
@@ -100,9 +104,6 @@ export class Worker {
   async stop(graceMs = this.deps.config.shutdownGraceMs): Promise<void> {
     this.accepting = false;
     for (const unsubscribe of this.unsubscribers.splice(0)) await unsubscribe().catch(() => undefined);
-    const held = this.held;
-    this.held = undefined;
-    if (held) await this.handBack(held);
     const all = () => Promise.all([...this.running.values()].map((r) => r.done));
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<void>((resolve) => { timer = setTimeout(resolve, graceMs); });
@@ -157,43 +158,33 @@ export class Worker {
     }
   }
 
-  /** Jobs taking a slot: running, and their processor not yet returned. */
-  private busySlots(): number {
+  /** Jobs whose processor has not returned yet. */
+  private busyJobs(): number {
     let busy = 0;
     for (const run of this.running.values()) if (!run.finished) busy++;
     return busy;
   }
 
-  /** Whether a claim now would find a use: a free slot, or room to hold a job ahead while jobs are short. */
+  /** Whether a claim now would find a use: a free slot, or, while jobs are short, the one extra job (see Lookahead above). */
   private wantsJob(): boolean {
     if (!this.accepting) return false;
     const { concurrency, lookaheadMs } = this.deps.config;
-    const free = concurrency - this.busySlots() - (this.held ? 1 : 0) - this.claimsInFlight;
-    if (free > 0) return true;
-    // Only while no other claim is out: answers could come back in either order, and jobs must start in the order they were claimed.
+    const taken = this.busyJobs() + this.claimsInFlight;
+    if (taken < concurrency) return true;
+    // The extra claim only while no other is out: answers could come back in either order, and jobs must start in the order they were claimed.
     const short = this.lastRunMs !== undefined && this.lastRunMs < lookaheadMs;
-    return short && !this.held && this.claimsInFlight === 0;
+    return short && taken === concurrency && this.claimsInFlight === 0;
   }
 
-  /** Starts a claimed job in a free slot, or holds it until one frees. */
   private place(claimed: ClaimedJob): void {
-    if (this.accepting && this.busySlots() < this.deps.config.concurrency) this.launch(claimed);
-    else if (this.accepting && !this.held) this.held = claimed;
-    else void this.handBack(claimed);
-  }
-
-  private startHeld(): void {
-    const held = this.held;
-    if (!held || this.busySlots() >= this.deps.config.concurrency) return;
-    this.held = undefined;
-    this.launch(held);
-  }
-
-  /** Gives a job that never started back to the queue. */
-  private async handBack(claimed: ClaimedJob): Promise<void> {
-    await withDbRetry(() => releaseJob(this.deps.db.kysely, claimed.job, this.workerId)).catch((err: Error) => {
+    if (this.accepting) {
+      this.launch(claimed);
+      return;
+    }
+    // Claimed while shutting down: give it straight back, nothing ran.
+    void withDbRetry(() => releaseJob(this.deps.db.kysely, claimed.job, this.workerId)).catch((err: Error) => {
       // Left Running with a lease nobody renews: the reaper hands it out again.
-      this.log.warn({ jobId: claimed.job.jobId, err: err.message }, 'could not hand a held job back');
+      this.log.warn({ jobId: claimed.job.jobId, err: err.message }, 'could not hand a job back');
     });
   }
 
@@ -203,16 +194,14 @@ export class Worker {
     this.running.set(job.jobId, run);
     run.done = this.execute(run).finally(() => {
       this.running.delete(job.jobId);
-      this.startHeld();
       this.wake();
     });
   }
 
-  /** The processor has returned: its slot goes to the held job, if any, before the outcome is written. */
+  /** The processor has returned: the job no longer counts against the worker while its outcome is written. */
   private finish(run: RunningJob, startedAt: number): void {
     run.finished = true;
     this.lastRunMs = performance.now() - startedAt;
-    this.startHeld();
   }
 
   private async execute(run: RunningJob): Promise<void> {
@@ -226,7 +215,8 @@ export class Worker {
       const processor = this.deps.processors.get(job.tag);
       if (!processor) throw new PermanentJobError('InvalidArgument', `No processor runs Tag ${job.tag} on this worker.`);
       const operation = await this.resolveOperation(job);
-      const result = await processor.run({
+      const withToolSlot = <T>(work: () => Promise<T>) => this.toolSlots.run(controller.signal, work);
+      const ctx: ProcessorContext = {
         job: { jobId: job.jobId, tag: job.tag, bucket: job.bucket, region: job.region, inputObject: job.inputObject, operation },
         storage,
         config,
@@ -237,7 +227,9 @@ export class Worker {
           lastProgressWrite = now;
           saveProgress(db.kysely, this.workerId, job.jobId, Math.max(0, Math.min(100, Math.round(percent)))).catch(() => undefined);
         },
-      });
+        withToolSlot,
+      };
+      const result = await (processor.slotsItsTool ? processor.run(ctx) : withToolSlot(() => processor.run(ctx)));
       if (run.stopReason) return this.afterStop(run, log);
       this.finish(run, startedAt);
       await this.end(run, 'Success', { code: 'Success', message: '', result });
@@ -305,12 +297,6 @@ export class Worker {
   }
 
   private stopJob(jobId: string, reason: StopReason): void {
-    if (this.held?.job.jobId === jobId) {
-      // Cancelled or taken back before it started: the database already says so, and nothing ran.
-      this.held = undefined;
-      this.wake();
-      return;
-    }
     const run = this.running.get(jobId);
     if (!run || run.stopReason) return;
     run.stopReason = reason;
@@ -319,7 +305,7 @@ export class Worker {
 
   /** Renews the leases of running jobs; stops any this worker no longer holds. */
   private async renew(): Promise<void> {
-    const ids = this.held ? [...this.activeJobIds, this.held.job.jobId] : this.activeJobIds;
+    const ids = this.activeJobIds;
     if (ids.length === 0) return;
     try {
       const leased = await renewLeases(this.deps.db.kysely, this.workerId, ids, this.deps.config.leaseMs);

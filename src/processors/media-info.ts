@@ -24,7 +24,7 @@ const PROBE_TIMEOUT_MS = 60_000;
  * - abort → ffprobe is killed and the signal's reason is rethrown.
  */
 export function createMediaInfoProcessor(spawner: Spawner): Processor {
-  return { tag: 'MediaInfo', run: (ctx) => runMediaInfo(ctx, spawner) };
+  return { tag: 'MediaInfo', slotsItsTool: true, run: (ctx) => runMediaInfo(ctx, spawner) };
 }
 
 async function runMediaInfo(ctx: ProcessorContext, spawner: Spawner): Promise<XmlObject> {
@@ -57,7 +57,7 @@ async function runMediaInfo(ctx: ProcessorContext, spawner: Spawner): Promise<Xm
 async function probe(ctx: ProcessorContext, spawner: Spawner, filePath: string): Promise<FfprobeReport> {
   ctx.setProgress(10);
   try {
-    return await runFfprobe(filePath, { spawner, ffprobePath: ctx.config.ffprobePath, signal: ctx.signal, timeoutMs: PROBE_TIMEOUT_MS });
+    return await ctx.withToolSlot(() => runFfprobe(filePath, { spawner, ffprobePath: ctx.config.ffprobePath, signal: ctx.signal, timeoutMs: PROBE_TIMEOUT_MS }));
   } catch (err) {
     if (!(err instanceof FfprobeError)) throw err;
     const key = ctx.job.inputObject;

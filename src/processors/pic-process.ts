@@ -188,6 +188,7 @@ function buildResult(
 /** Processes `PicProcess` jobs; see the module comment for codes and placeholders. */
 export const picProcessProcessor: Processor = {
   tag: 'PicProcess',
+  slotsItsTool: true,
   async run(ctx: ProcessorContext): Promise<XmlObject> {
     const { job, signal } = ctx;
     const pic = job.operation.PicProcess;
@@ -201,7 +202,7 @@ export const picProcessProcessor: Processor = {
     const input = await readInput(ctx);
     signal.throwIfAborted();
     ctx.setProgress(10);
-    const result = await applyMogrRule(input, steps, { limits: ctx.config.picLimits, averageColour: isPicInfo, signal });
+    const result = await ctx.withToolSlot(() => applyMogrRule(input, steps, { limits: ctx.config.picLimits, averageColour: isPicInfo, signal }));
     ctx.setProgress(80);
 
     const key = safeKey(expandObjectTemplate(target.objectTemplate, { inputObject: job.inputObject, extension: result.output.extension, jobId: job.jobId }));

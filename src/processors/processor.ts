@@ -25,6 +25,13 @@ export interface ProcessorContext {
   readonly signal: AbortSignal;
   /** Reports progress 0–100; cheap to call often (the engine throttles writes). */
   setProgress(percent: number): void;
+  /**
+   * Runs the job's heavy work (a tool process, an image pipeline) in one of
+   * the worker's MEDIAJOBS_CONCURRENCY slots, waiting for one first; an abort
+   * while waiting rejects with the signal's reason. Reading the input and
+   * handling the result belong outside, where they overlap other jobs' tools.
+   */
+  withToolSlot<T>(work: () => Promise<T>): Promise<T>;
 }
 
 /**
@@ -35,5 +42,10 @@ export interface ProcessorContext {
  */
 export interface Processor {
   readonly tag: string;
+  /**
+   * True when `run` puts its heavy work in `ctx.withToolSlot` itself;
+   * otherwise the worker holds a slot for the whole run.
+   */
+  readonly slotsItsTool?: boolean;
   run(ctx: ProcessorContext): Promise<XmlObject>;
 }

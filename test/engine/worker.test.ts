@@ -245,13 +245,53 @@ describe('worker', () => {
       return { blocker, rest };
     }
 
-    it('holds one more job while jobs are short, and still runs no more than MEDIAJOBS_CONCURRENCY at once', async () => {
+    it('starts one more job while jobs are short: it reads its input during the others\' tool runs, and its tool waits for a slot', async () => {
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => { open = resolve; });
+      const prepared: string[] = [];
+      const tools: string[] = [];
+      let toolsAtOnce = 0;
+      let mostTools = 0;
+      const processor: Processor = {
+        tag: 'MediaInfo',
+        slotsItsTool: true,
+        async run(ctx) {
+          prepared.push(ctx.job.jobId);
+          return ctx.withToolSlot(async () => {
+            tools.push(ctx.job.jobId);
+            mostTools = Math.max(mostTools, ++toolsAtOnce);
+            try {
+              if (ctx.job.operation.UserData === 'block') await gate;
+              return {};
+            } finally {
+              toolsAtOnce--;
+            }
+          });
+        },
+      };
+      const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '100ms' }, processors: new Map([['MediaInfo', processor]]) });
+      try {
+        const { blocker, rest } = await submitBehindABlocker(api, 2);
+        await waitFor(async () => (prepared.includes(rest[0]) ? true : undefined), 5000, 'the extra job started');
+        expect(tools).to.not.include(rest[0]);
+        expect(await statesOf(api, rest)).to.deep.equal(['Running', 'Submitted']);
+        open();
+        for (const id of rest) expect((await waitForState(api, id)).State).to.equal('Success');
+        expect(tools.slice(-3)).to.deep.equal([blocker, ...rest]);
+        expect(mostTools).to.equal(1);
+      } finally {
+        open();
+        await api.stop();
+      }
+    });
+
+    it('a processor that does not slot its tool: the extra job is claimed but waits for a slot before it runs, never more than MEDIAJOBS_CONCURRENCY at once', async () => {
       const gated = gatedProcessor();
       const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '100ms' }, processors: new Map([['MediaInfo', gated.processor]]) });
       try {
         const { blocker, rest } = await submitBehindABlocker(api, 3);
-        // The first waiting job is claimed (Running, its queue slot taken) but not started; the others wait.
-        await waitFor(async () => ((await statesOf(api, rest)).join() === 'Running,Submitted,Submitted' ? true : undefined), 5000, 'one job held ahead');
+        // The first waiting job is claimed (Running, its queue slot taken) but its processor has not run; the others wait.
+        await waitFor(async () => ((await statesOf(api, rest)).join() === 'Running,Submitted,Submitted' ? true : undefined), 5000, 'one job claimed ahead');
         expect(gated.started).to.not.include(rest[0]);
         gated.release();
         for (const id of rest) expect((await waitForState(api, id)).State).to.equal('Success');
@@ -264,7 +304,7 @@ describe('worker', () => {
       }
     });
 
-    it('holds nothing while jobs run longer than MEDIAJOBS_LOOKAHEAD: the next job stays free for other workers', async () => {
+    it('claims no extra job while jobs run longer than MEDIAJOBS_LOOKAHEAD: the next job stays free for other workers', async () => {
       const gated = gatedProcessor();
       const slow: Processor = { tag: 'MediaInfo', run: async (ctx) => { await new Promise((resolve) => setTimeout(resolve, 60)); return gated.processor.run(ctx); } };
       const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '100ms', MEDIAJOBS_LOOKAHEAD: '20ms' }, processors: new Map([['MediaInfo', slow]]) });
@@ -278,7 +318,7 @@ describe('worker', () => {
       }
     });
 
-    it('drops a held job that is cancelled: it ends Cancel and never starts', async () => {
+    it('an extra job cancelled while it waits for a slot ends Cancel and never runs', async () => {
       const gated = gatedProcessor();
       const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '100ms' }, processors: new Map([['MediaInfo', gated.processor]]) });
       try {
@@ -296,7 +336,7 @@ describe('worker', () => {
       }
     });
 
-    it('hands a held job back to the queue on shutdown, with its attempt uncounted', async () => {
+    it('hands an extra job still waiting for a slot back to the queue on shutdown, with its attempt uncounted', async () => {
       const gated = gatedProcessor();
       const database = await freshDatabase();
       const env = { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '100ms', MEDIAJOBS_SHUTDOWN_GRACE: '100ms' };

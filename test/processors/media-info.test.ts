@@ -31,6 +31,7 @@ describe('the MediaInfo processor', () => {
       config: overrides.config ?? config,
       signal: overrides.signal ?? new AbortController().signal,
       setProgress: (percent) => progress.push(percent),
+      withToolSlot: (work) => work(),
     };
     return { ctx, progress };
   }

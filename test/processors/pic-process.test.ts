@@ -62,6 +62,7 @@ describe('picProcessProcessor', () => {
       config,
       signal: overrides.signal ?? new AbortController().signal,
       setProgress: (p: number) => progress.push(p),
+      withToolSlot: (work) => work(),
       progress,
     };
   }
