@@ -12,7 +12,8 @@
 import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { JOB_FAILURE_CODES, PermanentJobError } from '../engine/job-errors.js';
 import { decodeBmp, isBmp, readBmpHeader } from './bmp.js';
-import { estimateJpegQuality, estimateWebpQuality } from './quality-estimate.js';
+import type { ImageSource } from './image-source.js';
+import { estimateJpegQuality, estimateWebpQuality, hasWholeJpegHeader } from './quality-estimate.js';
 
 /** Input formats we decode (BMP by our own codec, the rest by libvips). */
 export type InputFormat = 'jpeg' | 'png' | 'gif' | 'webp' | 'bmp' | 'tiff' | 'avif';
@@ -71,11 +72,12 @@ export function sniffImageFormat(data: Buffer): InputFormat | 'heic' | undefined
 }
 
 /**
- * Reads the header of `data`. Nothing is decoded: sharp's `metadata()` only
+ * Reads the header of `image`. Nothing is decoded: sharp's `metadata()` only
  * parses headers, and BMP headers are read here. Throws
  * `PermanentJobError('InvalidMedia')` for unknown, unsupported or unreadable input.
  */
-export async function probeImage(data: Buffer): Promise<SourceImage> {
+export async function probeImage(image: ImageSource): Promise<SourceImage> {
+  const data = image.head;
   const format = sniffImageFormat(data);
   if (format === undefined) throw invalidMedia('The input is not an image in a supported format (JPEG, PNG, GIF, WebP, BMP, TIFF, AVIF).');
   if (format === 'heic') throw invalidMedia('HEIC/HEIF (HEVC) input is not supported by this server.');
@@ -91,15 +93,15 @@ export async function probeImage(data: Buffer): Promise<SourceImage> {
   try {
     // limitInputPixels: false so that a header claiming huge dimensions is still reported and
     // refused by our own limits with a clear message instead of libvips' generic one.
-    meta = await sharp(data, { limitInputPixels: false }).metadata();
+    meta = await sharp(image.input, { limitInputPixels: false }).metadata();
   } catch (err) {
     throw invalidMedia(`The input image cannot be read: ${(err as Error).message}`);
   }
   if (format === 'avif' && meta.compression === 'hevc') throw invalidMedia('HEIC/HEIF (HEVC) input is not supported by this server.');
   const pages = Math.max(1, meta.pages ?? 1);
   let quality: number | undefined;
-  if (format === 'jpeg') quality = estimateJpegQuality(data);
-  if (format === 'webp') quality = estimateWebpQuality(data);
+  if (format === 'jpeg') quality = estimateJpegQuality(image.complete || hasWholeJpegHeader(data) ? data : await image.bytes());
+  if (format === 'webp') quality = estimateWebpQuality(data) ?? (image.complete ? undefined : estimateWebpQuality(await image.bytes()));
   return {
     format,
     width: meta.width,
@@ -125,13 +127,13 @@ export function hexColour(r: number, g: number, b: number): string {
  * decode and differs from the exact mean by well under one level. Only call it
  * for sources that passed the input limits.
  */
-export async function averageColour(data: Buffer, source: SourceImage): Promise<string> {
+export async function averageColour(input: ImageSource, source: SourceImage): Promise<string> {
   let image: Sharp;
   if (source.format === 'bmp') {
-    const raw = decodeBmp(data);
+    const raw = decodeBmp(await input.bytes());
     image = sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } });
   } else {
-    image = sharp(data, { failOn: 'error', limitInputPixels: false });
+    image = sharp(input.input, { failOn: 'error', limitInputPixels: false });
   }
   let pixels: { data: Buffer; info: OutputInfo };
   try {

@@ -51,7 +51,8 @@
 import sharp, { type OverlayOptions, type Sharp } from 'sharp';
 import type { PicLimits } from '../config.js';
 import { JOB_FAILURE_CODES, PermanentJobError } from '../engine/job-errors.js';
-import { decodeBmp, encodeBmp } from './bmp.js';
+import { decodeBmp, encodeBmp, type RawPixels } from './bmp.js';
+import type { ImageSource } from './image-source.js';
 import { FORMAT_NAMES, LOSSLESS_QUALITY, averageColour, probeImage, type InputFormat, type SourceImage } from './image-info.js';
 import { DEFAULT_PAD_COLOR, parseMogrRule, type Gravity, type MogrStep, type OutputFormat, type ThumbnailGeometry } from './mogr-rule.js';
 
@@ -87,6 +88,12 @@ export interface MogrApplyOptions {
   readonly averageColour?: boolean;
   /** Checked between stages; an aborted signal rejects with its reason. */
   readonly signal?: AbortSignal;
+  /**
+   * Runs the pixel work (average colour, pipelines, encoding), after the
+   * header read and the limit checks: a worker passes its tool slot here, so
+   * that a job waiting for one has already done everything else.
+   */
+  readonly pixelWork?: <T>(work: () => Promise<T>) => Promise<T>;
 }
 
 /** What CI reports about the source (`OriginalInfo/ImageInfo`). */
@@ -131,25 +138,28 @@ export interface MogrResult {
  * @example
  * const { output } = await applyMogrRule(jpeg, 'imageMogr2/thumbnail/720x588/quality/80', { limits: config.picLimits });
  */
-export async function applyMogrRule(input: Buffer, rule: string | readonly MogrStep[], options: MogrApplyOptions): Promise<MogrResult> {
+export async function applyMogrRule(input: ImageSource, rule: string | readonly MogrStep[], options: MogrApplyOptions): Promise<MogrResult> {
   const steps = typeof rule === 'string' ? parseMogrRule(rule) : rule;
   const { limits } = options;
   const ignoreError = lastOf(steps, 'ignore-error')?.enabled ?? false;
-  if (input.length > limits.maxInputBytes && !ignoreError) {
-    throw tooLarge(`The input is ${input.length} bytes; the limit is ${limits.maxInputBytes} bytes.`);
+  if (input.size > limits.maxInputBytes && !ignoreError) {
+    throw tooLarge(`The input is ${input.size} bytes; the limit is ${limits.maxInputBytes} bytes.`);
   }
   const source = await probeImage(input);
   let original = originalInfo(source);
   try {
-    if (input.length > limits.maxInputBytes) throw tooLarge(`The input is ${input.length} bytes; the limit is ${limits.maxInputBytes} bytes.`);
+    if (input.size > limits.maxInputBytes) throw tooLarge(`The input is ${input.size} bytes; the limit is ${limits.maxInputBytes} bytes.`);
     checkInputLimits(source, limits);
-    if (options.averageColour) original = { ...original, ave: await averageColour(input, source) };
-    throwIfAborted(options.signal);
-    const output = await render(input, source, original, steps, options);
-    return { original, output };
+    const pixelWork = options.pixelWork ?? ((work) => work());
+    return await pixelWork(async () => {
+      if (options.averageColour) original = { ...original, ave: await averageColour(input, source) };
+      throwIfAborted(options.signal);
+      const output = await render(input, source, original, steps, options);
+      return { original, output };
+    });
   } catch (err) {
     if (ignoreError && err instanceof PermanentJobError && err.code === PIC_FAILURE_CODES.ImageTooLarge) {
-      return { original, output: originalAsOutput(input, original) };
+      return { original, output: await originalAsOutput(input, original) };
     }
     throw err;
   }
@@ -167,9 +177,9 @@ function originalInfo(source: SourceImage): OriginalImageInfo {
   };
 }
 
-function originalAsOutput(input: Buffer, original: OriginalImageInfo): ProcessedImage {
+async function originalAsOutput(input: ImageSource, original: OriginalImageInfo): Promise<ProcessedImage> {
   return {
-    data: input,
+    data: await input.bytes(),
     format: original.format,
     extension: FORMAT_EXTENSIONS[original.inputFormat],
     width: original.width,
@@ -330,9 +340,11 @@ class Canvas {
   /** The current stage paints colours (pad, rotate fill, mask) that a final greyscale must also cover. */
   private stagePaints = false;
 
+  /** `bmp`: the source's pixels when it is a BMP (our own decoder, not libvips). */
   constructor(
-    private readonly input: Buffer,
+    private readonly input: ImageSource,
     source: SourceImage,
+    bmp: RawPixels | undefined,
     private readonly animated: boolean,
     private readonly limits: PicLimits,
     private readonly signal: AbortSignal | undefined,
@@ -341,10 +353,7 @@ class Canvas {
     this.height = source.height;
     this.pages = animated ? source.pages : 1;
     this.orientation = source.orientation > 1 ? source.orientation : 1;
-    if (source.format === 'bmp') {
-      const bmp = decodeBmpOrFail(input);
-      this.raw = { data: bmp.data, width: bmp.width, height: bmp.height, pages: 1, channels: bmp.channels };
-    }
+    if (bmp) this.raw = { data: bmp.data, width: bmp.width, height: bmp.height, pages: 1, channels: bmp.channels };
   }
 
   /** True until any pixel operation was queued: the source may still be loaded with options. */
@@ -359,7 +368,7 @@ class Canvas {
       this.stage = sharp(data, { raw: { width, height: height * pages, channels, ...(pages > 1 ? { pageHeight: height } : {}) } });
       this.stageFromSource = false;
     } else {
-      this.stage = sharp(this.input, {
+      this.stage = sharp(this.input.input, {
         failOn: 'error',
         limitInputPixels: this.limits.maxInputPixels,
         animated: this.animated,
@@ -644,7 +653,7 @@ function maskOverlay(width: number, height: number, r: number, alphaOutput: bool
 }
 
 async function render(
-  input: Buffer,
+  input: ImageSource,
   source: SourceImage,
   original: OriginalImageInfo,
   steps: readonly MogrStep[],
@@ -654,7 +663,8 @@ async function render(
   const format = formatStep?.format ?? defaultOutputFormat(source.format);
   const alphaOutput = ALPHA_FORMATS.has(format);
   const animated = source.pages > 1 && ANIMATED_FORMATS.has(format);
-  const canvas = new Canvas(input, source, animated, options.limits, options.signal);
+  const bmp = source.format === 'bmp' ? decodeBmpOrFail(await input.bytes()) : undefined;
+  const canvas = new Canvas(input, source, bmp, animated, options.limits, options.signal);
 
   for (const step of steps) {
     throwIfAborted(options.signal);
@@ -733,7 +743,7 @@ async function render(
     if (!LOSSY_FORMATS.has(format)) throw badArgument(`size-limit applies to JPEG, WebP and AVIF output, not ${FORMAT_NAMES[format]}`);
     const raw = await rawOf(canvas, pipeline);
     ({ data, quality: usedQuality } = await encodeWithin(raw, encoder, quality, sizeLimit.bytes));
-    if (sizeLimit.keepOriginalIfLarger && data.length >= input.length) return originalAsOutput(input, original);
+    if (sizeLimit.keepOriginalIfLarger && data.length >= input.size) return originalAsOutput(input, original);
   } else if (format === 'bmp') {
     const raw = await rawOf(canvas, pipeline);
     data = encodeBmp(raw.data, raw.width, raw.height, raw.channels);

@@ -37,16 +37,24 @@ const ZIGZAG = [
   56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
 
+interface JpegSegment {
+  readonly marker: number;
+  /** The segment's payload, after its length field. */
+  readonly start: number;
+  readonly end: number;
+}
+
 /**
- * Reads the DQT tables of a JPEG (natural order), keyed by table id, stopping
- * at the first scan. Returns an empty map for anything that is not a JPEG.
+ * The marker segments of a JPEG header, up to its first scan. `complete` is
+ * false when the data ends (or breaks) before the scan: a file read only in
+ * part may hold more tables further on.
  */
-export function readJpegQuantTables(jpeg: Buffer): Map<number, number[]> {
-  const tables = new Map<number, number[]>();
-  if (jpeg.length < 4 || jpeg[0] !== 0xff || jpeg[1] !== 0xd8) return tables;
+function jpegHeader(jpeg: Buffer): { segments: JpegSegment[]; complete: boolean } {
+  const segments: JpegSegment[] = [];
+  if (jpeg.length < 4 || jpeg[0] !== 0xff || jpeg[1] !== 0xd8) return { segments, complete: false };
   let pos = 2;
   while (pos + 4 <= jpeg.length) {
-    if (jpeg[pos] !== 0xff) return tables;
+    if (jpeg[pos] !== 0xff) return { segments, complete: false };
     const marker = jpeg[pos + 1];
     if (marker === 0xff) {
       pos += 1; // fill byte
@@ -56,26 +64,42 @@ export function readJpegQuantTables(jpeg: Buffer): Map<number, number[]> {
       pos += 2; // standalone markers
       continue;
     }
-    if (marker === 0xda || marker === 0xd9) return tables; // start of scan / end of image
+    if (marker === 0xda || marker === 0xd9) return { segments, complete: true }; // start of scan / end of image
     const length = jpeg.readUInt16BE(pos + 2);
     const end = pos + 2 + length;
-    if (length < 2 || end > jpeg.length) return tables;
-    if (marker === 0xdb) {
-      let p = pos + 4;
-      while (p < end) {
-        const precision = jpeg[p] >> 4;
-        const id = jpeg[p] & 0x0f;
-        const size = precision === 0 ? 64 : 128;
-        if (p + 1 + size > end) break;
-        const table = new Array<number>(64);
-        for (let k = 0; k < 64; k++) {
-          table[ZIGZAG[k]] = precision === 0 ? jpeg[p + 1 + k] : jpeg.readUInt16BE(p + 1 + 2 * k);
-        }
-        tables.set(id, table);
-        p += 1 + size;
-      }
-    }
+    if (length < 2 || end > jpeg.length) return { segments, complete: false };
+    segments.push({ marker, start: pos + 4, end });
     pos = end;
+  }
+  return { segments, complete: false };
+}
+
+/** True when `jpeg` holds its whole header, up to the first scan. */
+export function hasWholeJpegHeader(jpeg: Buffer): boolean {
+  return jpegHeader(jpeg).complete;
+}
+
+/**
+ * Reads the DQT tables of a JPEG (natural order), keyed by table id, stopping
+ * at the first scan. Returns an empty map for anything that is not a JPEG.
+ */
+export function readJpegQuantTables(jpeg: Buffer): Map<number, number[]> {
+  const tables = new Map<number, number[]>();
+  for (const { marker, start, end } of jpegHeader(jpeg).segments) {
+    if (marker !== 0xdb) continue;
+    let p = start;
+    while (p < end) {
+      const precision = jpeg[p] >> 4;
+      const id = jpeg[p] & 0x0f;
+      const size = precision === 0 ? 64 : 128;
+      if (p + 1 + size > end) break;
+      const table = new Array<number>(64);
+      for (let k = 0; k < 64; k++) {
+        table[ZIGZAG[k]] = precision === 0 ? jpeg[p + 1 + k] : jpeg.readUInt16BE(p + 1 + 2 * k);
+      }
+      tables.set(id, table);
+      p += 1 + size;
+    }
   }
   return tables;
 }

@@ -23,6 +23,7 @@
 import { createHash } from 'node:crypto';
 import { PermanentJobError } from '../engine/job-errors.js';
 import { CiError } from '../errors.js';
+import { ImageSource } from '../images/image-source.js';
 import { applyMogrRule, type MogrResult } from '../images/mogr-apply.js';
 import { parseMogrRule } from '../images/mogr-rule.js';
 import { assertSafeBucket, assertSafeObjectKey } from '../storage/object-key.js';
@@ -125,10 +126,11 @@ function readOutput(operation: XmlObject, job: ProcessingJob): OutputTarget {
   return { region, bucket, objectTemplate };
 }
 
-async function readInput(ctx: ProcessorContext): Promise<Buffer> {
+/** Runs `use` on the input object, opened where libvips reads it itself. */
+async function withInput<T>(ctx: ProcessorContext, use: (input: ImageSource) => Promise<T>): Promise<T> {
   const { job } = ctx;
   try {
-    return await ctx.storage.get(job.bucket, job.inputObject);
+    return await ctx.storage.withLocalFile(job.bucket, job.inputObject, async (file) => use(await ImageSource.fromFile(file)));
   } catch (err) {
     if (err instanceof ObjectNotFoundError) throw new PermanentJobError('NoSuchKey', `The input object ${job.inputObject} does not exist.`);
     throw asJobError(err);
@@ -199,10 +201,12 @@ export const picProcessProcessor: Processor = {
     const steps = parseMogrRule(rule);
     const target = readOutput(job.operation, job);
 
-    const input = await readInput(ctx);
-    signal.throwIfAborted();
-    ctx.setProgress(10);
-    const result = await ctx.withToolSlot(() => applyMogrRule(input, steps, { limits: ctx.config.picLimits, averageColour: isPicInfo, signal }));
+    const { result, inputEtag } = await withInput(ctx, async (input) => {
+      signal.throwIfAborted();
+      ctx.setProgress(10);
+      const applied = await applyMogrRule(input, steps, { limits: ctx.config.picLimits, averageColour: isPicInfo, signal, pixelWork: ctx.withToolSlot });
+      return { result: applied, inputEtag: isPicInfo ? md5Etag(await input.bytes()) : undefined };
+    });
     ctx.setProgress(80);
 
     const key = safeKey(expandObjectTemplate(target.objectTemplate, { inputObject: job.inputObject, extension: result.output.extension, jobId: job.jobId }));
@@ -216,6 +220,6 @@ export const picProcessProcessor: Processor = {
       signal.throwIfAborted();
     }
     ctx.setProgress(100);
-    return buildResult(job, target, key, result, stored, isPicInfo, isPicInfo ? md5Etag(input) : undefined);
+    return buildResult(job, target, key, result, stored, isPicInfo, inputEtag);
   },
 };

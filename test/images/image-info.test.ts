@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import sharp, { type Sharp } from 'sharp';
 import { decodeBmp, encodeBmp } from '../../src/images/bmp.js';
 import { probeImage, sniffImageFormat } from '../../src/images/image-info.js';
+import { ImageSource } from '../../src/images/image-source.js';
 import { estimateJpegQuality, estimateWebpQuality } from '../../src/images/quality-estimate.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/images');
@@ -47,7 +48,7 @@ describe('probeImage', () => {
   it('refuses HEIC and unknown bytes with InvalidMedia', async () => {
     for (const data of [Buffer.from('hello world, not an image'), Buffer.concat([Buffer.from([0, 0, 0, 16]), Buffer.from('ftypheic\0\0\0\0')])]) {
       try {
-        await probeImage(data);
+        await probeImage(ImageSource.fromBuffer(data));
         expect.fail('should have thrown');
       } catch (err) {
         expect(err).to.have.property('code', 'InvalidMedia');

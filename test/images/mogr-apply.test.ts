@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import { loadConfig, type PicLimits } from '../../src/config.js';
 import { PermanentJobError } from '../../src/engine/job-errors.js';
 import { decodeBmp } from '../../src/images/bmp.js';
+import { ImageSource } from '../../src/images/image-source.js';
 import { applyMogrRule, type MogrResult } from '../../src/images/mogr-apply.js';
 import { estimateJpegQuality } from '../../src/images/quality-estimate.js';
 
@@ -52,7 +53,7 @@ function expectColour(actual: RGBA, expected: RGBA, tolerance = 40, what = ''): 
 }
 
 async function apply(input: Buffer, rule: string, options: { limits?: PicLimits; averageColour?: boolean } = {}): Promise<MogrResult> {
-  return applyMogrRule(input, rule, { limits: options.limits ?? limits, averageColour: options.averageColour });
+  return applyMogrRule(ImageSource.fromBuffer(input), rule, { limits: options.limits ?? limits, averageColour: options.averageColour });
 }
 
 async function failure(input: Buffer, rule: string, options: { limits?: PicLimits } = {}): Promise<PermanentJobError> {

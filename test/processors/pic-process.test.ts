@@ -202,6 +202,28 @@ describe('picProcessProcessor', () => {
     expect(await storage.stat(BUCKET, 'output/out.jpg')).to.equal(undefined);
   });
 
+  it('processes an object replaced under the same key as the new image (libvips does not serve a cached load)', async () => {
+    const rule = { ProcessRule: 'imageMogr2/thumbnail/!50p' };
+    const first = await picProcessProcessor.run(context('input/photo-orient6.jpg', rule));
+    expect(at(first, 'PicProcessResult', 'ProcessResult')).to.include({ Width: '160', Height: '120' });
+    await storage.put(BUCKET, 'input/photo-orient6.jpg', await sharp({ create: { width: 90, height: 40, channels: 3, background: '#08f' } }).jpeg().toBuffer());
+    const second = await picProcessProcessor.run(context('input/photo-orient6.jpg', rule));
+    expect(at(second, 'PicProcessResult', 'ProcessResult')).to.include({ Width: '45', Height: '20' });
+  });
+
+  it('reads the quality of a JPEG whose tables sit behind 150 KB of metadata, and its Etag from every byte', async () => {
+    const jpeg = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#c84' } }).jpeg({ quality: 37 }).toBuffer();
+    // Three APP15 segments of 50 KB between SOI and the rest: the tables start past the first read.
+    const app15 = Buffer.alloc(4 + 50_000, 0x20);
+    app15.writeUInt16BE(0xffef, 0);
+    app15.writeUInt16BE(2 + 50_000, 2);
+    const padded = Buffer.concat([jpeg.subarray(0, 2), app15, app15, app15, jpeg.subarray(2)]);
+    await storage.put(BUCKET, 'input/padded.jpg', padded);
+    const result = await picProcessProcessor.run(context('input/padded.jpg', { IsPicInfo: 'true', ProcessRule: 'imageMogr2/format/png' }));
+    expect(at(result, 'PicProcessResult', 'OriginalInfo', 'ImageInfo', 'Quality')).to.equal('37');
+    expect(at(result, 'PicProcessResult', 'OriginalInfo', 'Etag')).to.equal(md5(padded));
+  });
+
   it('stores the original with ignore-error/1 when limits are exceeded', async () => {
     const result = await picProcessProcessor.run(context('input/bomb.png', { ProcessRule: 'imageMogr2/thumbnail/100x/ignore-error/1' }, { Object: 'out/${InputName}.${ext}' }));
     expect(at(result, 'PicProcessResult', 'ObjectName')).to.equal('out/bomb.png');
