@@ -13,7 +13,7 @@ const HEAD_BYTES = 64 * 1024;
  * 1 MB input into the JS heap for every job cost the worker ~1 ms of CPU and
  * as much again in garbage collection (bench/pic-process). The whole content
  * is read only for what needs it: BMP decoding, the input returned unchanged,
- * its Etag, a header that does not fit in `head`.
+ * a header that does not fit in `head`.
  */
 export class ImageSource {
   private constructor(

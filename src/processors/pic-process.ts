@@ -20,7 +20,6 @@
  * refused. E.g. `thumbs/${InputName}.${ext}` for `photos/deer.jpg` with
  * `format/webp` writes `thumbs/deer.webp`.
  */
-import { createHash } from 'node:crypto';
 import { PermanentJobError } from '../engine/job-errors.js';
 import { CiError } from '../errors.js';
 import { ImageSource } from '../images/image-source.js';
@@ -92,10 +91,6 @@ function safeKey(key: string): string {
   } catch (err) {
     throw asJobError(err);
   }
-}
-
-function md5Etag(data: Buffer): string {
-  return `"${createHash('md5').update(data).digest('hex')}"`;
 }
 
 function location(bucket: string, region: string, key: string): string {
@@ -205,7 +200,11 @@ export const picProcessProcessor: Processor = {
       signal.throwIfAborted();
       ctx.setProgress(10);
       const applied = await applyMogrRule(input, steps, { limits: ctx.config.picLimits, averageColour: isPicInfo, signal, pixelWork: ctx.withToolSlot });
-      return { result: applied, inputEtag: isPicInfo ? md5Etag(await input.bytes()) : undefined };
+      if (!isPicInfo) return { result: applied, inputEtag: undefined };
+      // The object's Etag is the storage's to tell (COS reports it without a download).
+      const stat = await ctx.storage.stat(job.bucket, job.inputObject);
+      if (!stat) throw new ObjectNotFoundError(job.bucket, job.inputObject);
+      return { result: applied, inputEtag: stat.etag };
     });
     ctx.setProgress(80);
 
