@@ -8,7 +8,15 @@ node_modules/.installed: package.json package-lock.json
 	npm ci $(NPM_FLAGS)
 	@touch $@
 
-install: node_modules/.installed
+# vfork + exec for the workers' tools (src/media/native-spawner.ts). Without a C
+# compiler the service still works: it spawns from a helper process instead.
+NODE_INCLUDE := $(shell node -p "require('path').join(process.execPath, '..', '..', 'include', 'node')")
+build/vfork-spawn.node: src/media/vfork-spawn.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -shared -fPIC -I$(NODE_INCLUDE) -o $@ $< \
+	  || echo "warning: could not build $@; tools will be spawned from a helper process"
+
+install: node_modules/.installed build/vfork-spawn.node
 
 build: install
 	npx tsc -p tsconfig.json
@@ -36,4 +44,4 @@ bench: build
 	node dist/bench/pic-process.bench.js
 
 clean:
-	rm -rf dist node_modules/.installed
+	rm -rf dist build node_modules/.installed

@@ -27,7 +27,7 @@
  * BENCH_PROCESSOR (trivial), MEDIAJOBS_CONCURRENCY (CPUs).
  */
 import { performance } from 'node:perf_hooks';
-import { Spawner } from '../src/media/spawner.js';
+import { createSpawner } from '../src/media/spawner.js';
 import { createMediaInfoProcessor } from '../src/processors/media-info.js';
 import type { Processor } from '../src/processors/processor.js';
 import {
@@ -121,7 +121,7 @@ async function series(bench: BenchService, count: number): Promise<ClientTimes[]
 }
 
 await runBenchmark('enqueue-latency.bench', async (db, use) => {
-  const inner = PROCESSOR === 'mediainfo' ? createMediaInfoProcessor(new Spawner()) : trivialProcessor;
+  const inner = PROCESSOR === 'mediainfo' ? createMediaInfoProcessor(createSpawner()) : trivialProcessor;
   const processors = new Map([[inner.tag, instrumented(inner)]]);
   const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) }, processors }));
   await fitQueueToConcurrency(bench);

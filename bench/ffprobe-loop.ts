@@ -6,8 +6,9 @@
 import { bareProbes, type BareRequest } from './lib.js';
 
 process.once('message', (message) => {
-  const { binary, args, jobs, concurrency } = message as BareRequest;
-  bareProbes(binary, args, jobs, concurrency).then(
+  const { binary, args, jobs, concurrency, warmup } = message as BareRequest;
+  const warm = warmup > 0 ? bareProbes(binary, args, warmup, concurrency) : Promise.resolve();
+  warm.then(() => bareProbes(binary, args, jobs, concurrency)).then(
     (run) => process.send!(run, () => process.exit(0)),
     (err: Error) => {
       console.error(`ffprobe-loop: ${err.message}`);

@@ -17,7 +17,7 @@
  * MEDIAJOBS_FFPROBE_PATH, …) is passed through, so a run can be tuned
  * without editing code.
  */
-import { execFileSync, fork, spawn } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../src/config.js';
 import type { Service } from '../src/main.js';
 import { bundledFfprobePath } from '../src/media/ffprobe.js';
+import { createSpawner, type Spawner } from '../src/media/spawner.js';
 import type { Processor } from '../src/processors/processor.js';
 
 // The service, kysely, pg and pino are imported where used, so that the bare
@@ -362,20 +363,11 @@ export function ffprobeArgs(filePath: string): string[] {
   ];
 }
 
-/** Spawns ffprobe once as the service does (no shell, stdout and stderr piped and drained); resolves with its stdout size. */
-export function spawnFfprobe(binary: string, args: readonly string[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
-    let bytes = 0;
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => { bytes += chunk.length; });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8'); });
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      if (code === 0 && bytes > 0) resolve(bytes);
-      else reject(new Error(`ffprobe exited ${code ?? signal}: ${stderr.slice(0, 300)}`));
-    });
-  });
+/** Runs ffprobe once as the service does (no shell, through a Spawner, stdout and stderr drained); resolves with its stdout size. */
+export async function spawnFfprobe(spawner: Spawner, binary: string, args: readonly string[]): Promise<number> {
+  const run = await spawner.run({ binary, args, timeoutMs: 60_000, maxStdoutBytes: 10 * 1024 * 1024, maxStderrBytes: 4096 });
+  if (run.code === 0 && run.stdout.length > 0) return run.stdout.length;
+  throw new Error(`ffprobe exited ${run.code ?? run.signal ?? run.spawnError}: ${run.stderr.slice(0, 300)}`);
 }
 
 export interface BareRun {
@@ -389,17 +381,19 @@ export interface BareRun {
   readonly nodeCpuMsPerProbe: number;
 }
 
-/** Runs ffprobe `jobs` times, `concurrency` at a time, from this process. */
+/** Runs ffprobe `jobs` times, `concurrency` at a time, from this process, with the spawner the service would use here. */
 export async function bareProbes(binary: string, args: readonly string[], jobs: number, concurrency: number): Promise<BareRun> {
+  const spawner = createSpawner();
   const perProbeMs: number[] = [];
   const cpu = process.cpuUsage();
   const t0 = performance.now();
   await runPool(jobs, concurrency, async () => {
     const start = performance.now();
-    await spawnFfprobe(binary, args);
+    await spawnFfprobe(spawner, binary, args);
     perProbeMs.push(performance.now() - start);
   });
   const seconds = (performance.now() - t0) / 1000;
+  spawner.close();
   return { seconds, perProbeMs, rssMb: process.memoryUsage().rss / 1e6, nodeCpuMsPerProbe: cpuMs(process.cpuUsage(cpu)) / jobs };
 }
 
@@ -408,13 +402,15 @@ export interface BareRequest {
   readonly args: readonly string[];
   readonly jobs: number;
   readonly concurrency: number;
+  /** Probes run first and not counted, so that the loop is measured warm, as the service is. */
+  readonly warmup: number;
 }
 
 /**
  * `bareProbes` in a fresh, small Node process (bench/ffprobe-loop): the bare
- * baseline. Node spawns children with fork(), whose cost grows with the
- * parent's resident memory, so probes spawned from the service's own process
- * (hundreds of MB once PGlite is loaded) are not "bare".
+ * baseline, nothing in it but the loop and the spawner. (When the spawn addon
+ * is not built, the spawner forks, and a fork's cost grows with the parent's
+ * resident memory: from the service's own process it would not be "bare".)
  */
 export function bareProbesInChild(request: BareRequest): Promise<BareRun> {
   const here = fileURLToPath(import.meta.url);

@@ -8,7 +8,8 @@ import { migrate } from './store/migrate.js';
 import { LocalDiskStorage } from './storage/local-disk.js';
 import { Worker } from './engine/worker.js';
 import { CallbackSender } from './callbacks/sender.js';
-import { Spawner } from './media/spawner.js';
+import { createSpawner } from './media/spawner.js';
+import { NativeSpawner } from './media/native-spawner.js';
 import { createProcessorRegistry } from './processors/index.js';
 import type { Processor } from './processors/processor.js';
 import type { Storage } from './storage/storage.js';
@@ -61,12 +62,13 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     }
     let worker: Worker | undefined;
     if (options.worker) {
-      const spawner = new Spawner();
+      const spawner = createSpawner();
+      if (spawner.kind === 'helper') logger.warn({ reason: NativeSpawner.unavailableReason() }, 'spawn addon not built (make build does it); tools are spawned from a helper process instead');
       stoppers.unshift(async () => spawner.close());
       worker = new Worker({ db, config, storage, logger, processors: options.processors ?? createProcessorRegistry({ spawner }) });
       await worker.start();
       const started = worker;
-      // Stop the worker first: running jobs finish (or go back to the queue) while the database and the spawn helper are still there.
+      // Stop the worker first: running jobs finish (or go back to the queue) while the database and the spawner are still there.
       stoppers.unshift(() => started.stop());
     }
     // Every process delivers callbacks, so notifications go out as long as any process runs.

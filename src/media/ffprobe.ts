@@ -94,7 +94,7 @@ export interface FfprobeOptions {
   readonly timeoutMs?: number;
   /** ffprobe is killed when its stdout grows past this (a file with absurdly many streams). */
   readonly maxOutputBytes?: number;
-  /** Where ffprobe is spawned from: the helper process the composition root owns (see spawner.ts). */
+  /** What spawns ffprobe: the one Spawner the composition root owns (see spawner.ts). */
   readonly spawner: Spawner;
 }
 
@@ -155,11 +155,10 @@ export function bundledFfprobePath(): string {
  * abort or timeout; it also buffers stdout without a limit and parses ffprobe's
  * default text format instead of JSON.
  *
- * ffprobe is spawned (no shell) by a small helper process (`spawner.ts`),
- * not by this one: a fork from the service process costs 12–22 ms of
- * main-thread CPU once PGlite is loaded (it copies the page tables of
- * 500–850 MB), against ~2 ms from the helper. The helper applies the time
- * and output limits and hands back stdout and the start of stderr.
+ * ffprobe is spawned (no shell) by the composition root's Spawner
+ * (`spawner.ts`: vfork + exec from this process, or a helper process), which
+ * applies the time and output limits and hands back stdout and the start of
+ * stderr.
  *
  * The input is passed as `file:<absolute path>` with `-protocol_whitelist
  * file`, so a key that looks like an option (`-i`) or a URL (`http:…`,

@@ -1,70 +1,39 @@
 /**
- * The helper process of `spawner.ts`: spawns what it is asked to, applies the
- * time and output limits, and reports each run once the child is reaped.
- * Exits when the service process goes away.
+ * The helper process of `helper-spawner.ts`: spawns what it is asked to,
+ * applies the time and output limits, and reports each run once the child is
+ * reaped. Exits when the service process goes away.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { superviseChild, type ExitStatus, type SupervisedRun } from './child-run.js';
+import type { RunRequest } from './spawner.js';
 
-interface Request {
-  readonly id: number;
-  readonly binary: string;
-  readonly args: readonly string[];
-  readonly timeoutMs: number;
-  readonly maxStdoutBytes: number;
-  readonly maxStderrBytes: number;
-}
+type Request = RunRequest & { readonly id: number };
 
-const running = new Map<number, { child: ChildProcess; kill: (why: 'abort') => void }>();
+const running = new Map<number, SupervisedRun>();
 
 process.on('disconnect', () => {
-  for (const { child } of running.values()) child.kill('SIGKILL');
+  for (const run of running.values()) run.stop('abort');
   process.exit(0);
 });
 
 process.on('message', (message: Request | { kill: number }) => {
   if ('kill' in message) {
-    running.get(message.kill)?.kill('abort');
+    running.get(message.kill)?.stop('abort');
     return;
   }
-  const { id, binary, args, timeoutMs, maxStdoutBytes, maxStderrBytes } = message;
+  const { id, binary, args } = message;
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
-  const stdout: Buffer[] = [];
-  let stdoutBytes = 0;
-  const stderr: Buffer[] = [];
-  let stderrBytes = 0;
-  let killedFor: 'timeout' | 'output-limit' | 'abort' | undefined;
   let spawnError: string | undefined;
-  const kill = (why: NonNullable<typeof killedFor>): void => {
-    if (killedFor !== undefined) return;
-    killedFor = why;
-    child.kill('SIGKILL');
-  };
-  running.set(id, { child, kill });
-  const timer = setTimeout(() => kill('timeout'), timeoutMs);
-  child.stdout!.on('data', (chunk: Buffer) => {
-    stdoutBytes += chunk.length;
-    if (stdoutBytes > maxStdoutBytes) kill('output-limit');
-    else stdout.push(chunk);
-  });
-  child.stderr!.on('data', (chunk: Buffer) => {
-    if (stderrBytes >= maxStderrBytes) return;
-    stderr.push(chunk);
-    stderrBytes += chunk.length;
-  });
   child.on('error', (err) => {
     if (child.pid === undefined) spawnError = err.message;
   });
-  child.on('close', (code, signal) => {
-    clearTimeout(timer);
+  const exited = new Promise<ExitStatus>((resolve) => {
+    child.on('close', (code, signal) => resolve({ code, signal, ...(spawnError !== undefined ? { spawnError } : {}) }));
+  });
+  const run = superviseChild({ stdout: child.stdout, stderr: child.stderr, exited, kill: () => child.kill('SIGKILL') }, message);
+  running.set(id, run);
+  void run.result.then((result) => {
     running.delete(id);
-    process.send!({
-      id,
-      code,
-      signal,
-      stdout: Buffer.concat(stdout).toString('utf8'),
-      stderr: Buffer.concat(stderr).toString('utf8').slice(0, maxStderrBytes),
-      killedFor,
-      spawnError,
-    });
+    process.send!({ id, ...result });
   });
 });

@@ -326,6 +326,8 @@ describe('worker', () => {
         await waitForState(api, rest[0], 'Running');
         const res = await api.request('PUT', `/jobs/${rest[0]}?cancel`);
         expect(res.status, res.text).to.equal(200);
+        // The worker hears of the cancel by NOTIFY, a moment after the 200: the slot is freed only once it has.
+        await waitFor(async () => (api.service.worker!.activeJobIds.includes(rest[0]) ? undefined : true), 5000, 'the worker dropped the cancelled job');
         gated.release();
         expect((await waitForState(api, rest[1])).State).to.equal('Success');
         expect((await describeJob(api, rest[0])).State).to.equal('Cancel');

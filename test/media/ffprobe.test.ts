@@ -1,10 +1,13 @@
-import { promises as fs } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { FfprobeError, runFfprobe } from '../../src/media/ffprobe.js';
-import { Spawner } from '../../src/media/spawner.js';
+import { HelperSpawner } from '../../src/media/helper-spawner.js';
+import { NativeSpawner } from '../../src/media/native-spawner.js';
+import type { Spawner } from '../../src/media/spawner.js';
 import { rejection } from '../helpers/assertions.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures/media');
@@ -29,18 +32,67 @@ async function waitForFile(file: string, timeoutMs = 5000): Promise<string> {
   }
 }
 
-describe('runFfprobe', () => {
-  const spawner = new Spawner();
+/** Gone, or a zombie that only waits for its new parent to reap it. */
+function isGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+describe('the vfork spawn addon', () => {
+  it('is built and loads (make build), so the service does not fall back to the helper process', () => {
+    expect(NativeSpawner.unavailableReason()).to.equal(undefined);
+  });
+
+  it('takes its tools with it when the process that spawned them is killed outright', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mediajobs-pdeathsig-'));
+    try {
+      const pidFile = path.join(dir, 'pid');
+      const probe = path.join(dir, 'hanging.sh');
+      await fs.writeFile(probe, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 30\n`, { mode: 0o755 });
+      const script = `import { NativeSpawner } from './src/media/native-spawner.ts';
+        new NativeSpawner().run({ binary: ${JSON.stringify(probe)}, args: [], timeoutMs: 60000, maxStdoutBytes: 1000, maxStderrBytes: 1000 });`;
+      const parent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: 'ignore' });
+      const toolPid = Number(await waitForFile(pidFile, 20_000));
+      expect(isGone(toolPid)).to.equal(false);
+      parent.kill('SIGKILL');
+      const deadline = Date.now() + 3000;
+      while (!isGone(toolPid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(isGone(toolPid)).to.equal(true);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+const SPAWNERS: ReadonlyArray<readonly [string, () => Spawner]> = [
+  ['native (vfork)', () => new NativeSpawner()],
+  ['helper process', () => new HelperSpawner()],
+];
+
+for (const [spawnerName, makeSpawner] of SPAWNERS) describe(`runFfprobe, spawned by the ${spawnerName} spawner`, () => {
+  const spawner = makeSpawner();
   let dir: string;
   let pidFile: string;
   /** A stand-in ffprobe that records its pid and then hangs. */
   let hangingProbe: string;
+  /** One that closes its output at once, then hangs: only the timeout can end it. */
+  let silentProbe: string;
+  /** One that prints a little and then dies of SIGSEGV. */
+  let crashingProbe: string;
 
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mediajobs-ffprobe-'));
     pidFile = path.join(dir, 'pid');
     hangingProbe = path.join(dir, 'hanging-ffprobe.sh');
     await fs.writeFile(hangingProbe, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 30\n`, { mode: 0o755 });
+    silentProbe = path.join(dir, 'silent-ffprobe.sh');
+    await fs.writeFile(silentProbe, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 30 >&- 2>&-\n`, { mode: 0o755 });
+    crashingProbe = path.join(dir, 'crashing-ffprobe.sh');
+    await fs.writeFile(crashingProbe, `#!/bin/sh\necho '{}'\necho 'about to crash' >&2\nkill -SEGV $$\n`, { mode: 0o755 });
   });
   afterEach(() => fs.rm(pidFile, { force: true }));
   after(async () => {
@@ -75,6 +127,25 @@ describe('runFfprobe', () => {
   it("fails with reason 'spawn' when the binary does not exist", async () => {
     const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { spawner, ffprobePath: path.join(dir, 'no-such-ffprobe') }));
     expect(err).to.be.instanceOf(FfprobeError).with.property('reason', 'spawn');
+  });
+
+  it("fails with reason 'crash' naming the signal when ffprobe is killed by one", async () => {
+    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { spawner, ffprobePath: crashingProbe }));
+    expect(err).to.be.instanceOf(FfprobeError).with.property('reason', 'crash');
+    expect((err as Error).message).to.equal('ffprobe was killed by SIGSEGV');
+    expect((err as FfprobeError).firstStderrLine).to.equal('about to crash');
+  });
+
+  it("kills ffprobe and fails with reason 'timeout' when it closes its output and lingers", async () => {
+    const err = await rejection(runFfprobe(fixture('h264-aac.mp4'), { spawner, ffprobePath: silentProbe, timeoutMs: 200 }));
+    expect(err).to.be.instanceOf(FfprobeError).with.property('reason', 'timeout');
+    expect(isAlive(Number(await waitForFile(pidFile)))).to.equal(false);
+  });
+
+  it('runs many probes at once, each with its own output', async () => {
+    const names = ['h264-aac.mp4', 'hevc.mp4', 'audio-only.mp3', 'h264-aac.mp4', 'hevc.mp4', 'audio-only.mp3'];
+    const reports = await Promise.all(names.map((name) => runFfprobe(fixture(name), { spawner })));
+    expect(reports.map((r) => r.streams?.[0].codec_name)).to.deep.equal(['h264', 'hevc', 'mp3', 'h264', 'hevc', 'mp3']);
   });
 
   it("kills ffprobe and fails with reason 'output-limit' when the report is too large", async () => {

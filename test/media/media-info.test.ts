@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { bundledFfprobePath, runFfprobe, type FfprobeReport, type FfprobeStream } from '../../src/media/ffprobe.js';
-import { Spawner } from '../../src/media/spawner.js';
+import { createSpawner, type Spawner } from '../../src/media/spawner.js';
 import { clockwiseRotation, toMediaInfo } from '../../src/media/media-info.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../../src/xml/tree.js';
 
@@ -102,7 +102,7 @@ function expectSortedKeys(element: XmlObject): void {
 }
 
 describe('toMediaInfo on the fixtures (against ffprobe-static 4.0.2)', () => {
-  const spawner = new Spawner();
+  const spawner = createSpawner();
   after(() => spawner.close());
 
   it('h264-aac.mp4: H.264 video and AAC audio, every field as ffprobe reports it', async () => {

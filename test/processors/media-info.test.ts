@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { loadConfig, type Config } from '../../src/config.js';
 import { PermanentJobError } from '../../src/engine/job-errors.js';
-import { Spawner } from '../../src/media/spawner.js';
+import { createSpawner } from '../../src/media/spawner.js';
 import { createMediaInfoProcessor } from '../../src/processors/media-info.js';
 import type { ProcessorContext } from '../../src/processors/processor.js';
 import { LocalDiskStorage } from '../../src/storage/local-disk.js';
@@ -16,7 +16,7 @@ const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../
 const BUCKET = 'media-1250000000';
 
 describe('the MediaInfo processor', () => {
-  const spawner = new Spawner();
+  const spawner = createSpawner();
   const mediaInfoProcessor = createMediaInfoProcessor(spawner);
   let dir: string;
   let storage: LocalDiskStorage;

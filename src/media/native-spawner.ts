@@ -1,0 +1,134 @@
+/**
+ * The preferred Spawner (see spawner.ts): vfork + exec from this process,
+ * through build/vfork-spawn.node (src/media/vfork-spawn.c, built by the
+ * Makefile).
+ *
+ * Node's own `child_process.spawn` forks: the kernel copies the caller's page
+ * tables and the child takes copy-on-write faults until it has exec'd, a cost
+ * that grows with the caller's memory (12–22 ms per spawn from a service with
+ * PGlite loaded). A vfork child borrows the caller's memory until its exec,
+ * as glibc's posix_spawn does, so spawning costs the same from any process
+ * and no helper process (nor its IPC) is needed. The addon also sets
+ * PR_SET_PDEATHSIG, which posix_spawn cannot: a worker killed outright takes
+ * its tools with it, as the helper process did.
+ *
+ * The addon only starts and reaps; the pipes are read as ordinary Node
+ * streams and the limits are applied by `superviseChild`. libuv reaps only
+ * the children it spawned itself, so these are ours to reap: once both pipes
+ * have closed, `waitpid(WNOHANG)` is polled until the child is gone (a child
+ * that closes its output early and lingers is still bounded by the timeout).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { superviseChild, type ExitStatus, type SupervisedRun } from './child-run.js';
+import type { RunRequest, RunResult, Spawner } from './spawner.js';
+
+interface SpawnAddon {
+  spawn(file: string, argv: readonly string[]): [pid: number, stdoutFd: number, stderrFd: number];
+  reap(pid: number): [code: number, signal: number] | undefined;
+}
+
+/** The addon, or the reason it cannot be used here. */
+const addon: SpawnAddon | Error = loadAddon();
+
+function loadAddon(): SpawnAddon | Error {
+  if (process.platform !== 'linux') return new Error('vfork-spawn.node is built for Linux only');
+  // Found from src/media (tsx) and from dist/src/media (compiled) alike: build/ sits next to package.json.
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  const file = path.join(dir, 'build', 'vfork-spawn.node');
+  try {
+    return createRequire(import.meta.url)(file) as SpawnAddon;
+  } catch (err) {
+    return new Error(`cannot load ${file}: ${(err as Error).message}`);
+  }
+}
+
+const SIGNAL_NAMES = new Map(Object.entries(os.constants.signals).map(([name, number]) => [number, name]));
+
+const REAP_POLL_MAX_MS = 50;
+
+async function reaped(pid: number): Promise<ExitStatus> {
+  const { reap } = addon as SpawnAddon;
+  for (let delay = 0; ; delay = Math.min(Math.max(1, delay * 2), REAP_POLL_MAX_MS)) {
+    let status: ReturnType<SpawnAddon['reap']>;
+    try {
+      status = reap(pid);
+    } catch (err) {
+      return { code: null, signal: null, spawnError: `lost track of the child: ${(err as Error).message}` };
+    }
+    if (status) return { code: status[0] >= 0 ? status[0] : null, signal: status[1] ? (SIGNAL_NAMES.get(status[1]) ?? String(status[1])) : null };
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+}
+
+function readEnd(fd: number): net.Socket {
+  return new net.Socket({ fd, readable: true, writable: false });
+}
+
+/** Resolves when `stream` has closed, whether or not it failed first (how the child ended is what counts). */
+function closed(stream: net.Socket): Promise<void> {
+  stream.on('error', () => undefined);
+  return new Promise((resolve) => stream.once('close', () => resolve()));
+}
+
+export class NativeSpawner implements Spawner {
+  readonly kind = 'native';
+  private readonly running = new Set<SupervisedRun>();
+
+  /** Why the addon cannot be used here (not built, not Linux), or undefined when it can. */
+  static unavailableReason(): string | undefined {
+    return addon instanceof Error ? addon.message : undefined;
+  }
+
+  run(request: RunRequest, signal?: AbortSignal): Promise<RunResult> {
+    if (addon instanceof Error) throw addon;
+    if (signal?.aborted) return Promise.resolve({ code: null, signal: null, stdout: '', stderr: '', killedFor: 'abort' });
+    let pid: number;
+    let stdoutFd: number;
+    let stderrFd: number;
+    try {
+      [pid, stdoutFd, stderrFd] = addon.spawn(request.binary, [request.binary, ...request.args]);
+    } catch (err) {
+      return Promise.resolve({ code: null, signal: null, stdout: '', stderr: '', spawnError: (err as Error).message });
+    }
+    const stdout = readEnd(stdoutFd);
+    const stderr = readEnd(stderrFd);
+    let gone = false;
+    const exited = Promise.all([closed(stdout), closed(stderr)])
+      .then(() => reaped(pid))
+      .then((status) => {
+        gone = true;
+        return status;
+      });
+    const run = superviseChild({
+      stdout,
+      stderr,
+      exited,
+      // Never after the reap: the pid may already belong to another process.
+      kill: () => {
+        if (gone) return;
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already exiting; the reap reports how it ended.
+        }
+      },
+    }, request);
+    this.running.add(run);
+    const onAbort = () => run.stop('abort');
+    signal?.addEventListener('abort', onAbort, { once: true });
+    return run.result.finally(() => {
+      signal?.removeEventListener('abort', onAbort);
+      this.running.delete(run);
+    });
+  }
+
+  close(): void {
+    for (const run of this.running) run.stop('abort');
+  }
+}
