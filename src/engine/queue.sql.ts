@@ -14,36 +14,37 @@ import { endJob, endPatch, type Outcome } from './outcomes.js';
 if (!canTransition('Submitted', 'Running')) throw new Error('claim() needs Submitted → Running');
 
 /**
- * Claims the most urgent runnable job: highest JobLevel, then oldest.
+ * Claims the most urgent runnable jobs, at most `limit`: highest JobLevel,
+ * then oldest, in that order.
  *
  * One statement, in three steps:
- * 1. `candidate`: the best Submitted job in an Active queue that has a free
- *    slot (`running < max_concurrent`), locked with SKIP LOCKED so claimers
- *    never wait on each other's candidates (nor on a job being cancelled).
- *    Each such queue offers its head from the `jobs_queue_head` index and the
- *    best head wins, so a claim costs the same with ten jobs waiting or a
- *    million (sql/0006);
- * 2. `slot`: takes one of its queue's slots. This UPDATE waits for the queue
- *    row if another claimer holds it, then re-checks `running <
- *    max_concurrent` and `state = 'Active'` against the newest version, so
- *    MaxConcurrent and pauses hold across every worker (sql/0004 explains
- *    why a count in the same statement would not);
- * 3. the job becomes Running only if a slot was taken. Its lease starts now
- *    and `attempts` counts this run. A trigger gives the slot back when the
- *    job leaves Running.
- * The queue's NotifyConfig comes back with the job, so that ending it needs
+ * 1. `candidate`: the best Submitted jobs in Active queues that have free
+ *    slots (`running < max_concurrent`), no more from a queue than it has
+ *    slots free, locked with SKIP LOCKED so claimers never wait on each
+ *    other's candidates (nor on a job being cancelled). Each such queue offers
+ *    its head from the `jobs_queue_head` index and the best heads win, so a
+ *    claim costs the same with ten jobs waiting or a million (sql/0006);
+ * 2. `slot`: takes those slots, in one UPDATE per queue row. It waits for the
+ *    row if another claimer holds it, then re-checks the slots and
+ *    `state = 'Active'` against the newest version, so MaxConcurrent and
+ *    pauses hold across every worker (sql/0004 explains why a count in the
+ *    same statement would not);
+ * 3. the jobs become Running only if their queue's slots were taken. Each
+ *    lease starts now and `attempts` counts this run. A trigger gives a slot
+ *    back when its job leaves Running.
+ * The queue's NotifyConfig comes back with each job, so that ending it needs
  * no second read.
  */
-export async function claimJob(db: Executor, workerId: string, leaseMs: number): Promise<ClaimedJob | undefined> {
-  const { rows } = await claimStatement(workerId, leaseMs).execute(db);
-  return rows[0] && toClaimed(rows[0]);
+export async function claimJobs(db: Executor, workerId: string, leaseMs: number, limit: number): Promise<ClaimedJob[]> {
+  const { rows } = await claimStatement(workerId, leaseMs, limit).execute(db);
+  return rows.map(toClaimed);
 }
 
 /**
- * Ends a job the worker has finished and claims its next one, in one
- * statement, and returns that next job: a worker running short jobs saves a round trip and a commit
- * per job. Only for an end that records no callback (`callbackExpected`);
- * ending with one needs a transaction (`endJob`).
+ * Ends a job the worker has finished and claims up to `limit` next ones, in
+ * one statement, and returns them: a worker running short jobs saves a round
+ * trip and a commit per job. Only for an end that records no callback
+ * (`callbackExpected`); ending with one needs a transaction (`endJob`).
  *
  * The ended job's slot is counted as free for the claim: the trigger that
  * gives it back runs at the end of this same statement.
@@ -53,20 +54,21 @@ export async function endJobAndClaimNext(
   end: { readonly jobId: string; readonly to: 'Success' | 'Failed'; readonly outcome: Outcome },
   workerId: string,
   leaseMs: number,
-): Promise<ClaimedJob | undefined> {
+  limit: number,
+): Promise<ClaimedJob[]> {
   const ended = transitionJobQuery(db, end.jobId, ['Running'], end.to, endPatch(end.to, end.outcome), { leaseOwner: workerId });
-  const { rows } = await claimStatement(workerId, leaseMs, ended).execute(db);
-  return rows[0] && toClaimed(rows[0]);
+  const { rows } = await claimStatement(workerId, leaseMs, limit, ended).execute(db);
+  return rows.map(toClaimed);
 }
 
 type ClaimRow = JobRow & { queue_notify_config: NotifyConfig | null };
 
 /**
- * The claim statement of `claimJob`, with `ended` (an UPDATE … RETURNING * of
+ * The claim statement of `claimJobs`, with `ended` (an UPDATE … RETURNING * of
  * jobs) run as part of it: PostgreSQL runs a data-modifying CTE to completion
  * whether or not the main query reads its rows.
  */
-export function claimStatement(workerId: string, leaseMs: number, ended?: OperationNodeSource) {
+export function claimStatement(workerId: string, leaseMs: number, limit: number, ended?: OperationNodeSource) {
   // Slots that `ended` frees in a queue; its trigger gives them back after this statement's own claim.
   const freed = (queueId: RawBuilder<unknown>) => (ended ? sql`(SELECT count(*) FROM ended WHERE ended.queue_id = ${queueId})` : sql`0`);
   return sql<ClaimRow>`
@@ -77,18 +79,20 @@ export function claimStatement(workerId: string, leaseMs: number, ended?: Operat
         SELECT j.job_id, j.queue_id, j.priority, j.seq FROM jobs j
         WHERE j.queue_id = q.queue_id AND j.state = 'Submitted' AND j.run_after <= now() AND j.expires_at > now()
         ORDER BY j.priority DESC, j.seq
-        LIMIT 1
+        LIMIT least(${limit}::int, q.max_concurrent - q.running + ${freed(sql`q.queue_id`)})
         FOR UPDATE OF j SKIP LOCKED
       ) head
       WHERE q.state = 'Active' AND q.running - ${freed(sql`q.queue_id`)} < q.max_concurrent
       ORDER BY head.priority DESC, head.seq
-      LIMIT 1
+      LIMIT ${limit}::int
+    ), wanted AS (
+      SELECT queue_id, count(*)::int AS slots FROM candidate GROUP BY queue_id
     ), slot AS (
-      UPDATE queues SET running = running + 1
-      FROM candidate
-      WHERE queues.queue_id = candidate.queue_id AND queues.state = 'Active'
-        AND queues.running - ${freed(sql`queues.queue_id`)} < queues.max_concurrent
-      RETURNING queues.queue_id
+      UPDATE queues SET running = running + wanted.slots
+      FROM wanted
+      WHERE queues.queue_id = wanted.queue_id AND queues.state = 'Active'
+        AND queues.running - ${freed(sql`queues.queue_id`)} + wanted.slots <= queues.max_concurrent
+      RETURNING queues.queue_id, queues.notify_config
     ), claimed AS (
       UPDATE jobs SET
         state = 'Running',
@@ -99,10 +103,10 @@ export function claimStatement(workerId: string, leaseMs: number, ended?: Operat
         progress = 0,
         updated_at = now()
       FROM candidate, slot
-      WHERE jobs.job_id = candidate.job_id
-      RETURNING jobs.*, (SELECT notify_config FROM queues q WHERE q.queue_id = jobs.queue_id) AS queue_notify_config
+      WHERE jobs.job_id = candidate.job_id AND slot.queue_id = candidate.queue_id
+      RETURNING jobs.*, slot.notify_config AS queue_notify_config
     )
-    SELECT * FROM claimed`;
+    SELECT * FROM claimed ORDER BY priority DESC, seq`;
 }
 
 function toClaimed(row: ClaimRow): ClaimedJob {

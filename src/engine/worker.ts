@@ -13,7 +13,7 @@ import type { XmlObject } from '../xml/tree.js';
 import { CHANNELS } from './channels.js';
 import { PermanentJobError, RetryLaterError } from './job-errors.js';
 import { callbackExpected, endJob, type Outcome } from './outcomes.js';
-import { claimJob, type ClaimedJob, endJobAndClaimNext, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, retryOrFail, saveProgress } from './queue.sql.js';
+import { claimJobs, type ClaimedJob, endJobAndClaimNext, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, retryOrFail, saveProgress } from './queue.sql.js';
 import { withDbRetry } from './db-retry.js';
 import { ToolSlots } from './tool-slots.js';
 
@@ -50,22 +50,28 @@ const PROGRESS_WRITE_INTERVAL_MS = 500;
  * database.
  *
  * Lookahead: while its jobs are short (the last one ran for less than
- * `config.lookaheadMs`), a worker runs one job more than it has slots. That
- * job reads its input while the others' tools run and takes the first slot
- * that frees, so no core waits while a job reads its input, parses its
- * tool's output, writes its result or records its outcome. Without it each
- * slot sat idle for those phases: with 5 ms MediaInfo probes, a fifth of the
- * machine. The extra job is Running in the database (it took a queue slot
- * when claimed); a cancel, a lost lease or a shutdown stops it like any
- * other, and long jobs get no extra one, so another worker is not kept from
- * a job that would wait long here.
+ * `config.lookaheadMs`), a worker holds up to one waiting job per slot. A
+ * waiting job reads its input while the others' tools run and takes the
+ * first slot that frees, so no core waits while a job reads its input,
+ * parses its tool's output, writes its result or records its outcome, nor
+ * while the next claim is on its way: with 5 ms MediaInfo probes and one
+ * waiting job in all, a slot still stood empty 28 % of the time, waiting for
+ * a claim that had to queue behind another. The waiting jobs are Running in
+ * the database (each took a queue slot when claimed); a cancel, a lost lease
+ * or a shutdown stops them like any other, and long jobs get none, so
+ * another worker is not kept from a job that would wait long here.
+ *
+ * Claims: one statement at a time, each for as many jobs as are wanted, so
+ * jobs start in the order they were claimed. A job's end claims its
+ * successors in the same statement; a separate claim is sent only when a
+ * slot would otherwise go idle.
  */
 export class Worker {
   readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly running = new Map<string, RunningJob>();
   private readonly toolSlots: ToolSlots;
-  /** Claims sent and not yet answered, so that two of them never fill the same slot. */
-  private claimsInFlight = 0;
+  /** A claim has been sent and not answered: the next waits, so that answers cannot overtake each other. */
+  private claimOut = false;
   /** How long the last job's processor ran. */
   private lastRunMs: number | undefined;
   private readonly log: Logger;
@@ -142,19 +148,19 @@ export class Worker {
 
   private async fill(): Promise<void> {
     const { db, config } = this.deps;
-    while (this.wantsJob()) {
-      let claimed: ClaimedJob | undefined;
-      this.claimsInFlight++;
+    for (let wanted = this.jobsToClaimNow(); wanted > 0; wanted = this.jobsToClaimNow()) {
+      let claimed: ClaimedJob[];
+      this.claimOut = true;
       try {
-        claimed = await claimJob(db.kysely, this.workerId, config.leaseMs);
+        claimed = await claimJobs(db.kysely, this.workerId, config.leaseMs, wanted);
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'claim failed; will retry on the next poll');
         return;
       } finally {
-        this.claimsInFlight--;
+        this.claimOut = false;
       }
-      if (!claimed) return;
       this.place(claimed);
+      if (claimed.length < wanted) return;
     }
   }
 
@@ -165,27 +171,32 @@ export class Worker {
     return busy;
   }
 
-  /** Whether a claim now would find a use: a free slot, or, while jobs are short, the one extra job (see Lookahead above). */
-  private wantsJob(): boolean {
-    if (!this.accepting) return false;
+  /** Jobs a claim sent now should ask for: one per free slot and, while jobs are short, one waiting job per slot (see Lookahead above). */
+  private jobsToClaim(): number {
+    if (!this.accepting || this.claimOut) return 0;
     const { concurrency, lookaheadMs } = this.deps.config;
-    const taken = this.busyJobs() + this.claimsInFlight;
-    if (taken < concurrency) return true;
-    // The extra claim only while no other is out: answers could come back in either order, and jobs must start in the order they were claimed.
     const short = this.lastRunMs !== undefined && this.lastRunMs < lookaheadMs;
-    return short && taken === concurrency && this.claimsInFlight === 0;
+    return Math.max(0, (short ? 2 * concurrency : concurrency) - this.busyJobs());
   }
 
-  private place(claimed: ClaimedJob): void {
-    if (this.accepting) {
-      this.launch(claimed);
-      return;
+  /** `jobsToClaim`, but only when a slot would otherwise go idle: no free slot, or no waiting job while jobs are short. Otherwise the next end claims. */
+  private jobsToClaimNow(): number {
+    const wanted = this.jobsToClaim();
+    return wanted > 0 && this.busyJobs() <= this.deps.config.concurrency ? wanted : 0;
+  }
+
+  private place(claimed: readonly ClaimedJob[]): void {
+    for (const one of claimed) {
+      if (this.accepting) {
+        this.launch(one);
+        continue;
+      }
+      // Claimed while shutting down: give it straight back, nothing ran.
+      void withDbRetry(() => releaseJob(this.deps.db.kysely, one.job, this.workerId)).catch((err: Error) => {
+        // Left Running with a lease nobody renews: the reaper hands it out again.
+        this.log.warn({ jobId: one.job.jobId, err: err.message }, 'could not hand a job back');
+      });
     }
-    // Claimed while shutting down: give it straight back, nothing ran.
-    void withDbRetry(() => releaseJob(this.deps.db.kysely, claimed.job, this.workerId)).catch((err: Error) => {
-      // Left Running with a lease nobody renews: the reaper hands it out again.
-      this.log.warn({ jobId: claimed.job.jobId, err: err.message }, 'could not hand a job back');
-    });
   }
 
   private launch({ job, queueNotify }: ClaimedJob): void {
@@ -262,17 +273,17 @@ export class Worker {
       await withDbRetry(() => db.kysely.transaction().execute(finish));
       return;
     }
-    if (this.wantsJob()) {
-      this.claimsInFlight++;
+    const wanted = this.jobsToClaim();
+    if (wanted > 0) {
+      this.claimOut = true;
       try {
-        const next = await endJobAndClaimNext(db.kysely, { jobId: run.job.jobId, to, outcome }, this.workerId, config.leaseMs);
-        if (next) this.place(next);
+        this.place(await endJobAndClaimNext(db.kysely, { jobId: run.job.jobId, to, outcome }, this.workerId, config.leaseMs, wanted));
         return;
       } catch (err) {
         // Not retried as a whole: a claim whose answer was lost is left to the reaper. The end alone is safe to repeat.
         this.log.warn({ err: (err as Error).message }, 'ending the job with the next claim failed; ending it alone');
       } finally {
-        this.claimsInFlight--;
+        this.claimOut = false;
       }
     }
     await withDbRetry(() => finish(db.kysely));

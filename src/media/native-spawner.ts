@@ -12,6 +12,10 @@
  * PR_SET_PDEATHSIG, which posix_spawn cannot: a worker killed outright takes
  * its tools with it, as the helper process did.
  *
+ * The vfork runs on a libuv pool thread: on a loaded machine the child can
+ * wait a few milliseconds for a CPU before its exec, and the thread that
+ * vforked waits with it; the main thread must not (every job's I/O runs there).
+ *
  * The addon only starts and reaps; the pipes are read as ordinary Node
  * streams and the limits are applied by `superviseChild`. libuv reaps only
  * the children it spawned itself, so these are ours to reap: once both pipes
@@ -28,7 +32,8 @@ import { superviseChild, type ExitStatus, type SupervisedRun } from './child-run
 import type { RunRequest, RunResult, Spawner } from './spawner.js';
 
 interface SpawnAddon {
-  spawn(file: string, argv: readonly string[]): [pid: number, stdoutFd: number, stderrFd: number];
+  /** Runs on a libuv pool thread: the vfork blocks that thread, not this one, until the child has exec'd. */
+  spawn(file: string, argv: readonly string[]): Promise<[pid: number, stdoutFd: number, stderrFd: number]>;
   reap(pid: number): [code: number, signal: number] | undefined;
 }
 
@@ -79,22 +84,23 @@ function closed(stream: net.Socket): Promise<void> {
 export class NativeSpawner implements Spawner {
   readonly kind = 'native';
   private readonly running = new Set<SupervisedRun>();
+  private closed = false;
 
   /** Why the addon cannot be used here (not built, not Linux), or undefined when it can. */
   static unavailableReason(): string | undefined {
     return addon instanceof Error ? addon.message : undefined;
   }
 
-  run(request: RunRequest, signal?: AbortSignal): Promise<RunResult> {
+  async run(request: RunRequest, signal?: AbortSignal): Promise<RunResult> {
     if (addon instanceof Error) throw addon;
-    if (signal?.aborted) return Promise.resolve({ code: null, signal: null, stdout: '', stderr: '', killedFor: 'abort' });
+    if (signal?.aborted) return { code: null, signal: null, stdout: '', stderr: '', killedFor: 'abort' };
     let pid: number;
     let stdoutFd: number;
     let stderrFd: number;
     try {
-      [pid, stdoutFd, stderrFd] = addon.spawn(request.binary, [request.binary, ...request.args]);
+      [pid, stdoutFd, stderrFd] = await addon.spawn(request.binary, [request.binary, ...request.args]);
     } catch (err) {
-      return Promise.resolve({ code: null, signal: null, stdout: '', stderr: '', spawnError: (err as Error).message });
+      return { code: null, signal: null, stdout: '', stderr: '', spawnError: (err as Error).message };
     }
     const stdout = readEnd(stdoutFd);
     const stderr = readEnd(stderrFd);
@@ -121,14 +127,19 @@ export class NativeSpawner implements Spawner {
     }, request);
     this.running.add(run);
     const onAbort = () => run.stop('abort');
+    // Aborted, or the spawner closed, while the child was being started.
+    if (signal?.aborted || this.closed) onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
-    return run.result.finally(() => {
+    try {
+      return await run.result;
+    } finally {
       signal?.removeEventListener('abort', onAbort);
       this.running.delete(run);
-    });
+    }
   }
 
   close(): void {
+    this.closed = true;
     for (const run of this.running) run.stop('abort');
   }
 }

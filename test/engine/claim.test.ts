@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { sql } from 'kysely';
 import { CHANNELS } from '../../src/engine/channels.js';
-import { claimJob, claimStatement } from '../../src/engine/queue.sql.js';
+import { claimJobs, claimStatement } from '../../src/engine/queue.sql.js';
 import type { Processor } from '../../src/processors/processor.js';
 import { insertJobs, type NewJob } from '../../src/store/jobs.repository.js';
 import { ensureDefaultQueue } from '../../src/store/queues.repository.js';
@@ -46,9 +46,31 @@ describe('claiming', () => {
       const high = await insert(other, 2);
       const laterHigh = await insert(BUCKET, 2);
       const claimed = [];
-      for (let i = 0; i < 3; i++) claimed.push((await claimJob(db, 'test-worker', 60_000))?.job.jobId);
+      for (let i = 0; i < 3; i++) claimed.push(...(await claimJobs(db, 'test-worker', 60_000, 1)).map((c) => c.job.jobId));
       expect(claimed).to.deep.equal([high.jobId, laterHigh.jobId, oldLow.jobId]);
-      expect(await claimJob(db, 'test-worker', 60_000)).to.equal(undefined);
+      expect(await claimJobs(db, 'test-worker', 60_000, 1)).to.deep.equal([]);
+    });
+
+    it('claims several jobs in one statement, in the order single claims would take them, and no more from a queue than its free slots', async () => {
+      const db = api.service.db.kysely;
+      const mine = 'several-1250000000';
+      const theirs = 'several2-1250000000';
+      const queue = await ensureDefaultQueue(db, mine);
+      await ensureDefaultQueue(db, theirs);
+      await sql`UPDATE queues SET max_concurrent = 2 WHERE queue_id = ${queue.queueId}`.execute(db);
+      const insert = async (bucket: string, priority: number) => (await insertJobs(db, { bucket }, [newJob(bucket, priority)], CHANNELS.jobsAvailable))[0].jobId;
+      const low = await insert(mine, 0);
+      const high = await insert(mine, 2);
+      const third = await insert(mine, 1);
+      const other = await insert(theirs, 1);
+      const claimed = await claimJobs(db, 'test-worker', 60_000, 10);
+      // The queue of `mine` has two slots: its two best jobs, and the other queue's, by JobLevel then age.
+      expect(claimed.map((c) => c.job.jobId)).to.deep.equal([high, third, other]);
+      expect(claimed.every((c) => c.job.state === 'Running' && c.job.attempts === 1)).to.equal(true);
+      const { rows } = await sql<{ running: number; low_state: string }>`
+        SELECT running, (SELECT state FROM jobs WHERE job_id = ${low}) AS low_state FROM queues WHERE queue_id = ${queue.queueId}`.execute(db);
+      expect(rows[0]).to.deep.equal({ running: 2, low_state: 'Submitted' });
+      expect(await claimJobs(db, 'test-worker', 60_000, 10)).to.deep.equal([]);
     });
 
     it('costs a few index probes however many jobs wait (20,000 here)', async function () {
@@ -62,7 +84,7 @@ describe('claiming', () => {
       await sql`ANALYZE jobs`.execute(db);
       // EXPLAIN ANALYZE runs the claim; throwing rolls it back.
       const plan = await db.transaction().execute(async (tx) => {
-        const { rows } = await sql<{ 'QUERY PLAN': unknown }>`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${claimStatement('test-worker', 60_000)}`.execute(tx);
+        const { rows } = await sql<{ 'QUERY PLAN': unknown }>`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${claimStatement('test-worker', 60_000, 1)}`.execute(tx);
         throw new RolledBack(rows[0]['QUERY PLAN']);
       }).catch((err: unknown) => {
         if (err instanceof RolledBack) return err.value;
@@ -107,7 +129,7 @@ describe('claiming', () => {
         const unsubscribe = await api.service.db.listen(CHANNELS.jobsAvailable, () => { wakeUps++; });
         const cancelRunning = async () => {
           const id = await submit(api, mediaInfoRequest('in.mp4'));
-          expect((await claimJob(db, 'test-worker', 60_000))?.job.jobId).to.equal(id);
+          expect((await claimJobs(db, 'test-worker', 60_000, 1)).map((c) => c.job.jobId)).to.deep.equal([id]);
           await sleep(200); // the submit's own notification
           wakeUps = 0;
           const res = await api.request('PUT', `/jobs/${id}?cancel`);
