@@ -304,6 +304,33 @@ describe('worker', () => {
       }
     });
 
+    it('holds one waiting job per slot, no more, claimed in one statement: with MEDIAJOBS_CONCURRENCY=2, two jobs wait behind two busy slots and the rest stay Submitted', async () => {
+      const gated = gatedProcessor();
+      const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '2', MEDIAJOBS_POLL_INTERVAL: '100ms' }, processors: new Map([['MediaInfo', gated.processor]]) });
+      try {
+        await waitForState(api, await submit(api, mediaInfoRequest('in.mp4')));
+        const queueId = await defaultQueueId(api);
+        await setQueue(api, queueId, 'Paused');
+        const blockers = [await submit(api, mediaInfoRequest('in.mp4', { userData: 'block' })), await submit(api, mediaInfoRequest('in.mp4', { userData: 'block' }))];
+        const rest: string[] = [];
+        for (let i = 0; i < 4; i++) rest.push(await submit(api, mediaInfoRequest('in.mp4')));
+        await setQueue(api, queueId, 'Active');
+        await waitFor(async () => ((await statesOf(api, [...blockers, ...rest])).join() === 'Running,Running,Running,Running,Submitted,Submitted' ? true : undefined), 5000, 'two jobs claimed ahead');
+        // Several poll intervals later, still no third job ahead, and the two ahead have not started.
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        expect(await statesOf(api, rest)).to.deep.equal(['Running', 'Running', 'Submitted', 'Submitted']);
+        expect(gated.started).to.include.members(blockers);
+        expect(gated.started).to.not.include.members(rest.slice(0, 1));
+        gated.release();
+        for (const id of [...blockers, ...rest]) expect((await waitForState(api, id)).State).to.equal('Success');
+        expect(gated.mostAtOnce()).to.equal(2);
+        expect(gated.started.slice(-4)).to.deep.equal(rest);
+      } finally {
+        gated.release();
+        await api.stop();
+      }
+    });
+
     it('claims no extra job while jobs run longer than MEDIAJOBS_LOOKAHEAD: the next job stays free for other workers', async () => {
       const gated = gatedProcessor();
       const slow: Processor = { tag: 'MediaInfo', run: async (ctx) => { await new Promise((resolve) => setTimeout(resolve, 60)); return gated.processor.run(ctx); } };
