@@ -40,23 +40,27 @@ export async function claimJobs(db: Executor, workerId: string, leaseMs: number,
   return rows.map(toClaimed);
 }
 
+/** A job the worker has finished, to be ended without a callback to record. */
+export interface JobEnd {
+  readonly jobId: string;
+  readonly to: 'Success' | 'Failed';
+  readonly outcome: Outcome;
+}
+
 /**
- * Ends a job the worker has finished and claims up to `limit` next ones, in
- * one statement, and returns them: a worker running short jobs saves a round
- * trip and a commit per job. Only for an end that records no callback
+ * Ends jobs the worker has finished and claims up to `limit` next ones, in
+ * one statement, and returns those: a worker running short jobs saves round
+ * trips and commits. Only for ends that record no callback
  * (`callbackExpected`); ending with one needs a transaction (`endJob`).
+ * A job no longer Running under this worker (cancelled, taken back) is left
+ * as it is.
  *
- * The ended job's slot is counted as free for the claim: the trigger that
- * gives it back runs at the end of this same statement.
+ * The ended jobs' slots are counted as free for the claim: the trigger that
+ * gives them back runs at the end of this same statement.
  */
-export async function endJobAndClaimNext(
-  db: Executor,
-  end: { readonly jobId: string; readonly to: 'Success' | 'Failed'; readonly outcome: Outcome },
-  workerId: string,
-  leaseMs: number,
-  limit: number,
-): Promise<ClaimedJob[]> {
-  const ended = transitionJobQuery(db, end.jobId, ['Running'], end.to, endPatch(end.to, end.outcome), { leaseOwner: workerId });
+export async function endJobsAndClaimNext(db: Executor, ends: readonly JobEnd[], workerId: string, leaseMs: number, limit: number): Promise<ClaimedJob[]> {
+  if (ends.length === 0) throw new Error('endJobsAndClaimNext needs a job to end');
+  const ended = ends.map((end) => transitionJobQuery(db, end.jobId, ['Running'], end.to, endPatch(end.to, end.outcome), { leaseOwner: workerId }));
   const { rows } = await claimStatement(workerId, leaseMs, limit, ended).execute(db);
   return rows.map(toClaimed);
 }
@@ -64,15 +68,19 @@ export async function endJobAndClaimNext(
 type ClaimRow = JobRow & { queue_notify_config: NotifyConfig | null };
 
 /**
- * The claim statement of `claimJobs`, with `ended` (an UPDATE … RETURNING * of
- * jobs) run as part of it: PostgreSQL runs a data-modifying CTE to completion
- * whether or not the main query reads its rows.
+ * The claim statement of `claimJobs`, with the `ended` UPDATEs (each an
+ * UPDATE … RETURNING * of one job) run as part of it: PostgreSQL runs a
+ * data-modifying CTE to completion whether or not the main query reads its
+ * rows. One UPDATE per job, each by primary key, so every plan stays an index
+ * lookup; a worker ends a few jobs at a time, so few statement texts arise.
  */
-export function claimStatement(workerId: string, leaseMs: number, limit: number, ended?: OperationNodeSource) {
+export function claimStatement(workerId: string, leaseMs: number, limit: number, ended: readonly OperationNodeSource[] = []) {
   // Slots that `ended` frees in a queue; its trigger gives them back after this statement's own claim.
-  const freed = (queueId: RawBuilder<unknown>) => (ended ? sql`(SELECT count(*) FROM ended WHERE ended.queue_id = ${queueId})` : sql`0`);
+  const freed = (queueId: RawBuilder<unknown>) => (ended.length ? sql`(SELECT count(*) FROM ended WHERE ended.queue_id = ${queueId})` : sql`0`);
+  const endedCtes = ended.length === 0 ? sql`` : sql`${sql.join(ended.map((update, i) => sql`${sql.raw(`ended_${i}`)} AS (${update})`), sql`, `)},
+    ended AS (${sql.join(ended.map((_, i) => sql`SELECT * FROM ${sql.raw(`ended_${i}`)}`), sql` UNION ALL `)}),`;
   return sql<ClaimRow>`
-    WITH ${ended ? sql`ended AS (${ended}),` : sql``}
+    WITH ${endedCtes}
     candidate AS (
       SELECT head.job_id, head.queue_id FROM queues q
       CROSS JOIN LATERAL (

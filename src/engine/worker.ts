@@ -5,7 +5,7 @@ import { nextRetryDelayMs } from '../callbacks/backoff.js';
 import type { Config } from '../config.js';
 import type { Processor, ProcessorContext } from '../processors/processor.js';
 import type { Db } from '../store/database.js';
-import type { Executor, Job } from '../store/jobs.repository.js';
+import type { Job } from '../store/jobs.repository.js';
 import type { NotifyConfig } from '../store/schema.js';
 import { findTemplate } from '../store/templates.repository.js';
 import type { Storage } from '../storage/storage.js';
@@ -13,7 +13,7 @@ import type { XmlObject } from '../xml/tree.js';
 import { CHANNELS } from './channels.js';
 import { PermanentJobError, RetryLaterError } from './job-errors.js';
 import { callbackExpected, endJob, type Outcome } from './outcomes.js';
-import { claimJobs, type ClaimedJob, endJobAndClaimNext, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, retryOrFail, saveProgress } from './queue.sql.js';
+import { claimJobs, type ClaimedJob, endJobsAndClaimNext, type JobEnd, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, retryOrFail, saveProgress } from './queue.sql.js';
 import { withDbRetry } from './db-retry.js';
 import { ToolSlots } from './tool-slots.js';
 
@@ -36,6 +36,14 @@ interface RunningJob {
   /** Set when its processor has returned: the job gives up its slot while its outcome is written. */
   finished: boolean;
   done: Promise<void>;
+}
+
+/** A finished job waiting for the worker's next statement to end it. */
+interface EndWaiting {
+  readonly run: RunningJob;
+  readonly end: JobEnd;
+  resolve(): void;
+  reject(err: unknown): void;
 }
 
 const PROGRESS_WRITE_INTERVAL_MS = 500;
@@ -61,10 +69,11 @@ const PROGRESS_WRITE_INTERVAL_MS = 500;
  * or a shutdown stops them like any other, and long jobs get none, so
  * another worker is not kept from a job that would wait long here.
  *
- * Claims: one statement at a time, each for as many jobs as are wanted, so
- * jobs start in the order they were claimed. A job's end claims its
- * successors in the same statement; a separate claim is sent only when a
- * slot would otherwise go idle.
+ * Statements: one claim at a time, each for as many jobs as are wanted, so
+ * jobs start in the order they were claimed. Jobs that end without a callback
+ * to record are ended by the statement that claims their successors, several
+ * at once when they finish while the previous statement is out; a separate
+ * claim is sent only when a slot would otherwise go idle.
  */
 export class Worker {
   readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -72,6 +81,7 @@ export class Worker {
   private readonly toolSlots: ToolSlots;
   /** A claim has been sent and not answered: the next waits, so that answers cannot overtake each other. */
   private claimOut = false;
+  private readonly endsWaiting: EndWaiting[] = [];
   /** How long the last job's processor ran. */
   private lastRunMs: number | undefined;
   private readonly log: Logger;
@@ -149,17 +159,17 @@ export class Worker {
   private async fill(): Promise<void> {
     const { db, config } = this.deps;
     for (let wanted = this.jobsToClaimNow(); wanted > 0; wanted = this.jobsToClaimNow()) {
-      let claimed: ClaimedJob[];
+      let claimed: ClaimedJob[] = [];
       this.claimOut = true;
       try {
         claimed = await claimJobs(db.kysely, this.workerId, config.leaseMs, wanted);
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'claim failed; will retry on the next poll');
-        return;
       } finally {
         this.claimOut = false;
       }
       this.place(claimed);
+      this.flushEnds();
       if (claimed.length < wanted) return;
     }
   }
@@ -260,33 +270,48 @@ export class Worker {
   }
 
   /**
-   * Records a run's outcome. Without a callback to record, ending the job is
-   * one UPDATE that needs no transaction, and the same statement claims this
-   * worker's next job (launched here): a round trip and a commit saved per
-   * job. With a callback, the end and its notification share a transaction
-   * and the next claim comes from `fill`.
+   * Records a run's outcome. With a callback, the end and its notification
+   * share a transaction and the next claim comes from `fill`. Without one,
+   * ending is an UPDATE that needs no transaction: it joins the worker's next
+   * statement, which ends every job waiting to be ended and claims their
+   * successors (`flushEnds`): a round trip and a commit saved per job, and a
+   * job that finishes while another statement is out waits for that one
+   * instead of sending its own.
    */
   private async end(run: RunningJob, to: 'Success' | 'Failed', outcome: Outcome): Promise<void> {
-    const { db, config } = this.deps;
-    const finish = (executor: Executor) => endJob(executor, run.job.jobId, ['Running'], to, outcome, this.workerId, run.queueNotify);
+    const { db } = this.deps;
     if (callbackExpected(run.job, run.queueNotify)) {
-      await withDbRetry(() => db.kysely.transaction().execute(finish));
+      await withDbRetry(() => db.kysely.transaction().execute((tx) => endJob(tx, run.job.jobId, ['Running'], to, outcome, this.workerId, run.queueNotify)));
       return;
     }
+    await new Promise<void>((resolve, reject) => {
+      this.endsWaiting.push({ run, end: { jobId: run.job.jobId, to, outcome }, resolve, reject });
+      this.flushEnds();
+    });
+  }
+
+  /** Sends the waiting ends with the claim the worker wants now, unless a statement is out (its answer calls this again). */
+  private flushEnds(): void {
+    if (this.claimOut || this.endsWaiting.length === 0) return;
+    const { db, config } = this.deps;
+    const batch = this.endsWaiting.splice(0);
     const wanted = this.jobsToClaim();
-    if (wanted > 0) {
-      this.claimOut = true;
-      try {
-        this.place(await endJobAndClaimNext(db.kysely, { jobId: run.job.jobId, to, outcome }, this.workerId, config.leaseMs, wanted));
-        return;
-      } catch (err) {
-        // Not retried as a whole: a claim whose answer was lost is left to the reaper. The end alone is safe to repeat.
-        this.log.warn({ err: (err as Error).message }, 'ending the job with the next claim failed; ending it alone');
-      } finally {
+    this.claimOut = true;
+    endJobsAndClaimNext(db.kysely, batch.map((waiting) => waiting.end), this.workerId, config.leaseMs, wanted).then(
+      (claimed) => {
         this.claimOut = false;
-      }
-    }
-    await withDbRetry(() => finish(db.kysely));
+        this.place(claimed);
+        for (const waiting of batch) waiting.resolve();
+      },
+      (err: Error) => {
+        this.claimOut = false;
+        // Not retried as a whole: a claim whose answer was lost is left to the reaper. Each end alone is safe to repeat.
+        this.log.warn({ err: err.message, jobs: batch.length }, 'ending jobs with the next claim failed; ending them one by one');
+        for (const { run, end, resolve, reject } of batch) {
+          withDbRetry(() => endJob(db.kysely, end.jobId, ['Running'], end.to, end.outcome, this.workerId, run.queueNotify)).then(() => resolve(), reject);
+        }
+      },
+    ).finally(() => this.flushEnds());
   }
 
   /** A PicProcess job with a TemplateId runs the template's current rule (TemplateId wins over inline). */

@@ -120,6 +120,27 @@ describe('claiming', () => {
       }
     });
 
+    it('ends the jobs that finish while its statement is out together, in the next statement', async () => {
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => { open = resolve; });
+      const gated: Processor = { tag: 'MediaInfo', async run() { await gate; return {}; } };
+      const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '4', MEDIAJOBS_POLL_INTERVAL: '100ms' }, processors: new Map([['MediaInfo', gated]]) });
+      try {
+        const ids: string[] = [];
+        for (let i = 0; i < 4; i++) ids.push(await submit(api, mediaInfoRequest('in.mp4')));
+        for (const id of ids) await waitForState(api, id, 'Running');
+        // All four return at once: the first end goes out alone, the other three wait for it and go out together.
+        open();
+        for (const id of ids) expect((await waitForState(api, id, 'Success', 10_000)).State).to.equal('Success');
+        const { rows } = await sql<{ ended: string }>`SELECT ended_at::text AS ended FROM jobs WHERE job_id IN (${sql.join(ids)})`.execute(api.service.db.kysely);
+        // now() is the transaction's start: one value per statement that ended jobs (four if each went alone).
+        expect(new Set(rows.map((r) => r.ended)).size).to.be.at.most(2);
+      } finally {
+        open();
+        await api.stop();
+      }
+    });
+
     it('wakes the workers when a job leaves a full queue, and only then', async () => {
       const api = await startTestService();
       try {
