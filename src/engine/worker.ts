@@ -79,7 +79,7 @@ export class Worker {
   readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly running = new Map<string, RunningJob>();
   private readonly toolSlots: ToolSlots;
-  /** A claim has been sent and not answered: the next waits, so that answers cannot overtake each other. */
+  /** A statement that claims (alone or with ends) is out: the next waits for its answer, so that answers cannot overtake each other. */
   private claimOut = false;
   private readonly endsWaiting: EndWaiting[] = [];
   /** How long the last job's processor ran. */
@@ -189,7 +189,7 @@ export class Worker {
     return Math.max(0, (short ? 2 * concurrency : concurrency) - this.busyJobs());
   }
 
-  /** `jobsToClaim`, but only when a slot would otherwise go idle: no free slot, or no waiting job while jobs are short. Otherwise the next end claims. */
+  /** `jobsToClaim`, but only when a slot would otherwise go idle: a slot is free, or no job waits for one. Otherwise the next end claims. */
   private jobsToClaimNow(): number {
     const wanted = this.jobsToClaim();
     return wanted > 0 && this.busyJobs() <= this.deps.config.concurrency ? wanted : 0;
