@@ -5,7 +5,7 @@ import { nextRetryDelayMs } from '../callbacks/backoff.js';
 import type { Config } from '../config.js';
 import type { Processor, ProcessorContext } from '../processors/processor.js';
 import type { Db } from '../store/database.js';
-import type { Job } from '../store/jobs.repository.js';
+import type { Executor, Job } from '../store/jobs.repository.js';
 import type { NotifyConfig } from '../store/schema.js';
 import { findTemplate } from '../store/templates.repository.js';
 import type { Storage } from '../storage/storage.js';
@@ -279,9 +279,8 @@ export class Worker {
    * instead of sending its own.
    */
   private async end(run: RunningJob, to: 'Success' | 'Failed', outcome: Outcome): Promise<void> {
-    const { db } = this.deps;
     if (callbackExpected(run.job, run.queueNotify)) {
-      await withDbRetry(() => db.kysely.transaction().execute((tx) => endJob(tx, run.job.jobId, ['Running'], to, outcome, this.workerId, run.queueNotify)));
+      await withDbRetry(() => this.deps.db.kysely.transaction().execute((tx) => this.endOne(tx, run, { jobId: run.job.jobId, to, outcome })));
       return;
     }
     await new Promise<void>((resolve, reject) => {
@@ -307,11 +306,14 @@ export class Worker {
         this.claimOut = false;
         // Not retried as a whole: a claim whose answer was lost is left to the reaper. Each end alone is safe to repeat.
         this.log.warn({ err: err.message, jobs: batch.length }, 'ending jobs with the next claim failed; ending them one by one');
-        for (const { run, end, resolve, reject } of batch) {
-          withDbRetry(() => endJob(db.kysely, end.jobId, ['Running'], end.to, end.outcome, this.workerId, run.queueNotify)).then(() => resolve(), reject);
-        }
+        for (const { run, end, resolve, reject } of batch) withDbRetry(() => this.endOne(db.kysely, run, end)).then(() => resolve(), reject);
       },
     ).finally(() => this.flushEnds());
+  }
+
+  /** Ends one job by itself (with its callback, if it has one). */
+  private async endOne(executor: Executor, run: RunningJob, end: JobEnd): Promise<void> {
+    await endJob(executor, end.jobId, ['Running'], end.to, end.outcome, this.workerId, run.queueNotify);
   }
 
   /** A PicProcess job with a TemplateId runs the template's current rule (TemplateId wins over inline). */
