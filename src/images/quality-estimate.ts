@@ -18,6 +18,8 @@
  * estimate otherwise.
  */
 
+import { jpegHeader } from './jpeg-header.js';
+
 /** ITU T.81 Annex K.1, luminance, natural (row-major) order. */
 const STD_LUMINANCE = [
   16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
@@ -36,48 +38,6 @@ const ZIGZAG = [
   0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28, 35, 42, 49,
   56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 ];
-
-interface JpegSegment {
-  readonly marker: number;
-  /** The segment's payload, after its length field. */
-  readonly start: number;
-  readonly end: number;
-}
-
-/**
- * The marker segments of a JPEG header, up to its first scan. `complete` is
- * false when the data ends (or breaks) before the scan: a file read only in
- * part may hold more tables further on.
- */
-function jpegHeader(jpeg: Buffer): { segments: JpegSegment[]; complete: boolean } {
-  const segments: JpegSegment[] = [];
-  if (jpeg.length < 4 || jpeg[0] !== 0xff || jpeg[1] !== 0xd8) return { segments, complete: false };
-  let pos = 2;
-  while (pos + 4 <= jpeg.length) {
-    if (jpeg[pos] !== 0xff) return { segments, complete: false };
-    const marker = jpeg[pos + 1];
-    if (marker === 0xff) {
-      pos += 1; // fill byte
-      continue;
-    }
-    if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
-      pos += 2; // standalone markers
-      continue;
-    }
-    if (marker === 0xda || marker === 0xd9) return { segments, complete: true }; // start of scan / end of image
-    const length = jpeg.readUInt16BE(pos + 2);
-    const end = pos + 2 + length;
-    if (length < 2 || end > jpeg.length) return { segments, complete: false };
-    segments.push({ marker, start: pos + 4, end });
-    pos = end;
-  }
-  return { segments, complete: false };
-}
-
-/** True when `jpeg` holds its whole header, up to the first scan. */
-export function hasWholeJpegHeader(jpeg: Buffer): boolean {
-  return jpegHeader(jpeg).complete;
-}
 
 /**
  * Reads the DQT tables of a JPEG (natural order), keyed by table id, stopping
@@ -111,19 +71,39 @@ function scaledEntry(base: number, quality: number): number {
   return Math.min(255, Math.max(1, value));
 }
 
+/** The IJG tables for qualities 1–100 (64 entries from `q * 64`), built on first use: rebuilding them for every image cost more than the rest of the estimate. */
+let scaledTables: { luminance: Uint8Array; chrominance: Uint8Array } | undefined;
+
+function ijgTables(): { luminance: Uint8Array; chrominance: Uint8Array } {
+  if (!scaledTables) {
+    const luminance = new Uint8Array(101 * 64);
+    const chrominance = new Uint8Array(101 * 64);
+    for (let q = 1; q <= 100; q++) {
+      for (let i = 0; i < 64; i++) {
+        luminance[q * 64 + i] = scaledEntry(STD_LUMINANCE[i], q);
+        chrominance[q * 64 + i] = scaledEntry(STD_CHROMINANCE[i], q);
+      }
+    }
+    scaledTables = { luminance, chrominance };
+  }
+  return scaledTables;
+}
+
 /** Estimated IJG quality of a JPEG, or `undefined` when it has no quantization tables. */
 export function estimateJpegQuality(jpeg: Buffer): number | undefined {
   const tables = readJpegQuantTables(jpeg);
   const luminance = tables.get(0) ?? tables.values().next().value;
   if (luminance === undefined) return undefined;
   const chrominance = tables.get(1);
+  const ijg = ijgTables();
   let best = 0;
   let bestError = Infinity;
   // From 100 down so that ties (tables saturated at 1 or 255) resolve to the higher quality.
   for (let q = 100; q >= 1; q--) {
+    const row = q * 64;
     let error = 0;
-    for (let i = 0; i < 64; i++) error += Math.abs(luminance[i] - scaledEntry(STD_LUMINANCE[i], q));
-    if (chrominance) for (let i = 0; i < 64; i++) error += Math.abs(chrominance[i] - scaledEntry(STD_CHROMINANCE[i], q));
+    for (let i = 0; i < 64; i++) error += Math.abs(luminance[i] - ijg.luminance[row + i]);
+    if (chrominance) for (let i = 0; i < 64; i++) error += Math.abs(chrominance[i] - ijg.chrominance[row + i]);
     if (error < bestError) {
       bestError = error;
       best = q;
