@@ -17,8 +17,14 @@
  * BENCH_WARMUP bare images and service jobs run first, uncounted: V8 is still
  * compiling the service's JavaScript over its first few hundred jobs.
  * Rounds alternate which side goes first; the verdict uses the median ratio
- * (service ÷ bare). Settings: BENCH_JOBS (100), BENCH_ROUNDS (3),
+ * (service ÷ bare). Settings: BENCH_JOBS (300), BENCH_ROUNDS (5),
  * BENCH_WARMUP (200), MEDIAJOBS_CONCURRENCY (CPUs). Target: ratio ≥ 0.85.
+ *
+ * Why 300 × 5: a round's first claim and its last job, running alone while
+ * the other slot is empty, cost the service ~5–30 ms per round: 1–2 % of a
+ * 100-job round (~1.5 s), 0.5 % of a 300-job one. Single rounds on this
+ * shared 2-core machine swing ±5 %; the median of 3 rounds of 100 ranged
+ * 0.81–0.87 on one build.
  */
 import { readFileSync } from 'node:fs';
 import { writeFile, mkdir } from 'node:fs/promises';
@@ -31,8 +37,8 @@ import {
   maxJobSeq, median, printBlock, printTable, runBenchmark, runPool, startBenchService, waitUntilIdle, type BenchService,
 } from './lib.js';
 
-const JOBS = envInt('BENCH_JOBS', 100);
-const ROUNDS = envInt('BENCH_ROUNDS', 3);
+const JOBS = envInt('BENCH_JOBS', 300);
+const ROUNDS = envInt('BENCH_ROUNDS', 5);
 const WARMUP = envInt('BENCH_WARMUP', 200, 0);
 const CONCURRENCY = benchConcurrency();
 const TARGET_RATIO = 0.85;
