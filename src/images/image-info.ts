@@ -90,14 +90,14 @@ export async function probeImage(image: ImageSource): Promise<SourceImage> {
       throw invalidMedia(`The input BMP cannot be read: ${(err as Error).message}`);
     }
   }
-  // A JPEG's header whole in the head: read here, or else by libvips from memory instead of
+  if (format === 'jpeg') {
+    // An ordinary JPEG header whole in the head is read here (libvips' call cost ~0.2 ms of CPU).
+    const frame = readJpegFrameInfo(data);
+    if (frame) return { format, ...frame, pages: 1, hasAlpha: false, quality: estimateJpegQuality(data) };
+  }
+  // Any other JPEG header whole in the head is read by libvips from memory instead of
   // opening the file again (half the cost of that call, bench/pic-process).
   const jpegHeaderInHead = format === 'jpeg' && (image.complete || hasWholeJpegHeader(data));
-  const frame = jpegHeaderInHead ? readJpegFrameInfo(data) : undefined;
-  if (frame) {
-    const { width, height, orientation } = frame;
-    return { format: 'jpeg', width, height, pages: 1, orientation, hasAlpha: false, quality: estimateJpegQuality(data) };
-  }
   let meta: Metadata;
   try {
     // limitInputPixels: false so that a header claiming huge dimensions is still reported and
