@@ -2,6 +2,7 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { ensureDefaultApp, type App } from './auth/credentials.js';
 import type { Config } from './config.js';
+import { JobInserter } from './engine/job-inserter.js';
 import { createHttpServer, type HttpServer } from './http/app.js';
 import { openDatabase, type Db } from './store/database.js';
 import { migrate } from './store/migrate.js';
@@ -55,7 +56,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     let http: HttpServer | undefined;
     let port: number | undefined;
     if (options.api) {
-      http = createHttpServer({ config, db, storage, logger });
+      http = createHttpServer({ config, db, jobInserter: new JobInserter(db.kysely), storage, logger });
       port = await http.start(config.port, config.host);
       const server = http;
       stoppers.unshift(() => server.stop());

@@ -4,12 +4,12 @@ import { assertMatchesSchema } from '../http/validate.js';
 import { newId } from '../ids.js';
 import { SUPPORTED_TAG_LIST, SUPPORTED_TAGS, isSupportedTag, type SupportedTag } from '../processors/tags.js';
 import type { Db } from '../store/database.js';
-import { insertJobs, type Executor, type Job, type JobCallback, type NewJob, type QueueChoice } from '../store/jobs.repository.js';
+import type { Executor, Job, JobCallback, NewJob, QueueChoice } from '../store/jobs.repository.js';
 import { ensureDefaultQueue } from '../store/queues.repository.js';
 import { findTemplate } from '../store/templates.repository.js';
 import { assertSafeObjectKey } from '../storage/object-key.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
-import { CHANNELS } from './channels.js';
+import type { JobInserter } from './job-inserter.js';
 import { validateCallbackUrlSyntax } from '../callbacks/url-policy.js';
 
 export interface SubmitTarget {
@@ -24,12 +24,19 @@ interface PlannedOperation {
   readonly priority: number;
 }
 
+export interface SubmitDeps {
+  readonly db: Db;
+  readonly config: Config;
+  readonly jobInserter: JobInserter;
+}
+
 /**
  * CreateMediaJobs: validates a parsed `<Request>` (single or multi-Operation
  * form) and stores one job per Operation, in order, in one transaction.
  * Either every job is stored or none is.
  */
-export async function submitJobs(db: Db, config: Config, target: SubmitTarget, request: XmlObject): Promise<Job[]> {
+export async function submitJobs(deps: SubmitDeps, target: SubmitTarget, request: XmlObject): Promise<Job[]> {
+  const { db, config, jobInserter } = deps;
   const multi = request.Tag === undefined;
   const operations = multi ? asOperationList(request.Operation) : [asSingleOperation(request.Operation)];
   if (multi) {
@@ -62,15 +69,16 @@ export async function submitJobs(db: Db, config: Config, target: SubmitTarget, r
     expiresAt,
   }));
   // No transaction: one INSERT … SELECT reads the queue and stores every job,
-  // atomically by itself. One round trip per submission, which matters when
-  // a job itself takes a few milliseconds.
+  // atomically by itself, together with the submissions that arrive at the
+  // same time (JobInserter), which matters when a job itself takes a few
+  // milliseconds.
   const queueId = request.QueueId as string | undefined;
   const queue: QueueChoice = { bucket: target.bucket, queueId };
-  let stored = await insertJobs(db.kysely, queue, jobs, CHANNELS.jobsAvailable);
+  let stored = await jobInserter.insert(queue, jobs);
   if (stored.length === 0 && queueId === undefined) {
     // The bucket's first job: its default queue is created on first use.
     await ensureDefaultQueue(db.kysely, target.bucket);
-    stored = await insertJobs(db.kysely, queue, jobs, CHANNELS.jobsAvailable);
+    stored = await jobInserter.insert(queue, jobs);
   }
   if (stored.length === 0) throw new CiError('InvalidArgument', `Request/QueueId ${queueId} does not exist.`);
   return stored;

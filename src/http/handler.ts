@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import type { JobInserter } from '../engine/job-inserter.js';
 import { CiError } from '../errors.js';
 import type { Db } from '../store/database.js';
 import type { Storage } from '../storage/storage.js';
@@ -9,6 +10,8 @@ import type { AppContext } from './context.js';
 export interface AppDeps {
   readonly config: Config;
   readonly db: Db;
+  /** Stores CreateMediaJobs submissions, grouping those that arrive together. */
+  readonly jobInserter: JobInserter;
   readonly storage: Storage;
   readonly logger: Logger;
 }

@@ -15,7 +15,7 @@ const MAX_IDS_PER_REQUEST = 10;
 /** `POST /jobs` — CreateMediaJobs, single and multi-Operation forms. */
 export const createMediaJobs: Handler = async (ctx, deps) => {
   const request = await readXmlBody(ctx, deps.config.maxBodyBytes);
-  const jobs = await submitJobs(deps.db, deps.config, ctx.state, request);
+  const jobs = await submitJobs(deps, ctx.state, request);
   writeXml(ctx, buildCreateMediaJobsResponse(jobs));
 };
 
