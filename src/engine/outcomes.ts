@@ -33,7 +33,7 @@ export async function endJob(
 }
 
 /** What ending a job writes besides its state. */
-export function endPatch(to: 'Success' | 'Failed' | 'Cancel', outcome: Outcome): JobPatch {
+function endPatch(to: 'Success' | 'Failed' | 'Cancel', outcome: Outcome): JobPatch {
   return {
     code: outcome.code,
     message: outcome.message,

@@ -1,39 +1,24 @@
-import { sql, type OperationNodeSource, type RawBuilder } from 'kysely';
-import { transitionJob, transitionJobQuery, jobRowToJob, type Executor, type Job, type JobRow } from '../store/jobs.repository.js';
+import { sql } from 'kysely';
+import { transitionJob, jobRowToJob, type Executor, type Job, type JobRow } from '../store/jobs.repository.js';
 import type { NotifyConfig } from '../store/schema.js';
 import { JOB_FAILURE_CODES } from './job-errors.js';
 import { canTransition } from './job-state.js';
-import { endJob, endPatch, type Outcome } from './outcomes.js';
+import { endJob, type Outcome } from './outcomes.js';
 
 /*
  * The hot queue SQL, one named function per step of a job's life in a worker.
  * Every state change here goes through `transitionJob`/`endJob` or, for the
- * claim, through an UPDATE whose transition is checked below.
+ * claim and the ends that travel with it, through the one statement whose
+ * transitions are checked below.
  */
 
-if (!canTransition('Submitted', 'Running')) throw new Error('claim() needs Submitted → Running');
+for (const [from, to] of [['Submitted', 'Running'], ['Running', 'Success'], ['Running', 'Failed']] as const) {
+  if (!canTransition(from, to)) throw new Error(`the claim statement needs ${from} → ${to}`);
+}
 
 /**
  * Claims the most urgent runnable jobs, at most `limit`: highest JobLevel,
- * then oldest, in that order.
- *
- * One statement, in three steps:
- * 1. `candidate`: the best Submitted jobs in Active queues that have free
- *    slots (`running < max_concurrent`), no more from a queue than it has
- *    slots free, locked with SKIP LOCKED so claimers never wait on each
- *    other's candidates (nor on a job being cancelled). Each such queue offers
- *    its head from the `jobs_queue_head` index and the best heads win, so a
- *    claim costs the same with ten jobs waiting or a million (sql/0006);
- * 2. `slot`: takes those slots, in one UPDATE per queue row. It waits for the
- *    row if another claimer holds it, then re-checks the slots and
- *    `state = 'Active'` against the newest version, so MaxConcurrent and
- *    pauses hold across every worker (sql/0004 explains why a count in the
- *    same statement would not);
- * 3. the jobs become Running only if their queue's slots were taken. Each
- *    lease starts now and `attempts` counts this run. A trigger gives a slot
- *    back when its job leaves Running.
- * The queue's NotifyConfig comes back with each job, so that ending it needs
- * no second read.
+ * then oldest, in that order. See `claimStatement`.
  */
 export async function claimJobs(db: Executor, workerId: string, leaseMs: number, limit: number): Promise<ClaimedJob[]> {
   const { rows } = await claimStatement(workerId, leaseMs, limit).execute(db);
@@ -54,52 +39,89 @@ export interface JobEnd {
  * (`callbackExpected`); ending with one needs a transaction (`endJob`).
  * A job no longer Running under this worker (cancelled, taken back) is left
  * as it is.
- *
- * The ended jobs' slots are counted as free for the claim: the trigger that
- * gives them back runs at the end of this same statement.
  */
 export async function endJobsAndClaimNext(db: Executor, ends: readonly JobEnd[], workerId: string, leaseMs: number, limit: number): Promise<ClaimedJob[]> {
   if (ends.length === 0) throw new Error('endJobsAndClaimNext needs a job to end');
-  const ended = ends.map((end) => transitionJobQuery(db, end.jobId, ['Running'], end.to, endPatch(end.to, end.outcome), { leaseOwner: workerId }));
-  const { rows } = await claimStatement(workerId, leaseMs, limit, ended).execute(db);
+  const { rows } = await claimStatement(workerId, leaseMs, limit, ends).execute(db);
   return rows.map(toClaimed);
 }
 
 type ClaimRow = JobRow & { queue_notify_config: NotifyConfig | null };
 
 /**
- * The claim statement of `claimJobs`, with the `ended` UPDATEs (each an
- * UPDATE … RETURNING * of one job) run as part of it: PostgreSQL runs a
- * data-modifying CTE to completion whether or not the main query reads its
- * rows. One UPDATE per job, each by primary key, so every plan stays an index
- * lookup; a worker ends a few jobs at a time, so few statement texts arise.
+ * The statement of `claimJobs` and `endJobsAndClaimNext`: one text whatever
+ * it ends, so it is parsed and planned once per connection (and built without
+ * Kysely's query builder, which cost more per job than running it).
+ *
+ * 1. `ended`: the finished jobs (a JSON list) become Success or Failed, as
+ *    `endPatch` describes, if they are still Running under this worker: the
+ *    same transitions `transitionJob` would make, checked above. PostgreSQL
+ *    runs a data-modifying CTE to completion whether or not the rest reads
+ *    it; their slots count as free below, since the trigger that gives them
+ *    back runs only at the end of the statement;
+ * 2. `candidate`: the best Submitted jobs in Active queues that have free
+ *    slots (`running < max_concurrent`), no more from a queue than it has
+ *    slots free, locked with SKIP LOCKED so claimers never wait on each
+ *    other's candidates (nor on a job being cancelled). Each such queue offers
+ *    its head from the `jobs_queue_head` index and the best heads win, so a
+ *    claim costs the same with ten jobs waiting or a million (sql/0006);
+ * 3. `slot`: takes those slots, in one UPDATE per queue row. It waits for the
+ *    row if another claimer holds it, then re-checks the slots and
+ *    `state = 'Active'` against the newest version, so MaxConcurrent and
+ *    pauses hold across every worker (sql/0004 explains why a count in the
+ *    same statement would not);
+ * 4. the jobs become Running only if their queue's slots were taken. Each
+ *    lease starts now and `attempts` counts this run. A trigger gives a slot
+ *    back when its job leaves Running.
+ * The queue's NotifyConfig comes back with each job, so that ending it needs
+ * no second read.
  */
-export function claimStatement(workerId: string, leaseMs: number, limit: number, ended: readonly OperationNodeSource[] = []) {
-  // Slots that `ended` frees in a queue; its trigger gives them back after this statement's own claim.
-  const freed = (queueId: RawBuilder<unknown>) => (ended.length ? sql`(SELECT count(*) FROM ended WHERE ended.queue_id = ${queueId})` : sql`0`);
-  const endedCtes = ended.length === 0 ? sql`` : sql`${sql.join(ended.map((update, i) => sql`${sql.raw(`ended_${i}`)} AS (${update})`), sql`, `)},
-    ended AS (${sql.join(ended.map((_, i) => sql`SELECT * FROM ${sql.raw(`ended_${i}`)}`), sql` UNION ALL `)}),`;
+export function claimStatement(workerId: string, leaseMs: number, limit: number, ends: readonly JobEnd[] = []) {
+  const endsJson = JSON.stringify(ends.map(({ jobId, to, outcome }) => ({
+    job_id: jobId,
+    state: to,
+    code: outcome.code,
+    message: outcome.message,
+    result: outcome.result ?? null,
+  })));
   return sql<ClaimRow>`
-    WITH ${endedCtes}
-    candidate AS (
+    WITH ended AS (
+      UPDATE jobs SET
+        state = e.state,
+        code = e.code,
+        message = e.message,
+        result = coalesce(e.result, jobs.result),
+        progress = CASE WHEN e.state = 'Success' THEN 100 ELSE jobs.progress END,
+        lease_owner = NULL,
+        lease_expires_at = NULL,
+        ended_at = now(),
+        updated_at = now()
+      FROM json_to_recordset(${endsJson}::json) AS e(job_id text, state text, code text, message text, result json)
+      WHERE jobs.job_id = e.job_id AND jobs.state = 'Running' AND jobs.lease_owner = ${workerId}
+        AND e.state IN ('Success', 'Failed')
+      RETURNING jobs.queue_id
+    ), freed AS (
+      SELECT queue_id, count(*)::int AS slots FROM ended GROUP BY queue_id
+    ), candidate AS (
       SELECT head.job_id, head.queue_id FROM queues q
+      LEFT JOIN freed ON freed.queue_id = q.queue_id
       CROSS JOIN LATERAL (
         SELECT j.job_id, j.queue_id, j.priority, j.seq FROM jobs j
         WHERE j.queue_id = q.queue_id AND j.state = 'Submitted' AND j.run_after <= now() AND j.expires_at > now()
         ORDER BY j.priority DESC, j.seq
-        LIMIT least(${limit}::int, q.max_concurrent - q.running + ${freed(sql`q.queue_id`)})
+        LIMIT least(${limit}::int, q.max_concurrent - q.running + coalesce(freed.slots, 0))
         FOR UPDATE OF j SKIP LOCKED
       ) head
-      WHERE q.state = 'Active' AND q.running - ${freed(sql`q.queue_id`)} < q.max_concurrent
+      WHERE q.state = 'Active' AND q.running - coalesce(freed.slots, 0) < q.max_concurrent
       ORDER BY head.priority DESC, head.seq
       LIMIT ${limit}::int
     ), wanted AS (
       SELECT queue_id, count(*)::int AS slots FROM candidate GROUP BY queue_id
     ), slot AS (
       UPDATE queues SET running = running + wanted.slots
-      FROM wanted
+      FROM wanted LEFT JOIN freed ON freed.queue_id = wanted.queue_id
       WHERE queues.queue_id = wanted.queue_id AND queues.state = 'Active'
-        AND queues.running - ${freed(sql`queues.queue_id`)} + wanted.slots <= queues.max_concurrent
+        AND queues.running - coalesce(freed.slots, 0) + wanted.slots <= queues.max_concurrent
       RETURNING queues.queue_id, queues.notify_config
     ), claimed AS (
       UPDATE jobs SET
