@@ -141,6 +141,26 @@ describe('claiming', () => {
       }
     });
 
+    it('lets a very short job\'s end wait for the next one while claimed jobs wait for its slot', async function () {
+      this.timeout(30_000);
+      const short: Processor = { tag: 'MediaInfo', async run() { await sleep(10); return {}; } };
+      const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '2', MEDIAJOBS_POLL_INTERVAL: '100ms' }, processors: new Map([['MediaInfo', short]]) });
+      try {
+        const queueId = await defaultQueueId(api);
+        await setQueue(api, queueId, 'Paused');
+        const ids: string[] = [];
+        for (let i = 0; i < 40; i++) ids.push(await submit(api, mediaInfoRequest('in.mp4')));
+        await setQueue(api, queueId, 'Active');
+        for (const id of ids) expect((await waitForState(api, id, 'Success', 10_000)).State).to.equal('Success');
+        const { rows } = await sql<{ ended: string }>`SELECT ended_at::text AS ended FROM jobs WHERE job_id IN (${sql.join(ids)})`.execute(api.service.db.kysely);
+        // One ended_at per statement: 22–23 when ends go out in pairs, 36 when each goes alone
+        // unless a statement is out (10 ms jobs on two slots end every 5 ms, longer than a round trip).
+        expect(new Set(rows.map((r) => r.ended)).size).to.be.at.most(28);
+      } finally {
+        await api.stop();
+      }
+    });
+
     it('wakes the workers when a job leaves a full queue, and only then', async () => {
       const api = await startTestService();
       try {
