@@ -60,7 +60,9 @@ const END_HOLD_MS = 20;
  * database.
  *
  * Lookahead: while its jobs are short (the last one ran for less than
- * `config.lookaheadMs`), a worker holds up to one waiting job per slot. A
+ * `config.lookaheadMs`, not counting its wait for a slot), a worker holds up
+ * to one waiting job per slot, two while they are very short (see
+ * `holdEnds`). A
  * waiting job reads its input while the others' tools run and takes the
  * first slot that frees, so no core waits while a job reads its input,
  * parses its tool's output, writes its result or records its outcome, nor
@@ -191,8 +193,10 @@ export class Worker {
   private jobsToClaim(): number {
     if (!this.accepting || this.claimOut) return 0;
     const { concurrency, lookaheadMs } = this.deps.config;
-    const short = this.lastRunMs !== undefined && this.lastRunMs < lookaheadMs;
-    return Math.max(0, (short ? 2 * concurrency : concurrency) - this.busyJobs());
+    const last = this.lastRunMs;
+    // Very short jobs get two waiting jobs per slot: ends wait for company (`holdEnds`) and the claim sent with them still has jobs to run meanwhile.
+    const depth = last === undefined || last >= lookaheadMs ? 1 : last < END_HOLD_MS ? 3 : 2;
+    return Math.max(0, depth * concurrency - this.busyJobs());
   }
 
   /** `jobsToClaim`, but only when a slot would otherwise go idle: a slot is free, or no job waits for one. Otherwise the next end claims. */
@@ -225,24 +229,37 @@ export class Worker {
     });
   }
 
-  /** The processor has returned: the job no longer counts against the worker while its outcome is written. */
-  private finish(run: RunningJob, startedAt: number): void {
+  /**
+   * The processor has returned: the job no longer counts against the worker
+   * while its outcome is written. How long it ran leaves out its wait for a
+   * tool slot, which is the lookahead's doing, not the job's length.
+   */
+  private finish(run: RunningJob, startedAt: number, slotWaitMs: number): void {
     run.finished = true;
-    this.lastRunMs = performance.now() - startedAt;
+    this.lastRunMs = performance.now() - startedAt - slotWaitMs;
   }
 
   private async execute(run: RunningJob): Promise<void> {
     const { job, controller } = run;
     const { db, config, storage } = this.deps;
-    const log = this.log.child({ jobId: job.jobId, tag: job.tag, attempt: job.attempts });
+    // Made when first used: most jobs log nothing, and a child logger costs a few microseconds.
+    let jobLog: Logger | undefined;
+    const log = () => (jobLog ??= this.log.child({ jobId: job.jobId, tag: job.tag, attempt: job.attempts }));
     // The claim has just set Progress to 0; the first write can wait like the others.
     let lastProgressWrite = Date.now();
     const startedAt = performance.now();
+    let slotWaitMs = 0;
     try {
       const processor = this.deps.processors.get(job.tag);
       if (!processor) throw new PermanentJobError('InvalidArgument', `No processor runs Tag ${job.tag} on this worker.`);
       const operation = await this.resolveOperation(job);
-      const withToolSlot = <T>(work: () => Promise<T>) => this.toolSlots.run(controller.signal, work);
+      const withToolSlot = <T>(work: () => Promise<T>) => {
+        const asked = performance.now();
+        return this.toolSlots.run(controller.signal, () => {
+          slotWaitMs += performance.now() - asked;
+          return work();
+        });
+      };
       const ctx: ProcessorContext = {
         job: { jobId: job.jobId, tag: job.tag, bucket: job.bucket, region: job.region, inputObject: job.inputObject, operation },
         storage,
@@ -257,19 +274,19 @@ export class Worker {
         withToolSlot,
       };
       const result = await (processor.slotsItsTool ? processor.run(ctx) : withToolSlot(() => processor.run(ctx)));
-      if (run.stopReason) return this.afterStop(run, log);
-      this.finish(run, startedAt);
+      if (run.stopReason) return this.afterStop(run, log());
+      this.finish(run, startedAt, slotWaitMs);
       await this.end(run, 'Success', { code: 'Success', message: '', result });
     } catch (err) {
-      if (run.stopReason) return this.afterStop(run, log);
-      if (!run.finished) this.finish(run, startedAt);
+      if (run.stopReason) return this.afterStop(run, log());
+      if (!run.finished) this.finish(run, startedAt, slotWaitMs);
       if (err instanceof PermanentJobError) {
-        log.info({ code: err.code, message: err.message }, 'job failed');
+        log().info({ code: err.code, message: err.message }, 'job failed');
         await this.end(run, 'Failed', { code: err.code, message: err.message });
         return;
       }
       const delay = err instanceof RetryLaterError && err.delayMs !== undefined ? err.delayMs : nextRetryDelayMs(job.attempts);
-      log.warn({ err: (err as Error).message, delay }, 'job attempt failed; retrying');
+      log().warn({ err: (err as Error).message, delay }, 'job attempt failed; retrying');
       await withDbRetry(() => db.kysely.transaction().execute((tx) =>
         retryOrFail(tx, job, this.workerId, delay, (err as Error).message ?? String(err))));
     }

@@ -221,6 +221,8 @@ describe('worker', () => {
           running++;
           mostAtOnce = Math.max(mostAtOnce, running);
           try {
+            // 40 ms: short enough for lookahead (MEDIAJOBS_LOOKAHEAD, 1 s), too long to count as very short (20 ms).
+            if (ctx.job.operation.UserData === 'short') await new Promise((resolve) => setTimeout(resolve, 40));
             if (ctx.job.operation.UserData === 'block') await Promise.race([gate, new Promise((_, reject) => ctx.signal.addEventListener('abort', () => reject(ctx.signal.reason)))]);
             return {};
           } finally {
@@ -304,31 +306,46 @@ describe('worker', () => {
       }
     });
 
-    it('holds one waiting job per slot, no more, claimed in one statement: with MEDIAJOBS_CONCURRENCY=2, two jobs wait behind two busy slots and the rest stay Submitted', async () => {
+    /**
+     * With MEDIAJOBS_CONCURRENCY=2: a first job that sets how long jobs run,
+     * then two blockers that take both slots, then `rest`. Returns the states
+     * of `rest` once the worker has claimed all it will ahead, and checks that
+     * the jobs ahead start only after the blockers, in order.
+     */
+    async function claimedBehindTwoBlockers(firstJob: 'instant' | 'short', rest: number): Promise<string[]> {
       const gated = gatedProcessor();
       const api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '2', MEDIAJOBS_POLL_INTERVAL: '100ms' }, processors: new Map([['MediaInfo', gated.processor]]) });
       try {
-        await waitForState(api, await submit(api, mediaInfoRequest('in.mp4')));
+        await waitForState(api, await submit(api, mediaInfoRequest('in.mp4', firstJob === 'short' ? { userData: 'short' } : {})));
         const queueId = await defaultQueueId(api);
         await setQueue(api, queueId, 'Paused');
         const blockers = [await submit(api, mediaInfoRequest('in.mp4', { userData: 'block' })), await submit(api, mediaInfoRequest('in.mp4', { userData: 'block' }))];
-        const rest: string[] = [];
-        for (let i = 0; i < 4; i++) rest.push(await submit(api, mediaInfoRequest('in.mp4')));
+        const waiting: string[] = [];
+        for (let i = 0; i < rest; i++) waiting.push(await submit(api, mediaInfoRequest('in.mp4')));
         await setQueue(api, queueId, 'Active');
-        await waitFor(async () => ((await statesOf(api, [...blockers, ...rest])).join() === 'Running,Running,Running,Running,Submitted,Submitted' ? true : undefined), 5000, 'two jobs claimed ahead');
-        // Several poll intervals later, still no third job ahead, and the two ahead have not started.
-        await new Promise((resolve) => setTimeout(resolve, 400));
-        expect(await statesOf(api, rest)).to.deep.equal(['Running', 'Running', 'Submitted', 'Submitted']);
+        await waitFor(async () => ((await statesOf(api, blockers)).join() === 'Running,Running' ? true : undefined), 5000, 'both blockers running');
+        // Several poll intervals: every job the worker will claim ahead is claimed by then.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const states = await statesOf(api, waiting);
         expect(gated.started).to.include.members(blockers);
-        expect(gated.started.filter((id) => rest.includes(id))).to.deep.equal([]);
+        expect(gated.started.filter((id) => waiting.includes(id)), 'no job ahead starts while the blockers hold both slots').to.deep.equal([]);
         gated.release();
-        for (const id of [...blockers, ...rest]) expect((await waitForState(api, id)).State).to.equal('Success');
+        for (const id of [...blockers, ...waiting]) expect((await waitForState(api, id)).State).to.equal('Success');
         expect(gated.mostAtOnce()).to.equal(2);
-        expect(gated.started.slice(-4)).to.deep.equal(rest);
+        expect(gated.started.slice(-rest)).to.deep.equal(waiting);
+        return states;
       } finally {
         gated.release();
         await api.stop();
       }
+    }
+
+    it('holds one waiting job per slot while jobs are short: with MEDIAJOBS_CONCURRENCY=2, two jobs wait behind two busy slots and the rest stay Submitted', async () => {
+      expect(await claimedBehindTwoBlockers('short', 4)).to.deep.equal(['Running', 'Running', 'Submitted', 'Submitted']);
+    });
+
+    it('holds two waiting jobs per slot while jobs are very short (under 20 ms), so that ends can wait for company', async () => {
+      expect(await claimedBehindTwoBlockers('instant', 6)).to.deep.equal(['Running', 'Running', 'Running', 'Running', 'Submitted', 'Submitted']);
     });
 
     it('claims no extra job while jobs run longer than MEDIAJOBS_LOOKAHEAD: the next job stays free for other workers', async () => {
