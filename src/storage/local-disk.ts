@@ -38,12 +38,17 @@ export class LocalDiskStorage implements Storage {
   async withLocalFile<T>(bucket: string, key: string, use: (filePath: string) => Promise<T>): Promise<T> {
     const file = this.filePath(bucket, key);
     try {
-      const stat = await fs.stat(file);
-      if (!stat.isFile()) throw new ObjectNotFoundError(bucket, key);
+      return await use(file);
     } catch (err) {
-      throw notFoundOr(err, bucket, key);
+      // The object is looked at only when its use failed: a stat before every
+      // use cost a thread-pool round trip per job, and a missing object is rare.
+      const stat = await fs.stat(file).catch((statErr: unknown) => {
+        if (notFoundOr(statErr, bucket, key) instanceof ObjectNotFoundError) return undefined;
+        throw err;
+      });
+      if (!stat?.isFile()) throw new ObjectNotFoundError(bucket, key);
+      throw err;
     }
-    return use(file);
   }
 
   async put(bucket: string, key: string, data: Buffer): Promise<ObjectStat> {

@@ -17,7 +17,9 @@ export interface Storage {
   /**
    * Runs `use` with a path to a local file holding the object (tools such as
    * ffprobe want a path). For local disk this is the file itself; remote
-   * backends download to a temporary file and remove it afterwards.
+   * backends download to a temporary file and remove it afterwards. A missing
+   * object rejects with ObjectNotFoundError (local disk: once `use` has failed
+   * on it).
    */
   withLocalFile<T>(bucket: string, key: string, use: (filePath: string) => Promise<T>): Promise<T>;
   /** Writes atomically: readers never see a half-written object. */
