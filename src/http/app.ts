@@ -56,7 +56,7 @@ export function createHttpServer(deps: AppDeps): HttpServer {
   const router = new Router<RequestState>();
   for (const route of ROUTES) {
     router[route.method.toLowerCase() as 'get' | 'post' | 'put' | 'delete'](route.path, async (ctx) => {
-      ctx.state.log = ctx.state.log.child({ operation: route.name });
+      ctx.state.operation = route.name;
       await route.handler(ctx as never, deps);
     });
   }

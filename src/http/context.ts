@@ -10,7 +10,10 @@ export interface RequestState {
   region: string;
   /** The app whose key signed the request; undefined for unsigned local requests. */
   appId: string | undefined;
-  log: Logger;
+  /** The API operation, once routed (DescribeMediaJob, …). */
+  operation: string | undefined;
+  /** The request's logger, with its id and operation; made when first used. */
+  readonly log: Logger;
 }
 
 export type AppContext = ParameterizedContext<RequestState> & Context;

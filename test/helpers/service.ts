@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { XMLParser } from 'fast-xml-parser';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../../src/config.js';
 import { startService, type Service } from '../../src/main.js';
 import { freshDatabase, type FreshDatabase } from './databases.js';
@@ -33,7 +33,7 @@ export function parseXml(text: string): Record<string, any> {
  * A service on a fresh database, listening on a free loopback port. Workers
  * are off unless asked for, so API tests see jobs stay Submitted.
  */
-export async function startTestService(options: { worker?: boolean; env?: Record<string, string>; processors?: ReadonlyMap<string, Processor>; database?: FreshDatabase } = {}): Promise<TestService> {
+export async function startTestService(options: { worker?: boolean; env?: Record<string, string>; processors?: ReadonlyMap<string, Processor>; database?: FreshDatabase; logger?: Logger } = {}): Promise<TestService> {
   const fresh = options.database ?? await freshDatabase();
   const config = loadConfig({
     MEDIAJOBS_PORT: '0',
@@ -42,7 +42,7 @@ export async function startTestService(options: { worker?: boolean; env?: Record
     MEDIAJOBS_LOG_LEVEL: 'silent',
     ...options.env,
   });
-  const service = await startService(config, { api: true, worker: options.worker ?? false, processors: options.processors, logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
+  const service = await startService(config, { api: true, worker: options.worker ?? false, processors: options.processors, logger: options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });
   const baseUrl = `http://127.0.0.1:${service.port}`;
   return {
     service,

@@ -28,7 +28,12 @@ export function requestContext(config: Config, logger: Logger): Middleware<Reque
     ctx.state.traceId = requestId;
     Object.assign(ctx.state, bucketFromHost(ctx.get('host'), config));
     ctx.state.appId = undefined;
-    ctx.state.log = logger.child({ requestId });
+    ctx.state.operation = undefined;
+    // Most requests log nothing; a child logger per request cost a few microseconds each.
+    let log: Logger | undefined;
+    Object.defineProperty(ctx.state, 'log', {
+      get: () => (log ??= logger.child({ requestId, ...(ctx.state.operation ? { operation: ctx.state.operation } : {}) })),
+    });
     ctx.set('x-ci-request-id', requestId);
     ctx.set('x-cos-request-id', requestId);
     ctx.set('Server', 'mediajobs');
