@@ -3,10 +3,9 @@ import { sql } from 'kysely';
 import { CHANNELS } from '../../src/engine/channels.js';
 import { claimJobs, claimStatement } from '../../src/engine/queue.sql.js';
 import type { Processor } from '../../src/processors/processor.js';
-import { insertJobs, type NewJob } from '../../src/store/jobs.repository.js';
+import { insertJobs } from '../../src/store/jobs.repository.js';
 import { ensureDefaultQueue } from '../../src/store/queues.repository.js';
-import { newId } from '../../src/ids.js';
-import { BUCKET, defaultQueueId, mediaInfoRequest, setQueue, submit, waitForState } from '../helpers/jobs.js';
+import { BUCKET, defaultQueueId, mediaInfoRequest, newJobRecord, setQueue, submit, waitForState } from '../helpers/jobs.js';
 import { startTestService, waitFor, type TestService } from '../helpers/service.js';
 
 class RolledBack extends Error {
@@ -14,21 +13,6 @@ class RolledBack extends Error {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function newJob(bucket: string, priority: number): NewJob {
-  return {
-    jobId: newId('j'),
-    bucket,
-    region: 'ap-local',
-    tag: 'MediaInfo',
-    priority,
-    inputObject: 'in.mp4',
-    operation: { JobLevel: String(priority) },
-    callback: { url: undefined, format: undefined, type: undefined },
-    maxAttempts: 3,
-    expiresAt: new Date(Date.now() + 3_600_000),
-  };
-}
 
 describe('claiming', () => {
   describe('from the queue heads', () => {
@@ -41,7 +25,7 @@ describe('claiming', () => {
       const other = 'other-1250000000';
       await ensureDefaultQueue(db, BUCKET);
       await ensureDefaultQueue(db, other);
-      const insert = async (bucket: string, priority: number) => (await insertJobs(db, { bucket }, [newJob(bucket, priority)], CHANNELS.jobsAvailable))[0];
+      const insert = async (bucket: string, priority: number) => (await insertJobs(db, { bucket }, [newJobRecord(bucket, priority)], CHANNELS.jobsAvailable))[0];
       const oldLow = await insert(BUCKET, 0);
       const high = await insert(other, 2);
       const laterHigh = await insert(BUCKET, 2);
@@ -58,7 +42,7 @@ describe('claiming', () => {
       const queue = await ensureDefaultQueue(db, mine);
       await ensureDefaultQueue(db, theirs);
       await sql`UPDATE queues SET max_concurrent = 2 WHERE queue_id = ${queue.queueId}`.execute(db);
-      const insert = async (bucket: string, priority: number) => (await insertJobs(db, { bucket }, [newJob(bucket, priority)], CHANNELS.jobsAvailable))[0].jobId;
+      const insert = async (bucket: string, priority: number) => (await insertJobs(db, { bucket }, [newJobRecord(bucket, priority)], CHANNELS.jobsAvailable))[0].jobId;
       const low = await insert(mine, 0);
       const high = await insert(mine, 2);
       const third = await insert(mine, 1);

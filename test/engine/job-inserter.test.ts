@@ -1,25 +1,14 @@
 import { expect } from 'chai';
 import type { Kysely, KyselyPlugin } from 'kysely';
 import { JobInserter } from '../../src/engine/job-inserter.js';
-import { newId } from '../../src/ids.js';
 import type { NewJob } from '../../src/store/jobs.repository.js';
 import { ensureDefaultQueue } from '../../src/store/queues.repository.js';
 import type { Database } from '../../src/store/schema.js';
+import { newJobRecord } from '../helpers/jobs.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 function newJobs(bucket: string, count: number, priority = 0): NewJob[] {
-  return Array.from({ length: count }, () => ({
-    jobId: newId('j'),
-    bucket,
-    region: 'ap-local',
-    tag: 'MediaInfo',
-    priority,
-    inputObject: 'in.mp4',
-    operation: { JobLevel: String(priority) },
-    callback: { url: undefined, format: undefined, type: undefined },
-    maxAttempts: 3,
-    expiresAt: new Date(Date.now() + 3_600_000),
-  }));
+  return Array.from({ length: count }, () => newJobRecord(bucket, priority));
 }
 
 /** The same database, counting the statements sent through it. */

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
+import { newId } from '../../src/ids.js';
+import type { NewJob } from '../../src/store/jobs.repository.js';
 import type { TestService } from './service.js';
 import { waitFor } from './service.js';
 
@@ -51,4 +53,20 @@ export async function defaultQueueId(api: TestService): Promise<string> {
 export async function setQueue(api: TestService, queueId: string, state: 'Active' | 'Paused', extra = ''): Promise<void> {
   const res = await api.request('PUT', `/queue/${queueId}`, { body: `<Request><Name>q</Name><State>${state}</State>${extra}</Request>` });
   expect(res.status, res.text).to.equal(200);
+}
+
+/** A job as `insertJobs` takes it: a MediaInfo job on in.mp4 at `priority`, for tests that store jobs below the API. */
+export function newJobRecord(bucket: string, priority = 0): NewJob {
+  return {
+    jobId: newId('j'),
+    bucket,
+    region: 'ap-local',
+    tag: 'MediaInfo',
+    priority,
+    inputObject: 'in.mp4',
+    operation: { JobLevel: String(priority) },
+    callback: { url: undefined, format: undefined, type: undefined },
+    maxAttempts: 3,
+    expiresAt: new Date(Date.now() + 3_600_000),
+  };
 }
