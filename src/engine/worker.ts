@@ -42,6 +42,8 @@ interface RunningJob {
 interface EndWaiting {
   readonly run: RunningJob;
   readonly end: JobEnd;
+  /** performance.now() when the job finished. */
+  readonly since: number;
   resolve(): void;
   reject(err: unknown): void;
 }
@@ -194,8 +196,9 @@ export class Worker {
     if (!this.accepting || this.claimOut) return 0;
     const { concurrency, lookaheadMs } = this.deps.config;
     const last = this.lastRunMs;
-    // Very short jobs get two waiting jobs per slot: ends wait for company (`holdEnds`) and the claim sent with them still has jobs to run meanwhile.
-    const depth = last === undefined || last >= lookaheadMs ? 1 : last < END_HOLD_MS ? 3 : 2;
+    // Very short jobs get two waiting jobs per slot where ends can wait for company (`holdEnds`, two slots or more):
+    // the claim sent with them still leaves jobs to run meanwhile.
+    const depth = last === undefined || last >= lookaheadMs ? 1 : last < END_HOLD_MS && concurrency > 1 ? 3 : 2;
     return Math.max(0, depth * concurrency - this.busyJobs());
   }
 
@@ -307,7 +310,7 @@ export class Worker {
       return;
     }
     await new Promise<void>((resolve, reject) => {
-      this.endsWaiting.push({ run, end: { jobId: run.job.jobId, to, outcome }, resolve, reject });
+      this.endsWaiting.push({ run, end: { jobId: run.job.jobId, to, outcome }, since: performance.now(), resolve, reject });
       this.flushEnds();
     });
   }
@@ -317,13 +320,13 @@ export class Worker {
    * statement is out (its answer calls this again) or the ends may wait for
    * company (`holdEnds`).
    */
-  private flushEnds(force = false): void {
+  private flushEnds(): void {
     if (this.claimOut || this.endsWaiting.length === 0) return;
-    if (!force && this.holdEnds()) {
+    if (this.holdEnds()) {
       this.endHoldTimer ??= setTimeout(() => {
         this.endHoldTimer = undefined;
-        this.flushEnds(true);
-      }, END_HOLD_MS);
+        this.flushEnds();
+      }, END_HOLD_MS - (performance.now() - this.endsWaiting[0].since));
       return;
     }
     clearTimeout(this.endHoldTimer);
@@ -357,7 +360,8 @@ export class Worker {
   private holdEnds(): boolean {
     const { concurrency } = this.deps.config;
     return this.accepting && this.lastRunMs !== undefined && this.lastRunMs < END_HOLD_MS
-      && this.endsWaiting.length < concurrency && this.busyJobs() > concurrency;
+      && this.endsWaiting.length < concurrency && this.busyJobs() > concurrency
+      && performance.now() - this.endsWaiting[0].since < END_HOLD_MS;
   }
 
   /** Ends one job by itself (with its callback, if it has one). */
