@@ -25,8 +25,8 @@ export interface Config {
   /** Jobs one process runs at once: their tools (ffprobe, libvips) never run more at once than this. */
   readonly concurrency: number;
   /**
-   * A worker whose last job ran for less than this holds up to `concurrency`
-   * jobs more, one waiting per slot for its tool to start; 0 turns that off.
+   * A worker whose last job ran for less than this holds jobs waiting for a
+   * tool slot, one per slot (two while jobs take under 20 ms); 0 turns that off.
    */
   readonly lookaheadMs: number;
   /** A running job whose lease is not renewed for this long is taken back. */

@@ -191,7 +191,7 @@ export class Worker {
     return busy;
   }
 
-  /** Jobs a claim sent now should ask for: one per free slot and, while jobs are short, one waiting job per slot (see Lookahead above). */
+  /** Jobs a claim sent now should ask for: one per free slot and, while jobs are short, one or two waiting jobs per slot (see Lookahead above). */
   private jobsToClaim(): number {
     if (!this.accepting || this.claimOut) return 0;
     const { concurrency, lookaheadMs } = this.deps.config;
@@ -305,12 +305,13 @@ export class Worker {
    * instead of sending its own.
    */
   private async end(run: RunningJob, to: 'Success' | 'Failed', outcome: Outcome): Promise<void> {
+    const end: JobEnd = { jobId: run.job.jobId, to, outcome };
     if (callbackExpected(run.job, run.queueNotify)) {
-      await withDbRetry(() => this.deps.db.kysely.transaction().execute((tx) => this.endOne(tx, run, { jobId: run.job.jobId, to, outcome })));
+      await withDbRetry(() => this.deps.db.kysely.transaction().execute((tx) => this.endOne(tx, run, end)));
       return;
     }
     await new Promise<void>((resolve, reject) => {
-      this.endsWaiting.push({ run, end: { jobId: run.job.jobId, to, outcome }, since: performance.now(), resolve, reject });
+      this.endsWaiting.push({ run, end, since: performance.now(), resolve, reject });
       this.flushEnds();
     });
   }
