@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { sql } from 'kysely';
 import { CHANNELS } from '../../src/engine/channels.js';
-import { claimJobs, claimStatement } from '../../src/engine/queue.sql.js';
+import { endJob } from '../../src/engine/outcomes.js';
+import { claimJobs, claimStatement, endJobsAndClaimNext } from '../../src/engine/queue.sql.js';
 import type { Processor } from '../../src/processors/processor.js';
 import { insertJobs } from '../../src/store/jobs.repository.js';
 import { ensureDefaultQueue } from '../../src/store/queues.repository.js';
@@ -83,6 +84,36 @@ describe('claiming', () => {
   });
 
   describe('when a job ends', () => {
+    it('writes the same row whether it ends alone (endJob) or with the next claim', async () => {
+      const api = await startTestService();
+      try {
+        const db = api.service.db.kysely;
+        const bucket = 'ends-1250000000';
+        await ensureDefaultQueue(db, bucket);
+        const [alone, together, failedAlone, failedTogether] = await insertJobs(db, { bucket }, [0, 0, 0, 0].map(() => newJobRecord(bucket)), CHANNELS.jobsAvailable);
+        expect(await claimJobs(db, 'test-worker', 60_000, 4)).to.have.length(4);
+        const success = { code: 'Success', message: '', result: { MediaInfo: { Format: { Duration: '2.000000' } } } };
+        const failure = { code: 'InvalidMedia', message: 'not media' };
+        await endJob(db, alone.jobId, ['Running'], 'Success', success, 'test-worker');
+        await endJob(db, failedAlone.jobId, ['Running'], 'Failed', failure, 'test-worker');
+        await endJobsAndClaimNext(db, [
+          { jobId: together.jobId, to: 'Success', outcome: success },
+          { jobId: failedTogether.jobId, to: 'Failed', outcome: failure },
+        ], 'test-worker', 60_000, 0);
+        const { rows } = await sql<Record<string, unknown>>`
+          SELECT job_id, state, code, message, result::text, progress, lease_owner, lease_expires_at, ended_at IS NOT NULL AS ended,
+                 updated_at >= started_at AS updated, attempts
+          FROM jobs WHERE bucket = ${bucket}`.execute(db);
+        const row = (id: string) => { const { job_id: _, ...rest } = rows.find((r) => r.job_id === id)!; return rest; };
+        expect(row(together.jobId)).to.deep.equal(row(alone.jobId));
+        expect(row(failedTogether.jobId)).to.deep.equal(row(failedAlone.jobId));
+        expect(row(alone.jobId)).to.include({ state: 'Success', progress: 100, lease_owner: null, ended: true });
+        expect(row(failedAlone.jobId)).to.include({ state: 'Failed', code: 'InvalidMedia', lease_owner: null, ended: true });
+      } finally {
+        await api.stop();
+      }
+    });
+
     it('claims the next job in the statement that ends it, counting the freed slot', async () => {
       const quick: Processor = { tag: 'MediaInfo', async run() { await sleep(20); return {}; } };
       // A one-minute poll: only the end-and-claim statement can start the next jobs in time.
