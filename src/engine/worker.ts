@@ -143,10 +143,14 @@ export class Worker {
     for (const t of this.timers.splice(0)) clearInterval(t);
   }
 
+  /**
+   * The timers stay referenced until `stop`: they keep a worker-only process
+   * alive while it holds no socket, as when every database connection was
+   * just cut and the reconnects wait for their timers (unreferenced, such a
+   * process exited with status 0 and its jobs' leases ran out unnoticed).
+   */
   private every(ms: number, task: () => unknown): void {
-    const timer = setInterval(task, ms);
-    timer.unref();
-    this.timers.push(timer);
+    this.timers.push(setInterval(task, ms));
   }
 
   /** Claims jobs until the worker is full or the queue has nothing runnable. */

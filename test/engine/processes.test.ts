@@ -1,16 +1,51 @@
 import { expect } from 'chai';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { freshDatabase, DB_KIND, type FreshDatabase } from '../helpers/databases.js';
+import { freshDatabase, migratedDatabaseAt, DB_KIND, type FreshDatabase } from '../helpers/databases.js';
 import { defaultQueueId, mediaInfoRequest, putFixture, setQueue, submit, waitForState } from '../helpers/jobs.js';
 import { slowFfprobe, spawnWorker, type WorkerProcess } from '../helpers/processes.js';
 import { startTestService, waitFor, type TestService } from '../helpers/service.js';
+import { POSTGRES_BIN_DIR, startThrowawayCluster, type ThrowawayCluster } from '../helpers/throwaway-cluster.js';
 
 /*
  * Several worker processes on one PostgreSQL, as in production: these need a
  * server that many processes can connect to, so they run on PostgreSQL only.
  */
 const describePostgres = DB_KIND === 'postgres' ? describe : describe.skip;
+
+interface JobRow { job_id: string; state: string; attempts: number; lease_owner: string | null; lease_expires_at: Date | null; code: string }
+
+/**
+ * Waits until every job is Success, Failed or Cancel, read through the API's
+ * own pool (which must reconnect by itself); on timeout the error lists the
+ * jobs still unfinished.
+ */
+async function waitForEveryJobToEnd(api: TestService, timeoutMs = 60_000): Promise<JobRow[]> {
+  let unfinished: JobRow[] = [];
+  try {
+    return await waitFor(async () => {
+      const rows = await sql<JobRow>`SELECT job_id, state, attempts, lease_owner, lease_expires_at, code FROM jobs`.execute(api.service.db.kysely).catch(() => undefined);
+      if (!rows) return undefined;
+      unfinished = rows.rows.filter((r) => !['Success', 'Failed', 'Cancel'].includes(r.state));
+      return unfinished.length === 0 ? rows.rows : undefined;
+    }, timeoutMs, 'every job to reach a final state');
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; unfinished at ${new Date().toISOString()}: ${JSON.stringify(unfinished)}`);
+  }
+}
+
+/** Cuts every connection to the test's database (the API's, the workers', their listeners'). */
+async function terminateBackends(database: FreshDatabase): Promise<{ rowCount: number }> {
+  const admin = new pg.Client({ connectionString: database.databaseUrl });
+  await admin.connect();
+  try {
+    const dbName = new URL(database.databaseUrl!).pathname.slice(1);
+    const { rowCount } = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [dbName]);
+    return { rowCount: rowCount ?? 0 };
+  } finally {
+    await admin.end();
+  }
+}
 
 describePostgres('worker processes sharing PostgreSQL', function () {
   this.timeout(90_000);
@@ -82,36 +117,99 @@ describePostgres('worker processes sharing PostgreSQL', function () {
     expect(owners.size, 'both workers took part').to.equal(2);
   });
 
+  it('keeps an idle worker process running when every database connection is cut, and it runs the next job', async () => {
+    const worker = await startWorker({ MEDIAJOBS_CONCURRENCY: '1' });
+    const { rowCount } = await terminateBackends(database);
+    expect(rowCount).to.be.greaterThan(0);
+    // Past the reconnect timers (1 s): the process must not have run out of work and exited.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(worker.child.exitCode, 'worker exit code').to.equal(null);
+    const id = await submit(api, mediaInfoRequest('input/demo.mp4'));
+    const detail = await waitForState(api, id, ['Success', 'Failed'], 10_000);
+    expect(detail.State).to.equal('Success');
+  });
+
   it('finishes every job although all database connections are cut several times mid-run', async () => {
     const ffprobe = slowFfprobe(0.5);
     await startWorker({ MEDIAJOBS_FFPROBE_PATH: ffprobe, MEDIAJOBS_CONCURRENCY: '2' });
     await startWorker({ MEDIAJOBS_FFPROBE_PATH: ffprobe, MEDIAJOBS_CONCURRENCY: '2' });
     const ids: string[] = [];
     for (let i = 0; i < 12; i++) ids.push(await submit(api, mediaInfoRequest('input/demo.mp4')));
-    const admin = new pg.Client({ connectionString: database.databaseUrl });
-    await admin.connect();
-    const dbName = new URL(database.databaseUrl!).pathname.slice(1);
     const terminated: number[] = [];
-    try {
-      for (let cut = 0; cut < 3; cut++) {
-        await new Promise((resolve) => setTimeout(resolve, 400));
-        const { rowCount } = await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [dbName]);
-        terminated.push(rowCount ?? 0);
-      }
-    } finally {
-      await admin.end();
+    for (let cut = 0; cut < 3; cut++) {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      terminated.push((await terminateBackends(database)).rowCount);
     }
     // The first cut always finds the workers' and the API's connections; a later one may come before they reconnected.
     expect(terminated[0]).to.be.greaterThan(0);
     // The API's own pool lost its connections too; it must answer again by itself.
-    const states = await waitFor(async () => {
-      const rows = await sql<{ state: string }>`SELECT state FROM jobs`.execute(api.service.db.kysely).catch(() => undefined);
-      if (!rows) return undefined;
-      return rows.rows.every((r) => ['Success', 'Failed', 'Cancel'].includes(r.state)) ? rows.rows.map((r) => r.state) : undefined;
-    }, 60_000, 'every job to reach a final state');
+    const states = (await waitForEveryJobToEnd(api)).map((r) => r.state);
     expect(states).to.have.length(12);
     expect(states.filter((s) => s === 'Success').length).to.equal(12);
     const listed = await api.request('GET', '/jobs?size=100');
     expect(listed.status).to.equal(200);
+  });
+});
+
+/*
+ * A real outage: the server goes down (connections cut, new ones refused)
+ * for longer than a job's lease, then comes back. It is a cluster this test
+ * made with the machine's initdb, never the server the suite runs on.
+ */
+const describeRestart = DB_KIND === 'postgres' && POSTGRES_BIN_DIR !== undefined ? describe : describe.skip;
+
+describeRestart('a PostgreSQL server restart', function () {
+  this.timeout(120_000);
+  let cluster: ThrowawayCluster;
+  let api: TestService | undefined;
+  let worker: WorkerProcess | undefined;
+
+  before(async () => {
+    cluster = await startThrowawayCluster(POSTGRES_BIN_DIR!);
+  });
+
+  after(async () => {
+    await worker?.kill();
+    await api?.stop();
+    await cluster.destroy();
+  });
+
+  it('answers ServiceUnavailable while the server is down, and every job accepted before ends Success after it is back', async () => {
+    const database = await migratedDatabaseAt(cluster.url);
+    api = await startTestService({ database, env: { MEDIAJOBS_LEASE: '2s' } });
+    await putFixture(api, 'fixtures/media/h264-aac.mp4', 'input/demo.mp4');
+    worker = spawnWorker({
+      DATABASE_URL: cluster.url,
+      MEDIAJOBS_DATA_DIR: database.dataDir,
+      MEDIAJOBS_LEASE: '2s',
+      MEDIAJOBS_POLL_INTERVAL: '200ms',
+      MEDIAJOBS_CONCURRENCY: '2',
+      MEDIAJOBS_FFPROBE_PATH: slowFfprobe(1),
+    });
+    await worker.ready;
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push(await submit(api, mediaInfoRequest('input/demo.mp4')));
+    await waitForState(api, ids[0], 'Running');
+
+    await cluster.stop();
+    // Down for longer than the lease: the running probes finish while their outcome cannot be written.
+    const submitted = await api.request('POST', '/jobs', { body: mediaInfoRequest('input/demo.mp4') });
+    const described = await api.request('GET', `/jobs/${ids[0]}`);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await cluster.start();
+
+    for (const answer of [submitted, described]) {
+      expect(answer.status).to.equal(503);
+      expect(answer.xml.Error.Code).to.equal('ServiceUnavailable');
+      expect(answer.headers.get('retry-after')).to.equal('1');
+    }
+    const states = await waitForEveryJobToEnd(api);
+    // The submission refused during the outage stored nothing; every accepted job succeeded.
+    expect(states.map((r) => r.job_id).sort()).to.deep.equal([...ids].sort());
+    expect(states.every((r) => r.state === 'Success'), JSON.stringify(states)).to.equal(true);
+    // Both the API's pool and the worker reconnected by themselves.
+    const after = await submit(api, mediaInfoRequest('input/demo.mp4'));
+    expect((await waitForState(api, after, ['Success', 'Failed'], 30_000)).State).to.equal('Success');
+    expect(worker.child.exitCode).to.equal(null);
   });
 });

@@ -50,18 +50,29 @@ function prepareTemplate(): Promise<void> {
     if (SERVER_URL) {
       await adminQuery(`CREATE DATABASE ${templateName}`);
       created.push(templateName);
-      const config = loadConfig({ DATABASE_URL: withDatabase(SERVER_URL, templateName), MEDIAJOBS_DATA_DIR: scratchRoot });
-      const db = await openDatabase(config, silent);
-      await migrate(db.kysely);
-      await db.close();
+      await migrateDatabase({ DATABASE_URL: withDatabase(SERVER_URL, templateName), MEDIAJOBS_DATA_DIR: scratchRoot });
     } else {
-      const config = loadConfig({ MEDIAJOBS_DATA_DIR: path.dirname(templateDir) });
-      const db = await openDatabase(config, silent);
-      await migrate(db.kysely);
-      await db.close();
+      await migrateDatabase({ MEDIAJOBS_DATA_DIR: path.dirname(templateDir) });
     }
   })();
   return templateReady;
+}
+
+/** Runs every migration on the database these settings name. */
+async function migrateDatabase(env: Record<string, string>): Promise<void> {
+  const db = await openDatabase(loadConfig(env), silent);
+  try {
+    await migrate(db.kysely);
+  } finally {
+    await db.close();
+  }
+}
+
+/** A migrated database on a server of the caller's (a throwaway cluster), with a data directory of its own. */
+export async function migratedDatabaseAt(databaseUrl: string): Promise<FreshDatabase> {
+  const dataDir = path.join(scratchRoot, `data-${++counter}`);
+  await migrateDatabase({ DATABASE_URL: databaseUrl, MEDIAJOBS_DATA_DIR: dataDir });
+  return { databaseUrl, dataDir };
 }
 
 export interface FreshDatabase {
