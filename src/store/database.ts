@@ -37,6 +37,10 @@ async function openPostgres(connectionString: string, concurrency: number, logge
   const pool = new pg.Pool({ connectionString, max: Math.max(10, concurrency * 2 + 4), connectionTimeoutMillis: 10_000 });
   // An idle client whose server went away emits 'error'; the pool drops it and makes a new one on demand.
   pool.on('error', (err) => logger.warn({ err: err.message }, 'idle database connection lost'));
+  // A checked-out client has no pool listener: one whose server goes away between two of its
+  // queries (inside a transaction, or before its first) emits 'error' to nobody, which crashes
+  // the process. Its next query fails with a retryable error instead, and its release drops it.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) });
   const listener = new PgListener(connectionString, logger);
   return {

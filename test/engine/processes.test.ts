@@ -76,7 +76,10 @@ describePostgres('worker processes sharing PostgreSQL', function () {
     await putFixture(api, 'fixtures/media/h264-aac.mp4', 'input/demo.mp4');
   });
 
-  afterEach(async () => {
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') {
+      for (const worker of workers) process.stderr.write(`--- worker pid ${worker.child.pid}, exit ${worker.child.exitCode ?? worker.child.signalCode ?? 'none'}:\n${worker.output().slice(-6000)}\n`);
+    }
     for (const worker of workers) await worker.kill();
     workers = [];
     await api.stop();
@@ -123,7 +126,7 @@ describePostgres('worker processes sharing PostgreSQL', function () {
     expect(rowCount).to.be.greaterThan(0);
     // Past the reconnect timers (1 s): the process must not have run out of work and exited.
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    expect(worker.child.exitCode, 'worker exit code').to.equal(null);
+    expect(worker.child.exitCode, `worker exited:\n${worker.output()}`).to.equal(null);
     const id = await submit(api, mediaInfoRequest('input/demo.mp4'));
     const detail = await waitForState(api, id, ['Success', 'Failed'], 10_000);
     expect(detail.State).to.equal('Success');
@@ -210,6 +213,6 @@ describeRestart('a PostgreSQL server restart', function () {
     // Both the API's pool and the worker reconnected by themselves.
     const after = await submit(api, mediaInfoRequest('input/demo.mp4'));
     expect((await waitForState(api, after, ['Success', 'Failed'], 30_000)).State).to.equal('Success');
-    expect(worker.child.exitCode).to.equal(null);
+    expect(worker.child.exitCode, `worker exited:\n${worker.output()}`).to.equal(null);
   });
 });

@@ -20,6 +20,8 @@ export interface WorkerProcess {
   readonly child: ChildProcess;
   /** Resolves once the worker has logged that it started. */
   readonly ready: Promise<void>;
+  /** Everything it has written so far, stdout and stderr, for failure messages. */
+  output(): string;
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -49,6 +51,7 @@ export function spawnWorker(env: Record<string, string>): WorkerProcess {
   return {
     child,
     ready,
+    output: () => output,
     kill(signal = 'SIGKILL') {
       if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
       return new Promise((resolve) => {
