@@ -9,11 +9,15 @@ import { migrate } from './store/migrate.js';
 import { LocalDiskStorage } from './storage/local-disk.js';
 import { Worker } from './engine/worker.js';
 import { CallbackSender } from './callbacks/sender.js';
+import { withDbRetry } from './engine/db-retry.js';
 import { createSpawner } from './media/spawner.js';
 import { NativeSpawner } from './media/native-spawner.js';
 import { createProcessorRegistry } from './processors/index.js';
 import type { Processor } from './processors/processor.js';
 import type { Storage } from './storage/storage.js';
+
+/** How long a starting process waits for its database before it gives up. */
+const STARTUP_DB_WAIT_MS = 5 * 60_000;
 
 export interface ServiceOptions {
   /** Serve the HTTP API. */
@@ -49,9 +53,14 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   const logger = options.logger ?? createLogger(config);
   const db = await openDatabase(config, logger);
   const stoppers: Array<() => Promise<void>> = [() => db.close()];
+  // A process may start before its database accepts connections (both booting), or see it
+  // restart mid-start: the start waits for it rather than exiting.
+  const onceReachable = <T>(step: () => Promise<T>) => withDbRetry(step, STARTUP_DB_WAIT_MS, (err) => {
+    logger.warn({ err: (err as Error).message }, 'database not reachable yet; retrying');
+  });
   try {
-    await migrate(db.kysely);
-    const app = await ensureDefaultApp(db.kysely);
+    await onceReachable(() => migrate(db.kysely));
+    const app = await onceReachable(() => ensureDefaultApp(db.kysely));
     const storage = new LocalDiskStorage(path.join(config.dataDir, 'buckets'));
     let http: HttpServer | undefined;
     let port: number | undefined;
@@ -74,7 +83,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     }
     // Every process delivers callbacks, so notifications go out as long as any process runs.
     const sender = new CallbackSender(db, config.callbacks, logger);
-    await sender.start();
+    await onceReachable(() => sender.start());
     stoppers.splice(stoppers.length - 1, 0, () => sender.stop());
     return {
       db,

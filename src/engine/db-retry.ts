@@ -18,13 +18,14 @@ export function isRetryableDbError(err: unknown): boolean {
  * for up to `giveUpAfterMs`. Used where giving up would lose a fact that must
  * be recorded, such as a job's outcome after minutes of work.
  */
-export async function withDbRetry<T>(operation: () => Promise<T>, giveUpAfterMs = 5 * 60_000): Promise<T> {
+export async function withDbRetry<T>(operation: () => Promise<T>, giveUpAfterMs = 5 * 60_000, onRetry?: (err: unknown) => void): Promise<T> {
   const deadline = Date.now() + giveUpAfterMs;
   for (let attempt = 0; ; attempt++) {
     try {
       return await operation();
     } catch (err) {
       if (!isRetryableDbError(err) || Date.now() > deadline) throw err;
+      onRetry?.(err);
       await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 50 * 2 ** attempt)));
     }
   }

@@ -164,32 +164,47 @@ const describeRestart = DB_KIND === 'postgres' && POSTGRES_BIN_DIR !== undefined
 describeRestart('a PostgreSQL server restart', function () {
   this.timeout(120_000);
   let cluster: ThrowawayCluster;
-  let api: TestService | undefined;
+  let database: FreshDatabase;
+  let api: TestService;
   let worker: WorkerProcess | undefined;
 
   before(async () => {
     cluster = await startThrowawayCluster(POSTGRES_BIN_DIR!);
   });
 
-  after(async () => {
+  beforeEach(async () => {
+    database = await migratedDatabaseAt(await cluster.createDatabase());
+    api = await startTestService({ database, env: { MEDIAJOBS_LEASE: '2s' } });
+    await putFixture(api, 'fixtures/media/h264-aac.mp4', 'input/demo.mp4');
+  });
+
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed' && worker) process.stderr.write(`--- worker output:\n${worker.output().slice(-6000)}\n`);
     await worker?.kill();
-    await api?.stop();
+    await api.stop();
+    worker = undefined;
+    await cluster.start().catch(() => undefined);
+  });
+
+  after(async () => {
     await cluster.destroy();
   });
 
-  it('answers ServiceUnavailable while the server is down, and every job accepted before ends Success after it is back', async () => {
-    const database = await migratedDatabaseAt(cluster.url);
-    api = await startTestService({ database, env: { MEDIAJOBS_LEASE: '2s' } });
-    await putFixture(api, 'fixtures/media/h264-aac.mp4', 'input/demo.mp4');
+  function startWorker(extra: Record<string, string> = {}): WorkerProcess {
     worker = spawnWorker({
-      DATABASE_URL: cluster.url,
+      DATABASE_URL: database.databaseUrl!,
       MEDIAJOBS_DATA_DIR: database.dataDir,
       MEDIAJOBS_LEASE: '2s',
       MEDIAJOBS_POLL_INTERVAL: '200ms',
       MEDIAJOBS_CONCURRENCY: '2',
-      MEDIAJOBS_FFPROBE_PATH: slowFfprobe(1),
+      ...extra,
     });
-    await worker.ready;
+    return worker;
+  }
+
+  it('answers ServiceUnavailable while the server is down, and every job accepted before ends Success after it is back', async () => {
+    const running = startWorker({ MEDIAJOBS_FFPROBE_PATH: slowFfprobe(1) });
+    await running.ready;
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) ids.push(await submit(api, mediaInfoRequest('input/demo.mp4')));
     await waitForState(api, ids[0], 'Running');
@@ -213,6 +228,17 @@ describeRestart('a PostgreSQL server restart', function () {
     // Both the API's pool and the worker reconnected by themselves.
     const after = await submit(api, mediaInfoRequest('input/demo.mp4'));
     expect((await waitForState(api, after, ['Success', 'Failed'], 30_000)).State).to.equal('Success');
-    expect(worker.child.exitCode, `worker exited:\n${worker.output()}`).to.equal(null);
+    expect(running.child.exitCode, `worker exited:\n${running.output()}`).to.equal(null);
+  });
+
+  it('a worker started while the server is down waits for it, then runs the jobs waiting', async () => {
+    const id = await submit(api, mediaInfoRequest('input/demo.mp4'));
+    await cluster.stop();
+    const late = startWorker();
+    await waitFor(async () => (late.output().includes('database not reachable yet') ? true : undefined), 20_000, 'the worker to say it waits for the database');
+    expect(late.child.exitCode, `worker exited:\n${late.output()}`).to.equal(null);
+    await cluster.start();
+    await late.ready;
+    expect((await waitForState(api, id, ['Success', 'Failed'], 30_000)).State).to.equal('Success');
   });
 });

@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 
 const run = promisify(execFile);
 
@@ -38,8 +39,8 @@ async function freePort(): Promise<number> {
 }
 
 export interface ThrowawayCluster {
-  /** DATABASE_URL of its `postgres` database. */
-  readonly url: string;
+  /** Creates an empty database and returns its DATABASE_URL. */
+  createDatabase(): Promise<string>;
   /** pg_ctl stop -m fast: every connection is cut and new ones are refused until `start`. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -64,8 +65,20 @@ export async function startThrowawayCluster(binDir: string): Promise<ThrowawayCl
   const stop = async () => { await pgCtl(['-m', 'fast', 'stop']); };
   await start();
   let destroyed = false;
+  let databases = 0;
+  const urlOf = (name: string) => `postgres://postgres@127.0.0.1:${port}/${name}`;
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async createDatabase() {
+      const name = `mediajobs_${++databases}`;
+      const admin = new pg.Client({ connectionString: urlOf('postgres') });
+      await admin.connect();
+      try {
+        await admin.query(`CREATE DATABASE ${name}`);
+      } finally {
+        await admin.end();
+      }
+      return urlOf(name);
+    },
     start,
     stop,
     async destroy() {
