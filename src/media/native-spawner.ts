@@ -115,11 +115,13 @@ export class NativeSpawner implements Spawner {
       stdout,
       stderr,
       exited,
-      // Never after the reap: the pid may already belong to another process.
+      // Never after the reap: the pid may already belong to another process. The whole group,
+      // so that a wrapper script's own children (MEDIAJOBS_FFPROBE_PATH may name one) die too
+      // and release the pipes.
       kill: () => {
         if (gone) return;
         try {
-          process.kill(pid, 'SIGKILL');
+          process.kill(-pid, 'SIGKILL');
         } catch {
           // Already exiting; the reap reports how it ended.
         }

@@ -22,7 +22,8 @@ process.on('message', (message: Request | { kill: number }) => {
     return;
   }
   const { id, binary, args } = message;
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+  // detached: a process group of its own, killed whole (see native-spawner.ts).
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true, detached: true });
   let spawnError: string | undefined;
   child.on('error', (err) => {
     if (child.pid === undefined) spawnError = err.message;
@@ -30,10 +31,19 @@ process.on('message', (message: Request | { kill: number }) => {
   const exited = new Promise<ExitStatus>((resolve) => {
     child.on('close', (code, signal) => resolve({ code, signal, ...(spawnError !== undefined ? { spawnError } : {}) }));
   });
-  const run = superviseChild({ stdout: child.stdout, stderr: child.stderr, exited, kill: () => child.kill('SIGKILL') }, message);
+  const run = superviseChild({ stdout: child.stdout, stderr: child.stderr, exited, kill: () => killGroup(child.pid) }, message);
   running.set(id, run);
   void run.result.then((result) => {
     running.delete(id);
     process.send!({ id, ...result });
   });
 });
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Already gone; 'close' reports how it ended.
+  }
+}

@@ -5,8 +5,10 @@
  * spawn(file, argv) -> Promise<[pid, stdoutFd, stderrFd]>, started off the
  * main thread: stdin is /dev/null, stdout
  * and stderr are fresh pipes whose read ends (close-on-exec) go to the caller,
- * every signal is reset to its default and unblocked in the child, and the
- * child is SIGKILLed if this process dies.
+ * every signal is reset to its default and unblocked in the child, the
+ * child leads a process group of its own (whose id is its pid: a kill of
+ * -pid reaches whatever it started too), and it is SIGKILLed if this
+ * process dies.
  * reap(pid) -> undefined while the child runs, else [exitCode | -1, signal | 0].
  * Nothing else: time limits, output limits and kills are the caller's.
  */
@@ -79,7 +81,7 @@ static int start_child(const char *file, char *const argv[], int out_w, int err_
       if (sigaction(sig, NULL, &current) == 0 && current.sa_handler != SIG_DFL) sigaction(sig, &dfl, NULL);
     }
     int null_fd = open("/dev/null", O_RDONLY);
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || null_fd < 0
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || null_fd < 0 || setpgid(0, 0) != 0
         || dup2(null_fd, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) {
       child_errno = errno ? errno : ECHILD;
       _exit(127);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { freshDatabase, migratedDatabaseAt, DB_KIND, type FreshDatabase } from '../helpers/databases.js';
-import { defaultQueueId, mediaInfoRequest, putFixture, setQueue, submit, waitForState } from '../helpers/jobs.js';
+import { defaultQueueId, describeJob, mediaInfoRequest, putFixture, setQueue, submit, waitForState } from '../helpers/jobs.js';
 import { slowFfprobe, spawnWorker, type WorkerProcess } from '../helpers/processes.js';
 import { startTestService, waitFor, type TestService } from '../helpers/service.js';
 import { POSTGRES_BIN_DIR, startThrowawayCluster, type ThrowawayCluster } from '../helpers/throwaway-cluster.js';
@@ -97,6 +97,34 @@ describePostgres('worker processes sharing PostgreSQL', function () {
     expect(detail.Operation.MediaInfo.Stream.Video.CodecName).to.equal('h264');
     const row = await api.service.db.kysely.selectFrom('jobs').select(['attempts']).where('job_id', '=', id).executeTakeFirstOrThrow();
     expect(row.attempts).to.equal(2);
+  });
+
+  it('on SIGTERM, lets a running job finish within the grace period and exits 0', async () => {
+    const worker = await startWorker({ MEDIAJOBS_FFPROBE_PATH: slowFfprobe(1.5), MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_SHUTDOWN_GRACE: '20s' });
+    const running = await submit(api, mediaInfoRequest('input/demo.mp4'));
+    await waitForState(api, running, 'Running');
+    const waiting = await submit(api, mediaInfoRequest('input/demo.mp4'));
+    const exited = new Promise<number | null>((resolve) => worker.child.once('exit', (code) => resolve(code)));
+    worker.child.kill('SIGTERM');
+    expect(await exited, worker.output()).to.equal(0);
+    expect((await describeJob(api, running)).State).to.equal('Success');
+    // It stopped claiming: the job submitted after the signal was left for another worker.
+    expect((await describeJob(api, waiting)).State).to.equal('Submitted');
+  });
+
+  it('on SIGTERM, hands a job still running after the grace period back to the queue, uncounted, for another worker', async () => {
+    const worker = await startWorker({ MEDIAJOBS_FFPROBE_PATH: slowFfprobe(30), MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_SHUTDOWN_GRACE: '300ms' });
+    const id = await submit(api, mediaInfoRequest('input/demo.mp4'));
+    await waitForState(api, id, 'Running');
+    const exited = new Promise<number | null>((resolve) => worker.child.once('exit', (code) => resolve(code)));
+    const signalled = Date.now();
+    worker.child.kill('SIGTERM');
+    expect(await exited, worker.output()).to.equal(0);
+    expect(Date.now() - signalled, 'exit within the grace period and the hand-back').to.be.lessThan(10_000);
+    const row = await api.service.db.kysely.selectFrom('jobs').select(['state', 'attempts', 'lease_owner']).where('job_id', '=', id).executeTakeFirstOrThrow();
+    expect(row).to.deep.equal({ state: 'Submitted', attempts: 0, lease_owner: null });
+    await startWorker({ MEDIAJOBS_CONCURRENCY: '1' });
+    expect((await waitForState(api, id, ['Success', 'Failed'], 20_000)).State).to.equal('Success');
   });
 
   it('holds a queue\'s MaxConcurrent across two worker processes', async () => {

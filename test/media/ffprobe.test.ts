@@ -83,6 +83,8 @@ for (const [spawnerName, makeSpawner] of SPAWNERS) describe(`runFfprobe, spawned
   let silentProbe: string;
   /** One that prints a little and then dies of SIGSEGV. */
   let crashingProbe: string;
+  /** A wrapper script, as MEDIAJOBS_FFPROBE_PATH may name: its hanging child holds the output pipes; it records the child's pid. */
+  let wrappingProbe: string;
 
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mediajobs-ffprobe-'));
@@ -91,6 +93,8 @@ for (const [spawnerName, makeSpawner] of SPAWNERS) describe(`runFfprobe, spawned
     await fs.writeFile(hangingProbe, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 30\n`, { mode: 0o755 });
     silentProbe = path.join(dir, 'silent-ffprobe.sh');
     await fs.writeFile(silentProbe, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 30 >&- 2>&-\n`, { mode: 0o755 });
+    wrappingProbe = path.join(dir, 'wrapping-ffprobe.sh');
+    await fs.writeFile(wrappingProbe, `#!/bin/sh\nsleep 30 &\necho $! > '${pidFile}'\nwait\n`, { mode: 0o755 });
     crashingProbe = path.join(dir, 'crashing-ffprobe.sh');
     await fs.writeFile(crashingProbe, `#!/bin/sh\necho '{}'\necho 'about to crash' >&2\nkill -SEGV $$\n`, { mode: 0o755 });
   });
@@ -172,6 +176,18 @@ for (const [spawnerName, makeSpawner] of SPAWNERS) describe(`runFfprobe, spawned
     expect(await probe).to.equal(reason);
     expect(Date.now() - abortedAt).to.be.below(500);
     expect(isAlive(pid)).to.equal(false);
+  });
+
+  it('on abort, also kills what the tool started, which would otherwise hold its output open', async () => {
+    const controller = new AbortController();
+    const probe = rejection(runFfprobe(fixture('h264-aac.mp4'), { spawner, ffprobePath: wrappingProbe, signal: controller.signal }));
+    const grandchild = Number(await waitForFile(pidFile));
+    expect(isAlive(grandchild)).to.equal(true);
+    const abortedAt = Date.now();
+    controller.abort(new Error('cancelled'));
+    await probe;
+    expect(Date.now() - abortedAt).to.be.below(1000);
+    expect(isGone(grandchild), 'the wrapper\'s child is gone').to.equal(true);
   });
 
   it('does not start ffprobe when the signal is already aborted', async () => {
