@@ -26,7 +26,8 @@ export async function cancelJobs(db: Db, bucket: string, jobIds: readonly string
     for (const job of jobs) {
       const ended = await endJob(tx, job.jobId, ['Submitted', 'Pause', 'Running'], 'Cancel', { code: 'Cancel', message: 'The job was cancelled.' });
       if (!ended) throw new CiError('InvalidArgument', `The job ${job.jobId} has just finished and cannot be cancelled.`);
-      if (job.state === 'Running') await sql`SELECT pg_notify(${CHANNELS.jobCancelled}, ${job.jobId})`.execute(tx);
+      // Whatever state it was read in: a claim may have committed while this UPDATE waited for its lock.
+      await sql`SELECT pg_notify(${CHANNELS.jobCancelled}, ${job.jobId})`.execute(tx);
     }
   });
 }

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { transitionJob, jobRowToJob, type Executor, type Job, type JobRow } from '../store/jobs.repository.js';
 import type { NotifyConfig } from '../store/schema.js';
+import { CHANNELS } from './channels.js';
 import { JOB_FAILURE_CODES } from './job-errors.js';
 import { canTransition } from './job-state.js';
 import { endJob, type Outcome } from './outcomes.js';
@@ -12,8 +13,8 @@ import { endJob, type Outcome } from './outcomes.js';
  * transitions are checked below.
  */
 
-for (const [from, to] of [['Submitted', 'Running'], ['Running', 'Success'], ['Running', 'Failed']] as const) {
-  if (!canTransition(from, to)) throw new Error(`the claim statement needs ${from} → ${to}`);
+for (const [from, to] of [['Submitted', 'Running'], ['Running', 'Success'], ['Running', 'Failed'], ['Pause', 'Submitted']] as const) {
+  if (!canTransition(from, to)) throw new Error(`the queue statements need ${from} → ${to}`);
 }
 
 /**
@@ -208,6 +209,22 @@ export async function reapExpiredLeases(db: Executor, limit = 100): Promise<Job[
     }
     return reaped;
   });
+}
+
+/**
+ * Makes jobs left in `Pause` in an Active queue `Submitted` again, in their
+ * original order (their seq is untouched). A submission reads its queue's
+ * state without a lock, so one that read Paused can commit after a resume
+ * moved the queue's paused jobs; without this its jobs would wait for their
+ * expiry. Returns their ids.
+ */
+export async function resumeStrandedJobs(db: Executor): Promise<string[]> {
+  const { rows } = await sql<{ job_id: string }>`
+    UPDATE jobs j SET state = 'Submitted', updated_at = now()
+    FROM queues q
+    WHERE j.state = 'Pause' AND q.queue_id = j.queue_id AND q.state = 'Active'
+    RETURNING j.job_id, pg_notify(${CHANNELS.jobsAvailable}, '') AS notified`.execute(db);
+  return rows.map((r) => r.job_id);
 }
 
 /** Ends jobs that were not started before their deadline (MEDIAJOBS_JOB_TTL). */

@@ -18,10 +18,12 @@ export async function updateMediaQueue(db: Db, bucket: string, queueId: string, 
     // then queue), so the two never deadlock. A job claimed meanwhile is
     // Running and simply goes on; claim() re-checks the queue's state when it
     // takes a slot, so nothing is claimed once the pause commits.
-    if (current.state !== 'Paused' && update.state === 'Paused') {
+    // Moved whatever the queue's state was: a request that read a stale state
+    // (another pause or resume in flight) still leaves jobs and queue agreeing,
+    // and a repeated Active repairs them.
+    if (update.state === 'Paused') {
       await transitionQueueJobs(tx, queueId, 'Submitted', 'Pause');
-    } else if (current.state !== 'Active' && update.state === 'Active') {
-      await transitionQueueJobs(tx, queueId, 'Pause', 'Submitted');
+    } else if (await transitionQueueJobs(tx, queueId, 'Pause', 'Submitted') > 0) {
       await sql`SELECT pg_notify(${CHANNELS.jobsAvailable}, '')`.execute(tx);
     }
     const updated = await updateQueue(tx, queueId, update);

@@ -13,7 +13,7 @@ import type { XmlObject } from '../xml/tree.js';
 import { CHANNELS } from './channels.js';
 import { PermanentJobError, RetryLaterError } from './job-errors.js';
 import { callbackExpected, endJob, type Outcome } from './outcomes.js';
-import { claimJobs, type ClaimedJob, endJobsAndClaimNext, type JobEnd, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, retryOrFail, saveProgress } from './queue.sql.js';
+import { claimJobs, type ClaimedJob, endJobsAndClaimNext, type JobEnd, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, resumeStrandedJobs, retryOrFail, saveProgress } from './queue.sql.js';
 import { withDbRetry } from './db-retry.js';
 import { ToolSlots } from './tool-slots.js';
 
@@ -420,7 +420,9 @@ export class Worker {
       const reaped = await reapExpiredLeases(this.deps.db.kysely);
       if (reaped.length) this.log.warn({ jobIds: reaped.map((j) => j.jobId) }, 'took back jobs whose worker stopped renewing its lease');
       await expireWaitingJobs(this.deps.db.kysely);
-      if (reaped.length) this.wake();
+      const resumed = await resumeStrandedJobs(this.deps.db.kysely);
+      if (resumed.length) this.log.warn({ jobIds: resumed }, 'resumed jobs left in Pause in an Active queue');
+      if (reaped.length || resumed.length) this.wake();
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'maintenance failed');
     }
