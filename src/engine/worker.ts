@@ -9,7 +9,7 @@ import type { Executor, Job } from '../store/jobs.repository.js';
 import type { NotifyConfig } from '../store/schema.js';
 import { findTemplate } from '../store/templates.repository.js';
 import type { Storage } from '../storage/storage.js';
-import type { XmlObject } from '../xml/tree.js';
+import { mapXmlText, type XmlObject } from '../xml/tree.js';
 import { CHANNELS } from './channels.js';
 import { PermanentJobError, RetryLaterError } from './job-errors.js';
 import { callbackExpected, endJob, type Outcome } from './outcomes.js';
@@ -49,6 +49,11 @@ interface EndWaiting {
 }
 
 const PROGRESS_WRITE_INTERVAL_MS = 500;
+
+/** PostgreSQL's text and JSON refuse NUL, which a hostile file's metadata or a tool's message may hold. */
+function storable(text: string): string {
+  return text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
+}
 /** The longest a finished job's end waits for others to go with it (see `holdEnds`). */
 const END_HOLD_MS = 20;
 
@@ -229,11 +234,21 @@ export class Worker {
   private launch({ job, queueNotify }: ClaimedJob): void {
     const controller = new AbortController();
     const run: RunningJob = { job, queueNotify, controller, finished: false, done: Promise.resolve() };
+    // Claimed again while an earlier run of it here has not ended (its lease ran out in an outage
+    // and was taken back): that run has lost the job.
+    this.stopJob(job.jobId, 'lease-lost');
     this.running.set(job.jobId, run);
-    run.done = this.execute(run).finally(() => {
-      this.running.delete(job.jobId);
-      this.wake();
-    });
+    run.done = this.execute(run)
+      .catch((err: unknown) => {
+        // Its outcome could not be written (the database away for longer than the retries, or a
+        // value it refuses). Once this run is gone nobody renews the job's lease, so the reaper
+        // hands it out again; the process goes on with its other jobs.
+        this.log.error({ jobId: job.jobId, err: (err as Error).message }, 'could not record a job\'s outcome; it runs again once its lease runs out');
+      })
+      .finally(() => {
+        if (this.running.get(job.jobId) === run) this.running.delete(job.jobId);
+        this.wake();
+      });
   }
 
   /**
@@ -256,6 +271,8 @@ export class Worker {
     let lastProgressWrite = Date.now();
     const startedAt = performance.now();
     let slotWaitMs = 0;
+    let outcome: Outcome | undefined;
+    let failure: unknown;
     try {
       const processor = this.deps.processors.get(job.tag);
       if (!processor) throw new PermanentJobError('InvalidArgument', `No processor runs Tag ${job.tag} on this worker.`);
@@ -283,20 +300,22 @@ export class Worker {
       const result = await (processor.slotsItsTool ? processor.run(ctx) : withToolSlot(() => processor.run(ctx)));
       if (run.stopReason) return this.afterStop(run, log());
       this.finish(run, startedAt, slotWaitMs);
-      await this.end(run, 'Success', { code: 'Success', message: '', result });
+      outcome = { code: 'Success', message: '', result };
     } catch (err) {
       if (run.stopReason) return this.afterStop(run, log());
       if (!run.finished) this.finish(run, startedAt, slotWaitMs);
-      if (err instanceof PermanentJobError) {
-        log().info({ code: err.code, message: err.message }, 'job failed');
-        await this.end(run, 'Failed', { code: err.code, message: err.message });
-        return;
-      }
-      const delay = err instanceof RetryLaterError && err.delayMs !== undefined ? err.delayMs : nextRetryDelayMs(job.attempts);
-      log().warn({ err: (err as Error).message, delay }, 'job attempt failed; retrying');
-      await withDbRetry(() => db.kysely.transaction().execute((tx) =>
-        retryOrFail(tx, job, this.workerId, delay, (err as Error).message ?? String(err))));
+      failure = err;
     }
+    // Outside the try: a failure to write the outcome is not the processor's failure (see `launch`).
+    if (outcome) return this.end(run, 'Success', outcome);
+    if (failure instanceof PermanentJobError) {
+      log().info({ code: failure.code, message: failure.message }, 'job failed');
+      return this.end(run, 'Failed', { code: failure.code, message: failure.message });
+    }
+    const delay = failure instanceof RetryLaterError && failure.delayMs !== undefined ? failure.delayMs : nextRetryDelayMs(job.attempts);
+    const reason = storable((failure as Error)?.message ?? String(failure));
+    log().warn({ err: reason, delay }, 'job attempt failed; retrying');
+    await withDbRetry(() => db.kysely.transaction().execute((tx) => retryOrFail(tx, job, this.workerId, delay, reason)));
   }
 
   /**
@@ -308,7 +327,8 @@ export class Worker {
    * job that finishes while another statement is out waits for that one
    * instead of sending its own.
    */
-  private async end(run: RunningJob, to: 'Success' | 'Failed', outcome: Outcome): Promise<void> {
+  private async end(run: RunningJob, to: 'Success' | 'Failed', { code, message, result }: Outcome): Promise<void> {
+    const outcome: Outcome = { code, message: storable(message), ...(result ? { result: mapXmlText(result, storable) } : {}) };
     const end: JobEnd = { jobId: run.job.jobId, to, outcome };
     if (callbackExpected(run.job, run.queueNotify)) {
       await withDbRetry(() => this.deps.db.kysely.transaction().execute((tx) => this.endOne(tx, run, end)));
@@ -419,6 +439,8 @@ export class Worker {
     try {
       const reaped = await reapExpiredLeases(this.deps.db.kysely);
       if (reaped.length) this.log.warn({ jobIds: reaped.map((j) => j.jobId) }, 'took back jobs whose worker stopped renewing its lease');
+      // This worker's own, when an outage kept it from renewing: those runs have lost their jobs.
+      for (const job of reaped) this.stopJob(job.jobId, 'lease-lost');
       await expireWaitingJobs(this.deps.db.kysely);
       const resumed = await resumeStrandedJobs(this.deps.db.kysely);
       if (resumed.length) this.log.warn({ jobIds: resumed }, 'resumed jobs left in Pause in an Active queue');

@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { expect } from 'chai';
+import { sql } from 'kysely';
 import { PermanentJobError, RetryLaterError } from '../../src/engine/job-errors.js';
+import { reapExpiredLeases } from '../../src/engine/queue.sql.js';
 import type { Processor } from '../../src/processors/processor.js';
+import type { XmlObject } from '../../src/xml/tree.js';
 import { defaultQueueId, describeJob, mediaInfoRequest, putFixture, setQueue, submit, waitForState } from '../helpers/jobs.js';
 import { freshDatabase } from '../helpers/databases.js';
 import { startTestService, waitFor, type TestService } from '../helpers/service.js';
@@ -112,11 +115,14 @@ describe('worker', () => {
     const attemptsSeen = new Map<string, number>();
     const flaky: Processor = {
       tag: 'MediaInfo',
-      async run(ctx) {
+      async run(ctx): Promise<XmlObject> {
         const n = (attemptsSeen.get(ctx.job.jobId) ?? 0) + 1;
         attemptsSeen.set(ctx.job.jobId, n);
         if (ctx.job.inputObject === 'always-fails.mp4') throw new RetryLaterError('storage is down', 50);
         if (ctx.job.inputObject === 'bad.mp4') throw new PermanentJobError('InvalidMedia', 'not media');
+        if (ctx.job.inputObject === 'nul-message.mp4') throw new PermanentJobError('InvalidMedia', 'a tag held \u0000 here');
+        if (ctx.job.inputObject === 'nul-retry.mp4' && n === 1) throw new RetryLaterError('hiccup \u0000', 50);
+        if (ctx.job.inputObject === 'nul-result.mp4') return { MediaInfo: { Format: { FormatLongName: 'evil\u0000name', Duration: '1.000000' } } };
         if (n === 1) throw new RetryLaterError('first attempt hiccup', 50);
         return { MediaInfo: { Format: { Duration: '1.000000' } } };
       },
@@ -141,6 +147,15 @@ describe('worker', () => {
       expect(attemptsSeen.get(id)).to.equal(1);
     });
 
+    it('stores NUL, which PostgreSQL refuses, as U+FFFD in a message, a retry reason or a result', async () => {
+      const failed = await waitForState(api, await submit(api, mediaInfoRequest('nul-message.mp4')));
+      expect(failed).to.include({ State: 'Failed', Code: 'InvalidMedia', Message: 'a tag held \uFFFD here' });
+      expect((await waitForState(api, await submit(api, mediaInfoRequest('nul-retry.mp4')))).State).to.equal('Success');
+      const succeeded = await waitForState(api, await submit(api, mediaInfoRequest('nul-result.mp4')));
+      expect(succeeded.State).to.equal('Success');
+      expect(succeeded.Operation.MediaInfo.Format.FormatLongName).to.equal('evil\uFFFDname');
+    });
+
     it('ends Failed MaxAttemptsExceeded after the last attempt', async () => {
       const id = await submit(api, mediaInfoRequest('always-fails.mp4'));
       const detail = await waitForState(api, id);
@@ -148,6 +163,40 @@ describe('worker', () => {
       expect(detail.Message).to.include('storage is down');
       expect(attemptsSeen.get(id)).to.equal(3);
     });
+  });
+
+  it('stops its own earlier run of a job that was taken back and claimed again by it (a lease lost in an outage)', async () => {
+    const runs: string[] = [];
+    let started = 0;
+    const slow: Processor = {
+      tag: 'MediaInfo',
+      async run(ctx) {
+        const run = ++started;
+        runs.push(`start ${run}`);
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(resolve, run === 1 ? 1500 : 300);
+          ctx.signal.addEventListener('abort', () => { clearTimeout(timer); runs.push(`abort ${run}`); reject(ctx.signal.reason); });
+        });
+        return { MediaInfo: { Format: { Duration: String(run) } } };
+      },
+    };
+    // Renewals every 10 s: the job comes back to this worker before a renewal could notice.
+    const api = await startTestService({ worker: true, env: { MEDIAJOBS_LEASE: '30s', MEDIAJOBS_POLL_INTERVAL: '100ms' }, processors: new Map([['MediaInfo', slow]]) });
+    try {
+      const id = await submit(api, mediaInfoRequest('in.mp4'));
+      await waitFor(async () => (runs.includes('start 1') ? true : undefined));
+      const db = api.service.db.kysely;
+      await sql`UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE job_id = ${id}`.execute(db);
+      expect((await reapExpiredLeases(db)).map((j) => j.jobId)).to.deep.equal([id]);
+      const detail = await waitForState(api, id, ['Success', 'Failed'], 10_000);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(runs).to.deep.equal(['start 1', 'abort 1', 'start 2']);
+      expect(detail.State).to.equal('Success');
+      expect(detail.Operation.MediaInfo.Format.Duration, 'the result of the run that held the job').to.equal('2');
+      expect(api.service.worker!.activeJobIds).to.deep.equal([]);
+    } finally {
+      await api.stop();
+    }
   });
 
   describe('cancel and shutdown', () => {
