@@ -33,6 +33,12 @@ export interface Config {
   readonly leaseMs: number;
   /** Polling fallback for lost LISTEN/NOTIFY wake-ups. */
   readonly pollIntervalMs: number;
+  /**
+   * A PostgreSQL statement unanswered for this long fails (retryably) and its
+   * connection is dropped: a server that vanished without a reset would
+   * otherwise hold it, and the worker waiting on it, forever. 0: no limit.
+   */
+  readonly dbQueryTimeoutMs: number;
   readonly maxAttempts: number;
   /** A job not started within this time after creation ends Failed. */
   readonly jobTtlMs: number;
@@ -135,6 +141,7 @@ export function loadConfig(env: Env = process.env): Config {
     lookaheadMs: duration(env, 'MEDIAJOBS_LOOKAHEAD', 1000),
     leaseMs: duration(env, 'MEDIAJOBS_LEASE', 30_000),
     pollIntervalMs: duration(env, 'MEDIAJOBS_POLL_INTERVAL', 1000),
+    dbQueryTimeoutMs: duration(env, 'MEDIAJOBS_DB_QUERY_TIMEOUT', 120_000),
     maxAttempts: integer(env, 'MEDIAJOBS_MAX_ATTEMPTS', 3, 1, 100),
     jobTtlMs: duration(env, 'MEDIAJOBS_JOB_TTL', 24 * 3_600_000),
     shutdownGraceMs: duration(env, 'MEDIAJOBS_SHUTDOWN_GRACE', 10_000),

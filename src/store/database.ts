@@ -30,11 +30,20 @@ pg.types.setTypeParser(20, (value) => value);
 export async function openDatabase(config: Config, logger: Logger): Promise<Db> {
   return config.databaseUrl === undefined
     ? openPglite(path.join(config.dataDir, 'pg'))
-    : openPostgres(config.databaseUrl, config.concurrency, logger);
+    : openPostgres(config.databaseUrl, config, logger);
 }
 
-async function openPostgres(connectionString: string, concurrency: number, logger: Logger): Promise<Db> {
-  const pool = new pg.Pool({ connectionString, max: Math.max(10, concurrency * 2 + 4), connectionTimeoutMillis: 10_000 });
+async function openPostgres(connectionString: string, { concurrency, dbQueryTimeoutMs }: Config, logger: Logger): Promise<Db> {
+  const pool = new pg.Pool({
+    connectionString,
+    max: Math.max(10, concurrency * 2 + 4),
+    connectionTimeoutMillis: 10_000,
+    // Both for a server gone without a reset: keepalives find an idle connection dead, the
+    // timeout a statement that will never be answered (prepared-statements.ts drops its connection).
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    ...(dbQueryTimeoutMs > 0 ? { query_timeout: dbQueryTimeoutMs } : {}),
+  });
   // An idle client whose server went away emits 'error'; the pool drops it and makes a new one on demand.
   pool.on('error', (err) => logger.warn({ err: err.message }, 'idle database connection lost'));
   // A checked-out client has no pool listener: one whose server goes away between two of its
@@ -89,7 +98,7 @@ class PgListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString, connectionTimeoutMillis: 5000 });
+    const client = new pg.Client({ connectionString: this.connectionString, connectionTimeoutMillis: 5000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 });
     client.on('notification', (msg) => {
       for (const handler of this.handlers.get(msg.channel) ?? []) handler(msg.payload ?? '');
     });

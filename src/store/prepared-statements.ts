@@ -35,7 +35,8 @@ interface ConnectionState {
  * A prepared statement whose result columns changed under it (a migration
  * run by a newer process while this one serves) fails with "cached plan must
  * not change result type": the connection is then dropped from the pool and,
- * outside a transaction, the statement runs again unprepared.
+ * outside a transaction, the statement runs again unprepared. A connection
+ * whose statement timed out (pg's query_timeout) is dropped on release too.
  */
 export function preparingPool(pool: pg.Pool, limits: PreparedStatementLimits = DEFAULT_LIMITS): PostgresPool {
   const states = new WeakMap<pg.PoolClient, ConnectionState>();
@@ -73,7 +74,12 @@ function preparingClient(client: pg.PoolClient, state: ConnectionState, limits: 
   return {
     query(textOrCursor: string | object, parameters?: ReadonlyArray<unknown>) {
       if (typeof textOrCursor !== 'string') return client.query(textOrCursor as pg.Submittable);
-      return run(textOrCursor, [...(parameters ?? [])]);
+      return run(textOrCursor, [...(parameters ?? [])]).catch((err: unknown) => {
+        // pg gives up waiting but keeps the statement as the connection's active one: every later
+        // query on it would wait behind an answer that never comes.
+        if (isReadTimeout(err)) state.discard = true;
+        throw err;
+      });
     },
     release() {
       client.release(state.discard ? true : undefined);
@@ -102,6 +108,10 @@ function trackTransaction(state: ConnectionState, text: string): void {
   const keyword = /^\s*(\w+)/.exec(text)?.[1]?.toLowerCase();
   if (keyword === 'begin' || keyword === 'start') state.inTransaction = true;
   else if (keyword === 'commit' || keyword === 'rollback') state.inTransaction = false;
+}
+
+function isReadTimeout(err: unknown): boolean {
+  return /^Query read timeout$/.test(String((err as { message?: unknown } | null)?.message));
 }
 
 function isStalePlan(err: unknown): boolean {

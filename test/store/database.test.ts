@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { expect } from 'chai';
 import { sql } from 'kysely';
 import pg from 'pg';
@@ -48,5 +49,44 @@ import { DB_KIND, freshDatabase } from '../helpers/databases.js';
     // The dead client was dropped from the pool: the next statement gets a new connection.
     const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(db.kysely);
     expect(rows[0].one).to.equal(1);
+  });
+
+  it('gives up on a statement a vanished server never answers, drops that connection, and the next statement gets a new one', async () => {
+    // A proxy whose open connections can be made to swallow everything, as when the server's host
+    // disappears without a reset; connections made afterwards pass.
+    const target = new URL(databaseUrl);
+    const clients = new Set<net.Socket>();
+    const swallowing = new Set<net.Socket>();
+    const proxy = net.createServer((client) => {
+      const server = net.connect(Number(target.port || 5432), target.hostname);
+      for (const socket of [client, server]) socket.on('error', () => undefined);
+      client.on('data', (chunk) => { if (!swallowing.has(client)) server.write(chunk); });
+      server.on('data', (chunk) => { if (!swallowing.has(client)) client.write(chunk); });
+      client.on('close', () => { server.destroy(); clients.delete(client); });
+      server.on('close', () => { if (!swallowing.has(client)) client.destroy(); });
+      clients.add(client);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const viaProxy = new URL(databaseUrl);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String((proxy.address() as net.AddressInfo).port);
+    const proxied = await openDatabase(loadConfig({ DATABASE_URL: viaProxy.toString(), MEDIAJOBS_DATA_DIR: '/nonexistent', MEDIAJOBS_DB_QUERY_TIMEOUT: '500ms' }), pino({ level: 'silent' }));
+    try {
+      await sql`SELECT 1`.execute(proxied.kysely);
+      for (const client of clients) swallowing.add(client);
+      const started = Date.now();
+      const err = await sql`SELECT 1`.execute(proxied.kysely).then(() => undefined, (e: unknown) => e);
+      expect(isRetryableDbError(err), String(err)).to.equal(true);
+      expect(Date.now() - started).to.be.within(400, 3000);
+      // Only the connections open before the black hole swallow; a new one works.
+      const again = Date.now();
+      const { rows } = await sql<{ one: number }>`SELECT 1 AS one`.execute(proxied.kysely);
+      expect(rows[0].one).to.equal(1);
+      expect(Date.now() - again, 'a new connection, not the one stuck behind the lost answer').to.be.below(400);
+    } finally {
+      await Promise.race([proxied.close(), new Promise((resolve) => setTimeout(resolve, 1000))]);
+      proxy.close();
+      for (const socket of clients) socket.destroy();
+    }
   });
 });
