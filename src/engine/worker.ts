@@ -54,6 +54,7 @@ const PROGRESS_WRITE_INTERVAL_MS = 500;
 function storable(text: string): string {
   return text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
 }
+
 /** The longest a finished job's end waits for others to go with it (see `holdEnds`). */
 const END_HOLD_MS = 20;
 
