@@ -33,7 +33,9 @@ export async function readBody(ctx: AppContext, maxBytes: number): Promise<strin
       chunks.push(chunk);
     };
     const onEnd = () => { cleanup(); resolve(); };
-    const onError = (err: Error) => { cleanup(); reject(err); };
+    // The client hung up, or the server timed it out, before the body was complete: its fault, and
+    // nobody is left to read the answer.
+    const onError = () => { cleanup(); reject(new CiError('InvalidRequest', 'The request body ended before it was complete.')); };
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);

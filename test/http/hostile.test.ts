@@ -432,6 +432,14 @@ describe('hostile requests', () => {
       return () => api.request('POST', '/jobs', { body: sentBody, headers: { ...headers, 'content-length': String(Buffer.byteLength(sentBody)), authorization } });
     }
 
+    it('takes "q-signature=" inside a query value for data, not for a presigned request', async () => {
+      for (const query of ['inputObject=q-signature%3Dx', 'inputObject=a&x=q-signature=']) {
+        const res = await api.request('GET', `/jobs?${query}`);
+        assertSane(res, query);
+        expect(res.status, `${query}: ${res.text}`).to.equal(200);
+      }
+    });
+
     it('accepts a correctly signed request (control)', async () => {
       const before = await jobCount();
       const res = await signedPost({})();

@@ -12,7 +12,7 @@ import type { RequestState } from '../context.js';
  */
 export function authenticate(deps: AppDeps): Middleware<RequestState> {
   return async (ctx, next) => {
-    const signed = ctx.get('authorization') !== '' || ctx.querystring.includes('q-signature=');
+    const signed = ctx.get('authorization') !== '' || new URLSearchParams(ctx.querystring).has('q-signature');
     if (!signed) {
       if (deps.config.requireAuth) throw new CiError('AccessDenied', 'The request is not signed; send a COS Authorization header.');
       return next();
