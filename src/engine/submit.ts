@@ -7,7 +7,7 @@ import type { Db } from '../store/database.js';
 import type { Executor, Job, JobCallback, NewJob, QueueChoice } from '../store/jobs.repository.js';
 import { ensureDefaultQueue } from '../store/queues.repository.js';
 import { findTemplate } from '../store/templates.repository.js';
-import { assertSafeObjectKey } from '../storage/object-key.js';
+import { assertSafeBucket, assertSafeObjectKey } from '../storage/object-key.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import type { JobInserter } from './job-inserter.js';
 import { validateCallbackUrlSyntax } from '../callbacks/url-policy.js';
@@ -123,12 +123,25 @@ async function planOperation(tx: Executor, bucket: string, tag: string, operatio
   if (spec.needsOutput) {
     const output = operation.Output as XmlObject;
     assertSafeObjectKey(output.Object as string, `${where}/Output/Object`);
+    if (typeof output.Bucket === 'string' && output.Bucket !== '') assertSameAccount(bucket, assertSafeBucket(output.Bucket, `${where}/Output/Bucket`), where);
     echo.Output = { Region: output.Region, Bucket: output.Bucket, Object: output.Object };
   }
   if (operation.UserData !== undefined) echo.UserData = operation.UserData;
   const level = (operation.JobLevel as string | undefined) || '0';
   echo.JobLevel = level;
   return { tag, operation: echo, priority: Number(level) };
+}
+
+/**
+ * A job writes only into buckets of its own bucket's account (the APPID after
+ * the last "-"), as CI does: without this, whoever may submit to one bucket
+ * could write into every bucket this service stores.
+ */
+function assertSameAccount(jobBucket: string, outputBucket: string, where: string): void {
+  const appId = (name: string) => name.slice(name.lastIndexOf('-') + 1);
+  if (appId(outputBucket) !== appId(jobBucket)) {
+    throw new CiError('AccessDenied', `${where}/Output/Bucket ${outputBucket} belongs to another APPID than ${jobBucket}.`);
+  }
 }
 
 function parseCallback(request: XmlObject, allowPrivateAddresses: boolean): JobCallback {

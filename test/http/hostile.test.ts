@@ -22,8 +22,8 @@ function mediaInfo(object: string, extra = ''): string {
   return `<Request><Tag>MediaInfo</Tag><Input><Object>${object}</Object></Input>${extra}</Request>`;
 }
 
-function picProcess(output: string): string {
-  return `<Request><Tag>PicProcess</Tag><Input><Object>in/a.jpg</Object></Input><Operation><PicProcess><ProcessRule>imageMogr2/rotate/90</ProcessRule></PicProcess><Output><Region>ap-local</Region><Bucket>local-1250000000</Bucket><Object>${output}</Object></Output></Operation></Request>`;
+function picProcess(output: string, bucket = 'local-1250000000'): string {
+  return `<Request><Tag>PicProcess</Tag><Input><Object>in/a.jpg</Object></Input><Operation><PicProcess><ProcessRule>imageMogr2/rotate/90</ProcessRule></PicProcess><Output><Region>ap-local</Region><Bucket>${bucket}</Bucket><Object>${output}</Object></Output></Operation></Request>`;
 }
 
 /** Deterministic bytes, so a failure can be replayed. */
@@ -321,6 +321,17 @@ describe('hostile requests', () => {
         await expectRefused(what, post(picProcess(key)), 400, 'InvalidArgument', message);
       });
     }
+
+    it('refuses an Output/Bucket of another APPID with 403 AccessDenied, and a malformed one with 400', async () => {
+      await expectRefused('another APPID', post(picProcess('out/x.jpg', 'other-1300000000')), 403, 'AccessDenied',
+        'Request/Operation/Output/Bucket other-1300000000 belongs to another APPID than local-1250000000.');
+      await expectRefused('a path as bucket', post(picProcess('out/x.jpg', '../local-1250000000')), 400, 'InvalidArgument');
+    });
+
+    it('accepts an Output/Bucket of the same APPID (control)', async () => {
+      const res = await post(picProcess('out/x.jpg', 'other-1250000000'))();
+      expect(res.status, res.text).to.equal(200);
+    });
 
     it('refuses a NUL key as &#0; and as a raw character', async () => {
       await expectRefused('&#0; key', post(mediaInfo('in/a&#0;.mp4')), 400, 'MalformedXML', 'Invalid character reference &#0;.');
