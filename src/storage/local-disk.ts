@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { CiError } from '../errors.js';
 import { assertSafeBucket, assertSafeObjectKey } from './object-key.js';
 import { ObjectNotFoundError, type ObjectStat, type Storage } from './storage.js';
 
@@ -54,7 +55,8 @@ export class LocalDiskStorage implements Storage {
   async put(bucket: string, key: string, data: Buffer): Promise<ObjectStat> {
     const file = this.filePath(bucket, key);
     // Write then rename, so a crash mid-write never leaves a truncated object under the real key.
-    const temp = `${file}.${randomBytes(6).toString('hex')}.partial`;
+    // Named apart from the key, so that a key segment of the longest allowed length still fits.
+    const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
     try {
       await fs.writeFile(temp, data).catch(async (err: NodeJS.ErrnoException) => {
         // Folders are made only when missing: a mkdir on every write cost ~15 % of a put's CPU.
@@ -64,7 +66,12 @@ export class LocalDiskStorage implements Storage {
       });
       await fs.rename(temp, file);
     } catch (err) {
-      await fs.rm(temp, { force: true });
+      await fs.rm(temp, { force: true }).catch(() => undefined);
+      const code = (err as NodeJS.ErrnoException).code;
+      // A folder where the object should be, or an object where a folder should be: writing again cannot help.
+      if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
+        throw new CiError('InvalidArgument', `The object ${key} cannot be written in bucket ${bucket}: it collides with an existing object or folder.`);
+      }
       throw err;
     }
     return { size: data.length, etag: md5Etag(data) };

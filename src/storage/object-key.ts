@@ -1,13 +1,16 @@
 import { CiError } from '../errors.js';
 
 const MAX_KEY_BYTES = 850;
+/** What a file-system name may take (ext4, xfs, …): a longer segment could be stored nowhere. */
+const MAX_SEGMENT_BYTES = 255;
 
 /**
  * Checks that an object key names a file inside its bucket and nothing else.
  *
  * Refused, before any file-system call: `..` and `.` segments, absolute paths,
- * empty segments (`a//b`, trailing `/`), backslashes (a path separator on
- * some systems), NUL and other control characters. Everything else that COS
+ * empty segments (`a//b`, trailing `/`), segments too long for a file name,
+ * backslashes (a path separator on some systems), NUL and other control
+ * characters. Everything else that COS
  * allows, including non-ASCII names, is kept as is.
  */
 export function assertSafeObjectKey(key: string, what = 'Object'): string {
@@ -19,6 +22,7 @@ export function assertSafeObjectKey(key: string, what = 'Object'): string {
   for (const segment of key.split('/')) {
     if (segment === '') throw new CiError('InvalidArgument', `${what} must not contain empty path segments.`);
     if (segment === '.' || segment === '..') throw new CiError('InvalidArgument', `${what} must not contain "." or ".." segments.`);
+    if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) throw new CiError('InvalidArgument', `${what} has a path segment longer than ${MAX_SEGMENT_BYTES} bytes.`);
   }
   return key;
 }

@@ -1,7 +1,8 @@
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { CiError } from '../../src/errors.js';
 import { LocalDiskStorage } from '../../src/storage/local-disk.js';
 import { ObjectNotFoundError } from '../../src/storage/storage.js';
 
@@ -37,5 +38,34 @@ describe('LocalDiskStorage.withLocalFile', () => {
     await storage.put(bucket, 'there.mp4', Buffer.from('x'));
     const err = await failure('there.mp4', async () => { throw new Error('the tool failed'); });
     expect((err as Error).message).to.equal('the tool failed');
+  });
+});
+
+describe('LocalDiskStorage.put', () => {
+  const bucket = 'disk-1250000000';
+  let root: string;
+  let storage: LocalDiskStorage;
+  beforeEach(() => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'mediajobs-disk-'));
+    storage = new LocalDiskStorage(root);
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  const refusal = (key: string) => storage.put(bucket, key, Buffer.from('x')).then(() => undefined, (err: unknown) => err);
+
+  it('stores a key whose last segment has the longest allowed length (255 bytes)', async () => {
+    const key = `out/${'a'.repeat(255)}`;
+    await storage.put(bucket, key, Buffer.from('long'));
+    expect(readFileSync(path.join(root, bucket, key), 'utf8')).to.equal('long');
+  });
+
+  it('refuses, as InvalidArgument and leaving no temporary file, a key that is a folder or lies below an object', async () => {
+    await storage.put(bucket, 'a/b.jpg', Buffer.from('x'));
+    for (const key of ['a', 'a/b.jpg/c.jpg']) {
+      const err = await refusal(key);
+      expect(err, key).to.be.instanceOf(CiError).with.property('code', 'InvalidArgument');
+    }
+    expect(readdirSync(path.join(root, bucket, 'a'))).to.deep.equal(['b.jpg']);
+    expect(readdirSync(path.join(root, bucket))).to.deep.equal(['a']);
   });
 });
