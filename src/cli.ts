@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from './config.js';
-import { loadCallbackSecret } from './callbacks/sender.js';
 import { createLogger, startService } from './main.js';
 
 /**
@@ -30,7 +29,7 @@ async function main(command: string): Promise<void> {
       `  SecretId  ${service.app.secretId}`,
       `  SecretKey ${service.app.secretKey}`,
       `  app_key   ${service.app.appKey}`,
-      `  callbacks are signed (X-Mediajobs-Signature) with ${config.callbacks.signingSecret ? 'MEDIAJOBS_CALLBACK_SECRET' : await loadCallbackSecret(service.db)}`,
+      `  callbacks are signed (X-Mediajobs-Signature) with ${config.callbacks.signingSecret ? 'MEDIAJOBS_CALLBACK_SECRET' : service.callbackSecret}`,
       `  try: curl -s -X POST -H 'Content-Type: application/xml' --data-binary @fixtures/xml/create-mediainfo.xml ${base}/jobs`,
       '',
     ].join('\n'));

@@ -8,7 +8,7 @@ import { openDatabase, type Db } from './store/database.js';
 import { migrate } from './store/migrate.js';
 import { LocalDiskStorage } from './storage/local-disk.js';
 import { Worker } from './engine/worker.js';
-import { CallbackSender } from './callbacks/sender.js';
+import { CallbackSender, loadCallbackSecret } from './callbacks/sender.js';
 import { withDbRetry } from './engine/db-retry.js';
 import { createSpawner } from './media/spawner.js';
 import { NativeSpawner } from './media/native-spawner.js';
@@ -34,6 +34,8 @@ export interface Service {
   readonly storage: Storage;
   readonly config: Config;
   readonly app: App;
+  /** What signs callbacks: MEDIAJOBS_CALLBACK_SECRET, else the generated one. */
+  readonly callbackSecret: string;
   readonly worker: Worker | undefined;
   /** Bound HTTP port, when the API is served. */
   readonly port: number | undefined;
@@ -82,11 +84,13 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       stoppers.unshift(() => started.stop());
     }
     // Every process delivers callbacks, so notifications go out as long as any process runs.
-    const sender = new CallbackSender(db, config.callbacks, logger);
-    await onceReachable(() => sender.start());
+    const callbackSecret = config.callbacks.signingSecret || await onceReachable(() => loadCallbackSecret(db));
+    const sender = new CallbackSender(db, config.callbacks, callbackSecret, logger);
+    await sender.start();
     stoppers.splice(stoppers.length - 1, 0, () => sender.stop());
     return {
       db,
+      callbackSecret,
       worker,
       storage,
       config,

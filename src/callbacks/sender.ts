@@ -33,12 +33,11 @@ export class CallbackSender {
   private rerun = false;
   private stopped = false;
   private current: Promise<void> = Promise.resolve();
-  private secret = '';
 
-  constructor(private readonly db: Db, private readonly config: CallbackConfig, private readonly logger: Logger) {}
+  /** `secret` signs every request: MEDIAJOBS_CALLBACK_SECRET, else the generated one (`loadCallbackSecret`). */
+  constructor(private readonly db: Db, private readonly config: CallbackConfig, private readonly secret: string, private readonly logger: Logger) {}
 
   async start(): Promise<void> {
-    this.secret = this.config.signingSecret || await loadCallbackSecret(this.db);
     this.unsubscribe = await this.db.listen(CHANNELS.deliveriesAvailable, () => this.wake());
     this.timer = setInterval(() => this.wake(), POLL_INTERVAL_MS);
     this.timer.unref();

@@ -10,8 +10,8 @@ const MAX_SEGMENT_BYTES = 255;
  * Refused, before any file-system call: `..` and `.` segments, absolute paths,
  * empty segments (`a//b`, trailing `/`), segments too long for a file name,
  * backslashes (a path separator on some systems), NUL and other control
- * characters. Everything else that COS
- * allows, including non-ASCII names, is kept as is.
+ * characters. Everything else that COS allows, including non-ASCII names, is
+ * kept as is.
  */
 export function assertSafeObjectKey(key: string, what = 'Object'): string {
   if (typeof key !== 'string' || key.length === 0) throw new CiError('InvalidArgument', `${what} must not be empty.`);
