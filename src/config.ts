@@ -42,6 +42,8 @@ export interface Config {
   readonly maxAttempts: number;
   /** A job not started within this time after creation ends Failed. */
   readonly jobTtlMs: number;
+  /** Finished jobs (with their callback deliveries) that ended longer ago than this are deleted; 0 keeps them all. */
+  readonly retentionMs: number;
   /** Time running jobs get to finish after SIGTERM before they are handed back. */
   readonly shutdownGraceMs: number;
   readonly ffprobePath: string;
@@ -144,6 +146,7 @@ export function loadConfig(env: Env = process.env): Config {
     dbQueryTimeoutMs: duration(env, 'MEDIAJOBS_DB_QUERY_TIMEOUT', 120_000),
     maxAttempts: integer(env, 'MEDIAJOBS_MAX_ATTEMPTS', 3, 1, 100),
     jobTtlMs: duration(env, 'MEDIAJOBS_JOB_TTL', 24 * 3_600_000),
+    retentionMs: duration(env, 'MEDIAJOBS_RETENTION', 30 * 86_400_000),
     shutdownGraceMs: duration(env, 'MEDIAJOBS_SHUTDOWN_GRACE', 10_000),
     ffprobePath: read(env, 'MEDIAJOBS_FFPROBE_PATH') ?? '',
     picLimits: {

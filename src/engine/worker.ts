@@ -15,6 +15,7 @@ import { PermanentJobError, RetryLaterError } from './job-errors.js';
 import { callbackExpected, endJob, type Outcome } from './outcomes.js';
 import { claimJobs, type ClaimedJob, endJobsAndClaimNext, type JobEnd, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, resumeStrandedJobs, retryOrFail, saveProgress } from './queue.sql.js';
 import { withDbRetry } from './db-retry.js';
+import { pruneHistory } from './retention.js';
 import { ToolSlots } from './tool-slots.js';
 
 export interface WorkerDeps {
@@ -446,6 +447,7 @@ export class Worker {
       const resumed = await resumeStrandedJobs(this.deps.db.kysely);
       if (resumed.length) this.log.warn({ jobIds: resumed }, 'resumed jobs left in Pause in an Active queue');
       if (reaped.length || resumed.length) this.wake();
+      await pruneHistory(this.deps.db.kysely, this.deps.config.retentionMs);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'maintenance failed');
     }
