@@ -21,6 +21,12 @@ export const CI_ERRORS = {
   NoSuchBucket: { status: 404, message: 'The specified bucket does not exist.' },
   NoSuchResource: { status: 404, message: 'The specified resource does not exist.' },
   MethodNotAllowed: { status: 405, message: 'The specified method is not allowed against this resource.' },
+  // HTTP-level refusals (Node's parser and its Expect check), with the status Node would send.
+  // CI documents no code for 417 and 431; S3/COS answer RequestTimeout with 400, but 408 tells
+  // a client that sending the request again is fine.
+  RequestTimeout: { status: 408, message: 'The request headers were not received in time.' },
+  ExpectationFailed: { status: 417, message: 'The expectation given in the Expect header cannot be met; only 100-continue is supported.' },
+  RequestHeaderFieldsTooLarge: { status: 431, message: 'The request line and headers exceed the maximum allowed size.' },
   InternalError: { status: 500, message: 'We encountered an internal error. Please try again.' },
   ServiceUnavailable: { status: 503, message: 'Service is unable to handle the request now. Please try again.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
@@ -14,25 +14,47 @@ import { requestContext } from './middleware/request-context.js';
 import { ROUTES } from './routes.js';
 
 /**
- * Requests Node's HTTP parser refuses (a malformed Content-Length, headers too
- * large) never reach Koa; answer them in CI's error shape too.
+ * The CI error for a request Node's HTTP parser refused, with the status
+ * Node itself would send (`socketOnError` in Node's `_http_server.js`);
+ * `undefined` when there is nobody left to answer (the client reset).
+ */
+export function ciErrorForParserError(err: NodeJS.ErrnoException): CiError | undefined {
+  switch (err.code) {
+    case 'ECONNRESET':
+      return undefined;
+    case 'HPE_HEADER_OVERFLOW':
+      return new CiError('RequestHeaderFieldsTooLarge', 'The request line and headers exceed the 16 KiB the server accepts.');
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return new CiError('EntityTooLarge', 'The chunk extensions of the request body are too large.');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new CiError('RequestTimeout');
+    default:
+      return new CiError('InvalidRequest', `The HTTP request could not be parsed (${err.code ?? 'malformed request'}).`);
+  }
+}
+
+/**
+ * Requests Node's HTTP parser refuses (a malformed request line or
+ * Content-Length, headers too large, broken chunked framing) never reach
+ * Koa; answer them in CI's error shape too, then close the connection (the
+ * parser cannot go on after an error). As Node does, nothing is written when
+ * a response on this connection has already begun: that would corrupt it.
  */
 function answerUnparseableRequest(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable) {
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  const ciError = ciErrorForParserError(err);
+  if (!ciError || !socket.writable || inFlight?.headersSent) {
     socket.destroy();
     return;
   }
   const requestId = randomBytes(18).toString('base64');
-  const body = buildErrorResponse(new CiError('InvalidRequest', `The HTTP request could not be parsed (${err.code ?? 'malformed request'}).`), {
-    resource: '/',
-    requestId,
-    traceId: requestId,
-  });
+  const body = buildErrorResponse(ciError, { resource: '/', requestId, traceId: requestId });
   socket.end([
-    'HTTP/1.1 400 Bad Request',
+    `HTTP/1.1 ${ciError.status} ${STATUS_CODES[ciError.status] ?? 'Error'}`,
     'Content-Type: application/xml',
     `Content-Length: ${Buffer.byteLength(body)}`,
     `Date: ${new Date().toUTCString()}`,
+    'Server: mediajobs',
     `x-ci-request-id: ${requestId}`,
     `x-cos-request-id: ${requestId}`,
     `x-ci-trace-id: ${requestId}`,
@@ -60,8 +82,18 @@ export function createHttpServer(deps: AppDeps): HttpServer {
       await route.handler(ctx as never, deps);
     });
   }
+  // Node answers an Expect other than 100-continue with a bare 417 unless 'checkExpectation' has
+  // a listener. The listener (in start) hands such requests to Koa marked, and they are refused
+  // here, after the request id is set, so the 417 has the same shape as every other error.
+  const unmetExpectations = new WeakSet<IncomingMessage>();
   koa.use(requestContext(deps.config, deps.logger));
   koa.use(errorResponder());
+  koa.use(async (ctx, next) => {
+    if (unmetExpectations.has(ctx.req)) {
+      throw new CiError('ExpectationFailed', `The expectation "Expect: ${ctx.get('expect').slice(0, 64)}" cannot be met; only 100-continue is supported.`);
+    }
+    return next();
+  });
   koa.use(authenticate(deps));
   koa.use(router.routes());
   koa.use(router.allowedMethods({
@@ -85,6 +117,11 @@ export function createHttpServer(deps: AppDeps): HttpServer {
           listening.headersTimeout = 30_000;
           listening.requestTimeout = 60_000;
           listening.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerUnparseableRequest(err, socket));
+          const handle = koa.callback();
+          listening.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+            unmetExpectations.add(req);
+            void handle(req, res);
+          });
           resolve((listening.address() as AddressInfo).port);
         });
       });

@@ -499,9 +499,9 @@ describe('requests the HTTP parser refuses', () => {
   before(async () => { api = await startTestService(); });
   after(async () => { await api.stop(); });
 
-  for (const [what, raw] of [
-    ['a malformed Content-Length', 'GET /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n'],
-    ['headers over the size limit', `GET /jobs?tag=${'x'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`],
+  for (const [what, raw, status, code] of [
+    ['a malformed Content-Length', 'GET /jobs HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n', 400, 'InvalidRequest'],
+    ['headers over the size limit', `GET /jobs?tag=${'x'.repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 431, 'RequestHeaderFieldsTooLarge'],
   ] as const) {
     it(`answers ${what} with CI's error shape`, async () => {
       const port = Number(new URL(api.baseUrl).port);
@@ -512,10 +512,10 @@ describe('requests the HTTP parser refuses', () => {
         socket.on('end', () => resolve(data));
         socket.on('error', reject);
       });
-      expect(answer).to.match(/^HTTP\/1\.1 400 /);
+      expect(answer).to.match(new RegExp(`^HTTP/1\\.1 ${status} `));
       expect(answer).to.match(/\r\nx-ci-request-id: \S+/);
       expect(answer).to.match(/\r\nDate: /);
-      expect(answer).to.include('<Error><Code>InvalidRequest</Code>');
+      expect(answer).to.include(`<Error><Code>${code}</Code>`);
     });
   }
 });

@@ -21,7 +21,8 @@ export function errorResponder(): Middleware<RequestState> {
       ctx.type = 'application/xml';
       ctx.set('x-ci-trace-id', ctx.state.traceId);
       if (ciError.status === 503) ctx.set('Retry-After', '1');
-      if (ciError.code === 'EntityTooLarge') ctx.set('Connection', 'close');
+      // The body of either was never read: close rather than parse it as the next request.
+      if (ciError.code === 'EntityTooLarge' || ciError.code === 'ExpectationFailed') ctx.set('Connection', 'close');
       ctx.body = buildErrorResponse(ciError, {
         resource: `${ctx.get('host') || 'localhost'}${ctx.path}`,
         requestId: ctx.state.requestId,
