@@ -51,6 +51,8 @@ export interface Config {
   readonly callbacks: CallbackConfig;
   /** When true, requests must carry a valid COS signature. */
   readonly requireAuth: boolean;
+  /** A signature whose q-sign-time or q-key-time spans longer than this is refused. */
+  readonly maxSignatureAgeMs: number;
   readonly logLevel: string;
 }
 
@@ -130,6 +132,8 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError('MEDIAJOBS_DEFAULT_BUCKET', defaultBucket, 'a bucket name of the form <name>-<appid>, e.g. local-1250000000');
   }
   const embedded = databaseUrl === undefined;
+  const maxSignatureAgeMs = duration(env, 'MEDIAJOBS_MAX_SIGNATURE_AGE', 30 * 86_400_000);
+  if (maxSignatureAgeMs < 1000) throw new ConfigError('MEDIAJOBS_MAX_SIGNATURE_AGE', read(env, 'MEDIAJOBS_MAX_SIGNATURE_AGE') ?? '', 'a duration of at least 1s, such as 1h or 30d');
   const config: Config = {
     port: integer(env, 'MEDIAJOBS_PORT', 8080, 0, 65535),
     host,
@@ -162,6 +166,7 @@ export function loadConfig(env: Env = process.env): Config {
       signingSecret: read(env, 'MEDIAJOBS_CALLBACK_SECRET') ?? '',
     },
     requireAuth: boolean(env, 'MEDIAJOBS_REQUIRE_AUTH', false),
+    maxSignatureAgeMs,
     logLevel: read(env, 'MEDIAJOBS_LOG_LEVEL') ?? 'info',
   };
   return Object.freeze(config);

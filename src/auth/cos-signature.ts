@@ -81,6 +81,11 @@ export interface CosAuthorization {
 export interface VerifyOptions {
   /** Seconds of clock difference tolerated at both ends of q-sign-time/q-key-time. Default 60. */
   maxSkewSeconds?: number;
+  /**
+   * The longest q-sign-time or q-key-time span accepted, in seconds
+   * (`MEDIAJOBS_MAX_SIGNATURE_AGE`). Default 30 days.
+   */
+  maxSignatureAgeSeconds?: number;
 }
 
 /** Names of the Authorization fields, which are also the presigned-URL query parameters. */
@@ -104,6 +109,19 @@ const AUTHORIZATION_FIELD_SET: ReadonlySet<string> = new Set(AUTHORIZATION_FIELD
 export const REQUEST_EXPIRED_MESSAGE = 'Request has expired';
 
 const DEFAULT_MAX_SKEW_SECONDS = 60;
+/**
+ * SDKs sign for 15 min (Node), 1 h (Go) or ~3 h (Python); a presigned URL
+ * may be meant to last days. A span of years (`0;999999999999`) is a key
+ * that never expires, so a leaked URL or header would work forever.
+ */
+export const DEFAULT_MAX_SIGNATURE_AGE_SECONDS = 30 * 86_400;
+/**
+ * What a SecretId may be: printable ASCII, as Tencent Cloud's (`AKID…`) and
+ * ours are. Anything else (a NUL from `q-ak=%00` in a presigned URL, which
+ * PostgreSQL refuses as text) cannot name a key, so it is refused here,
+ * before the lookup.
+ */
+const SECRET_ID = /^[\x21-\x7e]{1,256}$/;
 const TIME_RANGE = /^(\d{1,12});(\d{1,12})$/;
 const HEX_SIGNATURE = /^[0-9a-fA-F]{40}$/;
 
@@ -166,6 +184,7 @@ function parseAuthorizationFields(get: (name: string) => string | undefined): Co
   }
   const secretId = required('q-ak');
   if (secretId === '') throw new CiError('AccessDenied', 'Malformed Authorization: q-ak is empty.');
+  if (!SECRET_ID.test(secretId)) throw new CiError('AccessDenied', 'Malformed Authorization: q-ak must be 1 to 256 printable ASCII characters.');
   const signTime = required('q-sign-time');
   const [signStart, signEnd] = parseTimeRange('q-sign-time', signTime);
   const keyTime = required('q-key-time');
@@ -292,7 +311,9 @@ export function buildSignature(signKey: string, stringToSign: string): string {
  * then left out of HttpParameters.
  *
  * Throws `CiError`:
- * - `AccessDenied`: no or malformed Authorization; or, with the message
+ * - `AccessDenied`: no or malformed Authorization (a q-ak that is not
+ *   printable ASCII among them); a q-sign-time or q-key-time spanning more
+ *   than `maxSignatureAgeSeconds`; or, with the message
  *   exactly `Request has expired`, `nowSeconds` outside q-sign-time or
  *   q-key-time (± `maxSkewSeconds`) — also for a window in the future, since
  *   that is the answer the Node SDK's clock-skew retry understands;
@@ -317,6 +338,12 @@ export async function verifyCosSignature(
   const presigned = header === undefined ? parsePresignedAuthorization(req.query) : undefined;
   const auth = presigned ?? parseAuthorization(header ?? '');
 
+  const maxAge = options.maxSignatureAgeSeconds ?? DEFAULT_MAX_SIGNATURE_AGE_SECONDS;
+  for (const [name, start, end] of [['q-sign-time', auth.signStart, auth.signEnd], ['q-key-time', auth.keyStart, auth.keyEnd]] as const) {
+    if (end - start > maxAge) {
+      throw new CiError('AccessDenied', `The ${name} spans ${end - start} s; this server accepts signatures valid for at most ${maxAge} s (MEDIAJOBS_MAX_SIGNATURE_AGE).`);
+    }
+  }
   const skew = options.maxSkewSeconds ?? DEFAULT_MAX_SKEW_SECONDS;
   const inWindow = (start: number, end: number) => nowSeconds >= start - skew && nowSeconds <= end + skew;
   if (!inWindow(auth.signStart, auth.signEnd) || !inWindow(auth.keyStart, auth.keyEnd)) {

@@ -26,6 +26,7 @@ export function authenticate(deps: AppDeps): Middleware<RequestState> {
         return app?.secretKey;
       },
       Math.floor(Date.now() / 1000),
+      { maxSignatureAgeSeconds: Math.floor(deps.config.maxSignatureAgeMs / 1000) },
     );
     ctx.state.appId = appId;
     return next();
