@@ -4,9 +4,11 @@ import type { Duplex } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
 import Koa from 'koa';
+import { sql } from 'kysely';
 import { CiError } from '../errors.js';
 import { buildErrorResponse } from '../xml/responses.js';
 import type { RequestState } from './context.js';
+import { DatabaseOutageLog } from './database-outage.js';
 import type { AppDeps } from './handler.js';
 import { authenticate } from './middleware/authenticate.js';
 import { errorResponder } from './middleware/errors.js';
@@ -87,7 +89,8 @@ export function createHttpServer(deps: AppDeps): HttpServer {
   // here, after the request id is set, so the 417 has the same shape as every other error.
   const unmetExpectations = new WeakSet<IncomingMessage>();
   koa.use(requestContext(deps.config, deps.logger));
-  koa.use(errorResponder());
+  const outages = new DatabaseOutageLog(() => sql`SELECT 1`.execute(deps.db.kysely), deps.logger);
+  koa.use(errorResponder(outages));
   koa.use(async (ctx, next) => {
     if (unmetExpectations.has(ctx.req)) {
       throw new CiError('ExpectationFailed', `The expectation "Expect: ${ctx.get('expect').slice(0, 64)}" cannot be met; only 100-continue is supported.`);
@@ -127,6 +130,7 @@ export function createHttpServer(deps: AppDeps): HttpServer {
       });
     },
     async stop() {
+      outages.stop();
       if (!server) return;
       const closing = server;
       server = undefined;
