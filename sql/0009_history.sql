@@ -8,15 +8,17 @@
 -- (or the seq index from the start) at every maintenance pass.
 CREATE INDEX jobs_ended ON jobs (ended_at) WHERE ended_at IS NOT NULL;
 
--- DescribeMediaJobs with no filter but the bucket, and with `states`: before,
--- a bucket-only listing walked the seq index filtering on bucket, and a
--- states listing walked it until it met enough jobs in those states (all of
--- a million Success jobs to find 11 Failed ones). jobs_list_by_state is read
--- once per state and the pages merged (src/store/jobs.repository.ts).
+-- DescribeMediaJobs. With one bucket (the common case) every listing walks
+-- jobs_seq_key and stops after a page, whatever the history holds
+-- (bench/scale.ts). With several buckets, a small bucket's listing walked
+-- the whole seq index past the big buckets' jobs, filtering on bucket: these
+-- two give a bucket-only and a states listing their own order.
 CREATE INDEX jobs_list_by_bucket ON jobs (bucket, seq);
 CREATE INDEX jobs_list_by_state ON jobs (bucket, state, seq);
--- A creation-time range: the range picks the first and last seq it covers
--- from this index, and the listing walks its usual index between them.
+-- A creation-time window is listed in (created_at, seq) order from here
+-- (src/store/jobs.repository.ts): walking seq and filtering on created_at
+-- read every job between the newest and the window (25 ms with 100,000
+-- jobs behind it, against 0.6 ms now).
 CREATE INDEX jobs_by_created ON jobs (bucket, created_at, seq);
 
 -- Autovacuum. The defaults vacuum a table once 20 % of its rows are dead

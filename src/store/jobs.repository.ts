@@ -166,10 +166,19 @@ export async function listJobs(db: Executor, filter: JobListFilter): Promise<{ j
   if (filter.states !== undefined) query = query.where('state', 'in', filter.states);
   if (filter.startCreationTime) query = query.where('created_at', '>=', filter.startCreationTime);
   if (filter.endCreationTime) query = query.where('created_at', '<=', filter.endCreationTime);
+  const direction = filter.order === 'Desc' ? 'desc' : 'asc';
+  const byTime = filter.startCreationTime !== undefined || filter.endCreationTime !== undefined;
   if (filter.afterSeq !== undefined) {
-    query = query.where(sql`seq`, filter.order === 'Desc' ? '<' : '>', sql`${filter.afterSeq}::bigint`);
+    const after = sql`${filter.afterSeq}::bigint`;
+    // A time window pages on (created_at, seq), the order of jobs_by_created
+    // (sql/0009): walking seq and filtering on created_at read every job
+    // between the newest and the window (25 ms on 1 M rows, against 1 ms).
+    query = byTime
+      ? query.where(sql`(created_at, seq)`, filter.order === 'Desc' ? '<' : '>', sql`(SELECT created_at, seq FROM jobs WHERE seq = ${after})`)
+      : query.where(sql`seq`, filter.order === 'Desc' ? '<' : '>', after);
   }
-  const rows = await query.orderBy('seq', filter.order === 'Desc' ? 'desc' : 'asc').limit(filter.size + 1).execute();
+  if (byTime) query = query.orderBy('created_at', direction);
+  const rows = await query.orderBy('seq', direction).limit(filter.size + 1).execute();
   const more = rows.length > filter.size;
   const jobs = rows.slice(0, filter.size).map(jobRowToJob);
   return { jobs, nextSeq: more ? jobs.at(-1)?.seq : undefined };
