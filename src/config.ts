@@ -47,6 +47,10 @@ export interface Config {
   /** Time running jobs get to finish after SIGTERM before they are handed back. */
   readonly shutdownGraceMs: number;
   readonly ffprobePath: string;
+  /** The ffmpeg of the video and audio Tags; `''` means the one shipped by `@ffmpeg-installer/ffmpeg`. */
+  readonly ffmpegPath: string;
+  /** An ffmpeg run longer than this is killed and its job fails (`MEDIAJOBS_FFMPEG_TIMEOUT`, default 2 h). */
+  readonly ffmpegTimeoutMs: number;
   readonly picLimits: PicLimits;
   readonly callbacks: CallbackConfig;
   /** When true, requests must carry a valid COS signature. */
@@ -153,6 +157,8 @@ export function loadConfig(env: Env = process.env): Config {
     retentionMs: duration(env, 'MEDIAJOBS_RETENTION', 30 * 86_400_000),
     shutdownGraceMs: duration(env, 'MEDIAJOBS_SHUTDOWN_GRACE', 10_000),
     ffprobePath: read(env, 'MEDIAJOBS_FFPROBE_PATH') ?? '',
+    ffmpegPath: read(env, 'MEDIAJOBS_FFMPEG_PATH') ?? '',
+    ffmpegTimeoutMs: duration(env, 'MEDIAJOBS_FFMPEG_TIMEOUT', 2 * 3_600_000),
     picLimits: {
       maxInputBytes: integer(env, 'MEDIAJOBS_PIC_MAX_INPUT_BYTES', 32 * 1024 * 1024, 1, 2 ** 31),
       maxInputSide: integer(env, 'MEDIAJOBS_PIC_MAX_INPUT_SIDE', 30_000, 1, 1_000_000),

@@ -13,6 +13,7 @@ import { withDbRetry } from './engine/db-retry.js';
 import { createSpawner } from './media/spawner.js';
 import { NativeSpawner } from './media/native-spawner.js';
 import { createProcessorRegistry } from './processors/index.js';
+import { ffmpegCapabilities } from './media/ffmpeg-capabilities.js';
 import type { Processor } from './processors/processor.js';
 import type { Storage } from './storage/storage.js';
 
@@ -64,6 +65,9 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     await onceReachable(() => migrate(db.kysely));
     const app = await onceReachable(() => ensureDefaultApp(db.kysely));
     const storage = new LocalDiskStorage(path.join(config.dataDir, 'buckets'));
+    // The ffmpeg binary's encoders and filters are listed once, now, rather than by the first submission that needs them.
+    const ffmpeg = ffmpegCapabilities(config.ffmpegPath);
+    if (ffmpeg.error) logger.warn({ reason: ffmpeg.error }, 'ffmpeg cannot run: jobs of the video and audio Tags will be refused');
     let http: HttpServer | undefined;
     let port: number | undefined;
     if (options.api) {

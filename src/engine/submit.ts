@@ -2,7 +2,7 @@ import type { Config } from '../config.js';
 import { CiError } from '../errors.js';
 import { assertMatchesSchema } from '../http/validate.js';
 import { newId } from '../ids.js';
-import { SUPPORTED_TAG_LIST, SUPPORTED_TAGS, isSupportedTag, type SupportedTag } from '../processors/tags.js';
+import { SUPPORTED_TAG_LIST, isSupportedTag, tagSpec, type SupportedTag } from '../processors/tags.js';
 import type { Db } from '../store/database.js';
 import type { Executor, Job, JobCallback, NewJob, QueueChoice } from '../store/jobs.repository.js';
 import { ensureDefaultQueue } from '../store/queues.repository.js';
@@ -53,7 +53,7 @@ export async function submitJobs(deps: SubmitDeps, target: SubmitTarget, request
   for (const [index, operation] of operations.entries()) {
     const tag = multi ? (operation.Tag as string) : (request.Tag as string);
     const where = multi ? `Request/Operation[${index + 1}]` : 'Request/Operation';
-    planned.push(await planOperation(db.kysely, target.bucket, tag, operation, where, multi));
+    planned.push(await planOperation(db.kysely, config, target.bucket, tag, operation, where, multi));
   }
   const expiresAt = new Date(Date.now() + config.jobTtlMs);
   const jobs: NewJob[] = planned.map((op) => ({
@@ -104,10 +104,11 @@ function assertSupportedTag(tag: XmlValue | undefined, where: string): asserts t
   }
 }
 
-async function planOperation(tx: Executor, bucket: string, tag: string, operation: XmlObject, where: string, multi: boolean): Promise<PlannedOperation> {
+async function planOperation(tx: Executor, config: Config, bucket: string, tag: string, operation: XmlObject, where: string, multi: boolean): Promise<PlannedOperation> {
   assertSupportedTag(tag, `${where}/Tag`);
-  const spec = SUPPORTED_TAGS[tag];
+  const spec = tagSpec(tag);
   assertMatchesSchema(spec.operationSchema, operation, where);
+  spec.check?.(operation, config, where);
 
   // The echo keeps CI's element order: Tag (multi form), TemplateId, TemplateName, the type container, Output, UserData, JobLevel.
   const echo: XmlObject = {};
@@ -120,11 +121,12 @@ async function planOperation(tx: Executor, bucket: string, tag: string, operatio
     echo.TemplateName = template.name;
   }
   if (operation.PicProcess !== undefined && !templateId) echo.PicProcess = operation.PicProcess;
+  if (spec.container !== undefined && operation[spec.container] !== undefined && !templateId) echo[spec.container] = operation[spec.container];
   if (spec.needsOutput) {
     const output = operation.Output as XmlObject;
     assertSafeObjectKey(output.Object as string, `${where}/Output/Object`);
     if (typeof output.Bucket === 'string' && output.Bucket !== '') assertSameAccount(bucket, assertSafeBucket(output.Bucket, `${where}/Output/Bucket`), where);
-    echo.Output = { Region: output.Region, Bucket: output.Bucket, Object: output.Object };
+    echo.Output = { Region: output.Region, Bucket: output.Bucket, Object: output.Object, ...(output.SpriteObject !== undefined ? { SpriteObject: output.SpriteObject } : {}) };
   }
   if (operation.UserData !== undefined) echo.UserData = operation.UserData;
   const level = (operation.JobLevel as string | undefined) || '0';

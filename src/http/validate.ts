@@ -29,6 +29,7 @@ export type SchemaId =
   | 'create-multi-media-jobs.request.json'
   | 'operation.media-info.json'
   | 'operation.pic-process.json'
+  | 'operation.transcode.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';

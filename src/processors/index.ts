@@ -2,8 +2,13 @@ import type { Spawner } from '../media/spawner.js';
 import { createMediaInfoProcessor } from './media-info.js';
 import { picProcessProcessor } from './pic-process.js';
 import type { Processor } from './processor.js';
+import { createTranscodeProcessor } from './transcode.js';
 
-/** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe). */
+/** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
-  return new Map([createMediaInfoProcessor(deps.spawner), picProcessProcessor].map((p) => [p.tag, p]));
+  return new Map([
+    createMediaInfoProcessor(deps.spawner),
+    picProcessProcessor,
+    createTranscodeProcessor(deps.spawner),
+  ].map((p) => [p.tag, p]));
 }

@@ -1,4 +1,18 @@
+import type { Config } from '../config.js';
 import type { SchemaId } from '../http/validate.js';
+import type { XmlObject } from '../xml/tree.js';
+import { checkTranscodeOperation } from './transcode.js';
+
+/** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
+type OperationCheck = (operation: XmlObject, config: Config, where: string) => void;
+
+interface TagSpec {
+  readonly operationSchema: SchemaId;
+  readonly needsOutput: boolean;
+  /** The Operation's parameter container, echoed in JobsDetail when given inline. */
+  readonly container?: string;
+  readonly check?: OperationCheck;
+}
 
 /**
  * The Tags this service runs, with the schema their `<Operation>` must match.
@@ -7,7 +21,13 @@ import type { SchemaId } from '../http/validate.js';
 export const SUPPORTED_TAGS = {
   MediaInfo: { operationSchema: 'operation.media-info.json', needsOutput: false },
   PicProcess: { operationSchema: 'operation.pic-process.json', needsOutput: true },
-} as const satisfies Record<string, { operationSchema: SchemaId; needsOutput: boolean }>;
+  Transcode: { operationSchema: 'operation.transcode.json', needsOutput: true, container: 'Transcode', check: checkTranscodeOperation },
+} as const satisfies Record<string, TagSpec>;
+
+/** A Tag's entry, typed with its optional fields. */
+export function tagSpec(tag: SupportedTag): TagSpec {
+  return SUPPORTED_TAGS[tag];
+}
 
 export type SupportedTag = keyof typeof SUPPORTED_TAGS;
 

@@ -67,7 +67,7 @@ describe('jobs API', () => {
     });
 
     const invalid: Array<[string, string, RegExp]> = [
-      ['an unsupported Tag', '<Request><Tag>Transcode</Tag><Input><Object>a.mp4</Object></Input></Request>', /supported Tags: MediaInfo, PicProcess/],
+      ['an unsupported Tag', '<Request><Tag>VideoTag</Tag><Input><Object>a.mp4</Object></Input></Request>', /supported Tags: MediaInfo, PicProcess/],
       ['a missing Input', '<Request><Tag>MediaInfo</Tag></Request>', /Request\/Input is required/],
       ['a missing Input/Object', '<Request><Tag>MediaInfo</Tag><Input/></Request>', /Input/],
       ['JobLevel 3', '<Request><Tag>MediaInfo</Tag><Input><Object>a.mp4</Object></Input><Operation><JobLevel>3</JobLevel></Operation></Request>', /JobLevel must be 0, 1 or 2/],

@@ -257,11 +257,11 @@ describe('cos-nodejs-sdk-v5 against the service (signatures required)', () => {
   describe('error path', () => {
     it('gives err.code InvalidArgument and the message for a 400, and stores nothing', async () => {
       const before = await jobCount();
-      const body = COS.util.json2xml({ Request: { Tag: 'Transcode', Input: { Object: 'input/demo.mp4' } } });
+      const body = COS.util.json2xml({ Request: { Tag: 'VideoTag', Input: { Object: 'input/demo.mp4' } } });
       const err = await sdkError(cos.request({ Method: 'POST', Key: 'jobs', Url: `${base}/jobs`, Body: body, ContentType: 'application/xml' }));
       expect(err.statusCode).to.equal(400);
       expect(err.code).to.equal('InvalidArgument');
-      expect(err.message).to.match(/^Request\/Tag "Transcode" is not supported; supported Tags: /);
+      expect(err.message).to.match(/^Request\/Tag "VideoTag" is not supported; supported Tags: /);
       expect(err.error).to.include({ Code: 'InvalidArgument' });
       expect(err.RequestId).to.be.a('string').and.not.empty;
       expect(await jobCount()).to.equal(before);

@@ -1,0 +1,261 @@
+/**
+ * What the ffmpeg Tags (Transcode, Snapshot, Animation) share: reading the
+ * Output target and expanding its placeholders, a private work folder for
+ * ffmpeg's files, probing input and output, storing the outputs with their
+ * MD5, CI's `MediaResult` shape, and turning ffmpeg's failures into job codes.
+ *
+ * Output/Object placeholders (shared/ci-media-tags.md §1.3): `${Number}` /
+ * `${number}` (index from 0, multi-output Tags only), `${ext}` / `${Ext}`,
+ * `${InputName}`, `${InputNameAndExt}`, `${InputPath}` (input folder, empty at
+ * the bucket root, where `${InputPath}/` disappears), `${JobId}` / `${Jobid}`.
+ * Any other `${…}` is refused at submit.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { PermanentJobError } from '../engine/job-errors.js';
+import { CiError } from '../errors.js';
+import { FfmpegError, publicFfmpegMessage } from '../media/ffmpeg.js';
+import { ffmpegCapabilities, missingCapabilities } from '../media/ffmpeg-capabilities.js';
+import { FfprobeError, runFfprobe, type FfprobeReport } from '../media/ffprobe.js';
+import { toMediaInfo } from '../media/media-info.js';
+import type { Spawner } from '../media/spawner.js';
+import { assertSafeBucket, assertSafeObjectKey } from '../storage/object-key.js';
+import { ObjectNotFoundError } from '../storage/storage.js';
+import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
+import type { ProcessingJob, ProcessorContext } from './processor.js';
+
+export function invalid(message: string): PermanentJobError {
+  return new PermanentJobError('InvalidArgument', message);
+}
+
+/** Trimmed text of an element; absent and empty are both `undefined` (CI: empty = default). */
+export function text(value: XmlValue | undefined): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const trimmed = value.trim();
+  return trimmed === '' ? undefined : trimmed;
+}
+
+/** The child container, or `{}` when absent or empty. */
+export function child(parent: XmlObject | undefined, name: string): XmlObject {
+  const value = parent?.[name];
+  return isXmlObject(value) ? value : {};
+}
+
+/** `true`/`false`/`1`/`0` in any case; absent or empty is `fallback`. */
+export function flag(value: XmlValue | undefined, where: string, fallback = false): boolean {
+  const raw = text(value);
+  if (raw === undefined) return fallback;
+  if (/^(true|1)$/i.test(raw)) return true;
+  if (/^(false|0)$/i.test(raw)) return false;
+  throw invalid(`${where} must be true or false, not ${JSON.stringify(raw)}.`);
+}
+
+/** A decimal number within [min, max] (exclusive bounds when `open`), or undefined when absent. */
+export function number(value: XmlValue | undefined, where: string, min: number, max: number, options: { integer?: boolean; openMin?: boolean } = {}): number | undefined {
+  const raw = text(value);
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  const pattern = options.integer ? /^\d+$/ : /^\d+(\.\d+)?$/;
+  if (!pattern.test(raw) || n > max || (options.openMin ? n <= min : n < min)) {
+    throw invalid(`${where} must be ${options.integer ? 'an integer' : 'a number'} in ${options.openMin ? '(' : '['}${min}, ${max}], not ${JSON.stringify(raw)}.`);
+  }
+  return n;
+}
+
+/** A PermanentJobError (InvalidArgument) as the 400 answer of a submission. */
+export function asSubmitError(err: unknown, where: string): unknown {
+  return err instanceof PermanentJobError ? new CiError('InvalidArgument', `${where}/${err.message}`) : err;
+}
+
+/** At submit: 400 when the configured ffmpeg lacks what the Operation needs. */
+export function assertFfmpegHas(ffmpegPath: string, needs: { encoders?: readonly string[]; filters?: readonly string[] }): void {
+  const missing = missingCapabilities(ffmpegCapabilities(ffmpegPath), needs);
+  if (missing) throw invalid(`cannot be run: ${missing}.`);
+}
+
+const PLACEHOLDERS = new Set(['Number', 'number', 'ext', 'Ext', 'InputName', 'InputNameAndExt', 'InputPath', 'JobId', 'Jobid']);
+const NUMBER = /\$\{[Nn]umber\}/;
+
+/** Refuses unknown placeholders, and `${Number}` where the Tag writes one object. */
+export function checkObjectTemplate(template: string, where: string, allowNumber: boolean): void {
+  for (const match of template.matchAll(/\$\{([^}]*)\}/g)) {
+    if (!PLACEHOLDERS.has(match[1])) throw invalid(`${where} has an unknown placeholder \${${match[1]}}.`);
+    if (!allowNumber && /^[Nn]umber$/.test(match[1])) throw invalid(`${where}: \${Number} is for Tags that write several objects.`);
+  }
+}
+
+export function hasNumber(template: string): boolean {
+  return NUMBER.test(template);
+}
+
+/** Expands every placeholder but `${Number}`. */
+export function expandObject(template: string, values: { inputObject: string; extension: string; jobId: string }): string {
+  const key = values.inputObject;
+  const slash = key.lastIndexOf('/');
+  const base = key.slice(slash + 1);
+  const dot = base.lastIndexOf('.');
+  const inputPath = slash < 0 ? '' : key.slice(0, slash);
+  const map: Record<string, string> = {
+    ext: values.extension, Ext: values.extension,
+    InputName: dot > 0 ? base.slice(0, dot) : base, InputNameAndExt: base, InputPath: inputPath,
+    JobId: values.jobId, Jobid: values.jobId,
+  };
+  const withPath = template.replace(/\$\{InputPath\}\//g, inputPath === '' ? '' : `${inputPath}/`);
+  return withPath.replace(/\$\{([^}]*)\}/g, (whole, name: string) => map[name] ?? whole);
+}
+
+/** The key of output `index` of a `${Number}` template, split as CI reports it: prefix and the rest. */
+export function numberedKey(expanded: string, index: number): { prefix: string; name: string; key: string } {
+  const match = NUMBER.exec(expanded);
+  if (!match) return { prefix: '', name: expanded, key: expanded };
+  const prefix = expanded.slice(0, match.index);
+  const name = `${index}${expanded.slice(match.index + match[0].length).replace(new RegExp(NUMBER.source, 'g'), String(index))}`;
+  return { prefix, name, key: prefix + name };
+}
+
+export interface OutputTarget {
+  readonly region: string;
+  readonly bucket: string;
+  readonly object: string;
+}
+
+/** Output/{Region,Bucket,Object} (or `objectName` instead of Object, e.g. SpriteObject), checked as far as it can be before the run. */
+export function readOutput(operation: XmlObject, job: Pick<ProcessingJob, 'bucket' | 'region' | 'inputObject' | 'jobId'>, allowNumber: boolean, objectName = 'Object'): OutputTarget {
+  const output = operation.Output;
+  if (!isXmlObject(output)) throw invalid('Operation/Output is required.');
+  const object = typeof output[objectName] === 'string' ? (output[objectName] as string) : '';
+  if (object.trim() === '') throw invalid(`Output/${objectName} is required.`);
+  checkObjectTemplate(object, `Output/${objectName}`, allowNumber);
+  const bucket = text(output.Bucket) ?? job.bucket;
+  const region = text(output.Region) ?? job.region;
+  try {
+    assertSafeBucket(bucket, 'Output/Bucket');
+    assertSafeObjectKey(numberedKey(expandObject(object, { inputObject: job.inputObject, extension: 'mp4', jobId: job.jobId }), 0).key, `Output/${objectName}`);
+  } catch (err) {
+    throw err instanceof CiError ? invalid(err.message) : err;
+  }
+  return { region, bucket, object };
+}
+
+/** Runs `use` with a fresh folder for ffmpeg's files under `<dataDir>/tmp`, removed afterwards whatever happens. */
+export async function withWorkDir<T>(ctx: ProcessorContext, use: (dir: string) => Promise<T>): Promise<T> {
+  const dir = path.join(ctx.config.dataDir, 'tmp', `${ctx.job.jobId}-${randomBytes(4).toString('hex')}`);
+  await fs.mkdir(dir, { recursive: true });
+  try {
+    return await use(dir);
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** Runs `use` on the input object's local file; a missing object is `NoSuchKey`. */
+export async function withInputFile<T>(ctx: ProcessorContext, use: (file: string) => Promise<T>): Promise<T> {
+  const { job } = ctx;
+  try {
+    return await ctx.storage.withLocalFile(job.bucket, job.inputObject, use);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) throw new PermanentJobError('NoSuchKey', `The specified key does not exist: ${job.inputObject}`);
+    throw err;
+  }
+}
+
+/** ffprobe of the input: a file it cannot read is `InvalidMedia` with ffprobe's reason, before ffmpeg is started. */
+export async function probeInput(ctx: ProcessorContext, spawner: Spawner, file: string): Promise<FfprobeReport> {
+  try {
+    const report = await runFfprobe(file, { spawner, ffprobePath: ctx.config.ffprobePath, signal: ctx.signal, timeoutMs: 60_000 });
+    if (!(report.streams ?? []).some((s) => s.codec_type === 'video' || s.codec_type === 'audio') || report.format?.format_name === 'tty') {
+      throw new PermanentJobError('InvalidMedia', `The input ${ctx.job.inputObject} contains no audio or video stream.`);
+    }
+    return report;
+  } catch (err) {
+    if (!(err instanceof FfprobeError) || err.reason !== 'exit') throw err;
+    if (/Too many open files|Cannot allocate memory|Resource temporarily unavailable|Permission denied/.test(err.stderr)) throw err;
+    const detail = publicFfmpegMessage(err.firstStderrLine, [[path.resolve(file), ctx.job.inputObject]]);
+    throw new PermanentJobError('InvalidMedia', `The input ${ctx.job.inputObject} is not a readable media file${detail ? ` (ffprobe: ${detail})` : ''}.`);
+  }
+}
+
+/** Seconds of media in a report (the container's, else the longest stream's), or undefined. */
+export function mediaDuration(report: FfprobeReport): number | undefined {
+  const candidates = [report.format?.duration, ...(report.streams ?? []).map((s) => s.duration)].map(Number).filter((n) => Number.isFinite(n) && n > 0);
+  return candidates.length ? Math.max(...candidates) : undefined;
+}
+
+/** `<MediaInfo>` of an output file. */
+export async function outputMediaInfo(ctx: ProcessorContext, spawner: Spawner, file: string): Promise<XmlObject> {
+  return toMediaInfo(await runFfprobe(file, { spawner, ffprobePath: ctx.config.ffprobePath, signal: ctx.signal, timeoutMs: 60_000 }));
+}
+
+/**
+ * ffmpeg's failures as job outcomes: non-zero exit is `InvalidMedia` with
+ * ffmpeg's reason (the input probed fine but does not decode), a timeout is
+ * `JobTimeout`; a crash or a binary that will not start is retried.
+ */
+export function ffmpegFailure(err: unknown, ctx: ProcessorContext, replacements: ReadonlyArray<readonly [string, string]>): unknown {
+  if (!(err instanceof FfmpegError)) return err;
+  if (err.reason === 'timeout') return new PermanentJobError('JobTimeout', `${err.message} (MEDIAJOBS_FFMPEG_TIMEOUT).`);
+  if (err.reason !== 'exit') return err;
+  if (/Too many open files|Cannot allocate memory|No space left on device/.test(err.stderr)) return err;
+  const detail = publicFfmpegMessage(err.stderrSummary, replacements);
+  return new PermanentJobError('InvalidMedia', `ffmpeg could not process the input ${ctx.job.inputObject}${detail ? ` (ffmpeg: ${detail})` : ''}.`);
+}
+
+export interface StoredFile {
+  readonly key: string;
+  readonly md5: string;
+}
+
+/**
+ * Stores local files under their keys (each write is atomic in the storage),
+ * in order. If the job is aborted meanwhile, everything stored is removed and
+ * the abort rethrown (processor contract: no partial outputs after a cancel).
+ */
+export async function storeFiles(ctx: ProcessorContext, bucket: string, files: ReadonlyArray<{ key: string; file: string }>): Promise<StoredFile[]> {
+  const stored: StoredFile[] = [];
+  try {
+    for (const { key, file } of files) {
+      ctx.signal.throwIfAborted();
+      const data = await fs.readFile(file);
+      try {
+        await ctx.storage.put(bucket, key, data);
+      } catch (err) {
+        throw err instanceof CiError ? new PermanentJobError(err.code, err.message) : err;
+      }
+      stored.push({ key, md5: createHash('md5').update(data).digest('hex') });
+    }
+    ctx.signal.throwIfAborted();
+    return stored;
+  } catch (err) {
+    if (ctx.signal.aborted) {
+      const inputKey = bucket === ctx.job.bucket ? ctx.job.inputObject : undefined;
+      await Promise.all(stored.filter((s) => s.key !== inputKey).map((s) => ctx.storage.delete(bucket, s.key).catch(() => undefined)));
+    }
+    throw err;
+  }
+}
+
+/** CI's `MediaResult` for single-output Tags: full key in ObjectName and Md5Info, empty ObjectPrefix (seed 002's callback). */
+export function singleMediaResult(target: OutputTarget, file: StoredFile): XmlObject {
+  return {
+    OutputFile: {
+      Bucket: target.bucket,
+      Md5Info: { Md5: file.md5, ObjectName: file.key },
+      ObjectName: file.key,
+      ObjectPrefix: '',
+      Region: target.region,
+    },
+  };
+}
+
+/** The empty MediaInfo CI reports for image outputs (Snapshot). */
+export const EMPTY_MEDIA_INFO: XmlObject = { Format: '', Stream: { Audio: '', Subtitle: '', Video: '' } };
+
+/** A final, expanded key checked as the storage will check it (a job failure, not a retry). */
+export function safeKey(key: string, where = 'Output/Object'): string {
+  try {
+    return assertSafeObjectKey(key, where);
+  } catch (err) {
+    throw err instanceof CiError ? invalid(err.message) : err;
+  }
+}

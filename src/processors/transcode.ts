@@ -1,0 +1,485 @@
+/**
+ * Tag=Transcode (shared/ci-media-tags.md §2, §3): one input, one output
+ * (for hls: the playlist and its segments), through ffmpeg.
+ *
+ * Honoured: Container/Format (mp4, mov, flv, ts, hls with
+ * ClipConfig/Duration, mkv, webm, avi, mp3, m4a, aac/adts, flac, wav, gif),
+ * Video (Codec H.264/H.265/VP8/VP9/AV1, Width/Height with one side keeping
+ * the aspect, LongShortMode, Fps, Bitrate, Crf, Profile, Preset, Gop, Maxrate,
+ * Bufsize, Pixfmt, Rotate, Crop, Remove), Audio (Codec aac/mp3/opus/flac/
+ * Vorbis/pcm_s16le/amr, Samplerate, Bitrate, Channels, Remove),
+ * TimeInterval (Start, Duration), TransConfig (AdjDarMethod, IsCheckReso,
+ * IsCheckVideoBitrate, IsCheckAudioBitrate, IsCheckVideoFps with their
+ * AdjMethod, DeleteMetadata), Subtitle/Remove.
+ * Accepted and ignored: TransConfig/IsHdr2Sdr, TranscodeIndex, HlsEncrypt,
+ * DashEncrypt, AIGCMetadata; Video/Roi, Interlaced, ColorParam, and Audio's
+ * KeepTwoTracks, SwitchTrack, SampleFormat.
+ * Refused at submit (the schema has no place for them): Watermark,
+ * RemoveWatermark, Subtitles, DigitalWatermark, AudioMix.
+ *
+ * An absent Video or Audio block keeps that stream with the container's
+ * default codec (CI's template doc says an absent block drops the stream, but
+ * every SDK example sends both; keeping is the less surprising reading).
+ *
+ * Result: `MediaInfo` of the output and `MediaResult/OutputFile` with the full
+ * key in ObjectName and Md5Info, as seed 002's callback shows.
+ */
+import path from 'node:path';
+import { promises as fs } from 'node:fs';
+import type { Config } from '../config.js';
+import { inputArgs, runFfmpeg } from '../media/ffmpeg.js';
+import { resolveFfmpegPath } from '../media/ffmpeg-capabilities.js';
+import type { FfprobeReport } from '../media/ffprobe.js';
+import type { Spawner } from '../media/spawner.js';
+import { isXmlObject, type XmlObject } from '../xml/tree.js';
+import {
+  assertFfmpegHas, asSubmitError, child, expandObject, ffmpegFailure, flag, invalid, mediaDuration, number, outputMediaInfo,
+  probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withWorkDir, type OutputTarget,
+} from './media-output.js';
+import type { Processor, ProcessorContext } from './processor.js';
+
+type VideoCodec = 'h.264' | 'h.265' | 'vp8' | 'vp9' | 'av1' | 'gif';
+type AudioCodec = 'aac' | 'mp3' | 'opus' | 'flac' | 'vorbis' | 'pcm_s16le' | 'amr';
+
+interface ContainerSpec {
+  /** ffmpeg muxer (`-f`). */
+  readonly muxer: string;
+  readonly ext: string;
+  /** Allowed video codecs, the first is the default; empty: audio-only container. */
+  readonly video: readonly VideoCodec[];
+  /** Allowed audio codecs, the first is the default; empty: no audio (gif). */
+  readonly audio: readonly AudioCodec[];
+}
+
+/** CI's container → codec table (§2.1), with mkv also taking VP8/VP9/AV1 and opus/flac, which Matroska holds as well. */
+const CONTAINERS: Readonly<Record<string, ContainerSpec>> = {
+  mp4: { muxer: 'mp4', ext: 'mp4', video: ['h.264', 'h.265', 'av1'], audio: ['aac', 'mp3'] },
+  mov: { muxer: 'mov', ext: 'mov', video: ['h.264'], audio: ['aac', 'mp3'] },
+  flv: { muxer: 'flv', ext: 'flv', video: ['h.264'], audio: ['aac', 'mp3'] },
+  ts: { muxer: 'mpegts', ext: 'ts', video: ['h.264', 'h.265'], audio: ['aac', 'mp3'] },
+  avi: { muxer: 'avi', ext: 'avi', video: ['h.264'], audio: ['aac', 'mp3'] },
+  hls: { muxer: 'hls', ext: 'm3u8', video: ['h.264', 'h.265'], audio: ['aac', 'mp3'] },
+  mkv: { muxer: 'matroska', ext: 'mkv', video: ['h.264', 'h.265', 'vp8', 'vp9', 'av1'], audio: ['aac', 'mp3', 'opus', 'flac', 'vorbis'] },
+  webm: { muxer: 'webm', ext: 'webm', video: ['vp8', 'vp9', 'av1'], audio: ['vorbis', 'opus'] },
+  mp3: { muxer: 'mp3', ext: 'mp3', video: [], audio: ['mp3'] },
+  m4a: { muxer: 'ipod', ext: 'm4a', video: [], audio: ['aac'] },
+  aac: { muxer: 'adts', ext: 'aac', video: [], audio: ['aac'] },
+  adts: { muxer: 'adts', ext: 'aac', video: [], audio: ['aac'] },
+  flac: { muxer: 'flac', ext: 'flac', video: [], audio: ['flac'] },
+  wav: { muxer: 'wav', ext: 'wav', video: [], audio: ['pcm_s16le'] },
+  amr: { muxer: 'amr', ext: 'amr', video: [], audio: ['amr'] },
+  gif: { muxer: 'gif', ext: 'gif', video: ['gif'], audio: [] },
+};
+
+const VIDEO_ENCODERS: Readonly<Record<VideoCodec, string>> = { 'h.264': 'libx264', 'h.265': 'libx265', vp8: 'libvpx', vp9: 'libvpx-vp9', av1: 'libaom-av1', gif: 'gif' };
+const AUDIO_ENCODERS: Readonly<Record<AudioCodec, string>> = { aac: 'aac', mp3: 'libmp3lame', opus: 'libopus', flac: 'flac', vorbis: 'libvorbis', pcm_s16le: 'pcm_s16le', amr: 'libopencore_amrnb' };
+const H264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'];
+const PIXFMTS = ['yuv420p', 'yuv422p', 'yuv444p', 'yuvj420p', 'yuvj422p', 'yuvj444p', 'yuv420p10le'];
+
+/** What to do when an output value exceeds the source's (TransConfig IsCheck…): 0 use the source's, 1 fail. */
+interface Check { readonly on: boolean; readonly fail: boolean }
+
+export interface VideoSpec {
+  readonly codec: VideoCodec;
+  readonly width?: number;
+  readonly height?: number;
+  readonly longShort: boolean;
+  readonly fps?: number;
+  readonly bitrateKbps?: number;
+  readonly crf?: number;
+  readonly profile?: string;
+  readonly preset?: string;
+  readonly gop?: number;
+  readonly maxrateKbps?: number;
+  readonly bufsizeKb?: number;
+  readonly pixfmt?: string;
+  readonly rotate?: number;
+  readonly crop?: string;
+}
+
+export interface AudioSpec {
+  readonly codec: AudioCodec;
+  readonly samplerate?: number;
+  readonly bitrateKbps?: number;
+  readonly channels?: number;
+}
+
+/** A Transcode container, parsed and checked: everything the command line is made from. */
+export interface TranscodeSpec {
+  readonly format: string;
+  readonly container: ContainerSpec;
+  /** undefined: no video in the output. */
+  readonly video?: VideoSpec;
+  readonly audio?: AudioSpec;
+  readonly startSec?: number;
+  readonly durationSec?: number;
+  readonly hlsSegmentSec: number;
+  readonly adjDar: 'scale' | 'crop' | 'pad' | 'none';
+  readonly checkReso: Check;
+  readonly checkVideoBitrate: Check;
+  readonly checkAudioBitrate: Check;
+  readonly checkFps: Check;
+  readonly deleteMetadata: boolean;
+  readonly keepSubtitles: boolean;
+}
+
+function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], where: string): T | undefined {
+  if (value === undefined) return undefined;
+  const found = allowed.find((a) => a === value.toLowerCase());
+  if (!found) throw invalid(`${where} must be one of ${allowed.join(', ')}, not ${JSON.stringify(value)}.`);
+  return found;
+}
+
+function check(transConfig: XmlObject, on: string, method: string): Check {
+  const enabled = flag(transConfig[on], `TransConfig/${on}`);
+  const m = text(transConfig[method]) ?? '0';
+  if (m !== '0' && m !== '1') throw invalid(`TransConfig/${method} must be 0 or 1.`);
+  return { on: enabled, fail: m === '1' };
+}
+
+function evenSide(value: unknown, where: string): number | undefined {
+  const n = number(value as string, where, 128, 4096, { integer: true });
+  if (n !== undefined && n % 2 !== 0) throw invalid(`${where} must be even, not ${n}.`);
+  return n;
+}
+
+/** Parses `<Transcode>` (values as CI documents them); throws InvalidArgument naming the element. */
+export function parseTranscode(transcode: XmlObject): TranscodeSpec {
+  const containerXml = child(transcode, 'Container');
+  const formatText = text(containerXml.Format) ?? 'mp4';
+  const format = formatText.toLowerCase();
+  const container = CONTAINERS[format];
+  if (!container) throw invalid(`Container/Format must be one of ${Object.keys(CONTAINERS).join(', ')}, not ${JSON.stringify(formatText)}.`);
+  const videoXml = child(transcode, 'Video');
+  const audioXml = child(transcode, 'Audio');
+
+  let video: VideoSpec | undefined;
+  if (container.video.length > 0 && !flag(videoXml.Remove, 'Video/Remove')) {
+    const codecText = text(videoXml.Codec);
+    const codec = codecText === undefined ? container.video[0] : oneOf(codecText, ['h.264', 'h.265', 'vp8', 'vp9', 'av1', 'gif'] as const, 'Video/Codec')!;
+    if (!container.video.includes(codec)) throw invalid(`Video/Codec ${codecText} cannot go into Container/Format ${formatText} (allowed: ${container.video.join(', ')}).`);
+    const bitrate = text(videoXml.Bitrate)?.toLowerCase() === 'auto' ? undefined : number(videoXml.Bitrate, 'Video/Bitrate', 10, 50000);
+    const preset = text(videoXml.Preset);
+    if (preset !== undefined) {
+      if (codec === 'h.264') oneOf(preset, H264_PRESETS, 'Video/Preset');
+      else if (codec === 'vp8') oneOf(preset, ['good', 'realtime'], 'Video/Preset');
+      else if (codec === 'av1') number(preset, 'Video/Preset', 0, 8, { integer: true });
+    }
+    const profile = text(videoXml.Profile);
+    if (profile !== undefined) oneOf(profile, ['baseline', 'main', 'high', 'auto'], 'Video/Profile');
+    const pixfmt = text(videoXml.Pixfmt);
+    if (pixfmt !== undefined && pixfmt.toLowerCase() !== 'auto') oneOf(pixfmt, PIXFMTS, 'Video/Pixfmt');
+    const crop = text(videoXml.Crop);
+    if (crop !== undefined && !/^\d+:\d+:\d+:\d+$/.test(crop)) throw invalid('Video/Crop must be width:height:left:top in pixels.');
+    video = {
+      codec,
+      width: evenSide(videoXml.Width, 'Video/Width'),
+      height: evenSide(videoXml.Height, 'Video/Height'),
+      longShort: flag(videoXml.LongShortMode, 'Video/LongShortMode'),
+      fps: number(videoXml.Fps, 'Video/Fps', 0, 60, { openMin: true }),
+      bitrateKbps: bitrate,
+      crf: number(videoXml.Crf, 'Video/Crf', 0, 51, { openMin: true }),
+      profile: codec === 'h.264' && profile && profile.toLowerCase() !== 'auto' && pixfmt?.toLowerCase() !== 'auto' ? profile.toLowerCase() : undefined,
+      preset: preset?.toLowerCase(),
+      gop: number(videoXml.Gop, 'Video/Gop', 1, 100000, { integer: true }),
+      maxrateKbps: number(videoXml.Maxrate, 'Video/Maxrate', 10, 50000),
+      bufsizeKb: number(videoXml.Bufsize, 'Video/Bufsize', 1000, 128000),
+      pixfmt: pixfmt?.toLowerCase() === 'auto' ? undefined : pixfmt?.toLowerCase(),
+      rotate: number(videoXml.Rotate, 'Video/Rotate', 0, 359.999),
+      crop,
+    };
+  }
+
+  let audio: AudioSpec | undefined;
+  if (container.audio.length > 0 && !flag(audioXml.Remove, 'Audio/Remove')) {
+    const codecText = text(audioXml.Codec);
+    const codec = codecText === undefined ? container.audio[0] : oneOf(codecText, ['aac', 'mp3', 'opus', 'flac', 'vorbis', 'pcm_s16le', 'amr'] as const, 'Audio/Codec')!;
+    if (!container.audio.includes(codec)) throw invalid(`Audio/Codec ${codecText} cannot go into Container/Format ${formatText} (allowed: ${container.audio.join(', ')}).`);
+    const samplerate = number(audioXml.Samplerate, 'Audio/Samplerate', 8000, 96000, { integer: true });
+    if (samplerate !== undefined && ![8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000].includes(samplerate)) {
+      throw invalid(`Audio/Samplerate ${samplerate} is not one of CI's sample rates.`);
+    }
+    if (codec === 'opus' && samplerate !== undefined && ![8000, 16000, 24000, 48000].includes(samplerate)) throw invalid('Audio/Samplerate must be 8000, 16000, 24000 or 48000 for opus.');
+    const channels = number(audioXml.Channels, 'Audio/Channels', 1, 8, { integer: true });
+    if (channels !== undefined && ![1, 2, 4, 5, 6, 8].includes(channels)) throw invalid(`Audio/Channels ${channels} is not supported.`);
+    audio = { codec, samplerate, bitrateKbps: number(audioXml.Bitrate, 'Audio/Bitrate', 8, 1000), channels };
+  }
+  if (!video && !audio) throw invalid('Transcode leaves no stream to write: Video and Audio are both removed.');
+
+  const time = child(transcode, 'TimeInterval');
+  const transConfig = child(transcode, 'TransConfig');
+  const adj = (text(transConfig.AdjDarMethod) ?? 'none').toLowerCase();
+  if (!['scale', 'rescale', 'crop', 'pad', 'none'].includes(adj)) throw invalid('TransConfig/AdjDarMethod must be scale, crop, pad or none.');
+  const hlsSegmentSec = number(child(containerXml, 'ClipConfig').Duration, 'Container/ClipConfig/Duration', 1, 3600) ?? 5;
+  return {
+    format,
+    container,
+    video,
+    audio,
+    startSec: number(time.Start, 'TimeInterval/Start', 0, 1e7),
+    durationSec: number(time.Duration, 'TimeInterval/Duration', 0, 1e7, { openMin: true }),
+    hlsSegmentSec,
+    adjDar: adj === 'rescale' ? 'scale' : (adj as TranscodeSpec['adjDar']),
+    checkReso: check(transConfig, 'IsCheckReso', 'ResoAdjMethod'),
+    checkVideoBitrate: check(transConfig, 'IsCheckVideoBitrate', 'VideoBitrateAdjMethod'),
+    checkAudioBitrate: check(transConfig, 'IsCheckAudioBitrate', 'AudioBitrateAdjMethod'),
+    checkFps: check(transConfig, 'IsCheckVideoFps', 'VideoFpsAdjMethod'),
+    deleteMetadata: flag(transConfig.DeleteMetadata, 'TransConfig/DeleteMetadata'),
+    keepSubtitles: format === 'mkv' && !flag(child(transcode, 'Subtitle').Remove, 'Subtitle/Remove'),
+  };
+}
+
+/** The source values the TransConfig checks compare with (from an ffprobe report). */
+export interface SourceInfo {
+  readonly width?: number;
+  readonly height?: number;
+  readonly fps?: number;
+  readonly videoKbps?: number;
+  readonly audioKbps?: number;
+  readonly durationSec?: number;
+}
+
+export function sourceInfo(report: FfprobeReport): SourceInfo {
+  const v = report.streams?.find((s) => s.codec_type === 'video');
+  const a = report.streams?.find((s) => s.codec_type === 'audio');
+  const num = (x: unknown) => (x === undefined || !Number.isFinite(Number(x)) || Number(x) <= 0 ? undefined : Number(x));
+  const [fn, fd] = (v?.avg_frame_rate ?? '').split('/').map(Number);
+  return {
+    width: num(v?.width),
+    height: num(v?.height),
+    fps: fd ? num(fn / fd) : undefined,
+    videoKbps: num(v?.bit_rate) !== undefined ? Number(v!.bit_rate) / 1000 : undefined,
+    audioKbps: num(a?.bit_rate) !== undefined ? Number(a!.bit_rate) / 1000 : undefined,
+    durationSec: mediaDuration(report),
+  };
+}
+
+/** Applies a TransConfig check: the source's value when the output's exceeds it (method 0), a failure (method 1). */
+function capped(value: number | undefined, source: number | undefined, rule: Check, what: string): number | undefined {
+  if (value === undefined || source === undefined || !rule.on || value <= source) return value;
+  if (rule.fail) throw invalid(`${what} ${value} exceeds the input's ${Math.round(source * 1000) / 1000} (TransConfig check with AdjMethod 1).`);
+  return source;
+}
+
+/** The encoders and filters a spec needs from the binary. */
+export function transcodeNeeds(spec: TranscodeSpec): { encoders: string[]; filters: string[] } {
+  const encoders = [...(spec.video ? [VIDEO_ENCODERS[spec.video.codec]] : []), ...(spec.audio ? [AUDIO_ENCODERS[spec.audio.codec]] : [])];
+  const filters: string[] = [];
+  if (spec.video?.width || spec.video?.height) filters.push('scale');
+  if (spec.video?.crop) filters.push('crop');
+  if (spec.video?.width && spec.video.height && spec.adjDar === 'pad') filters.push('pad');
+  if (spec.video?.width && spec.video.height && spec.adjDar === 'crop') filters.push('crop');
+  if (spec.video?.rotate) filters.push(spec.video.rotate % 90 === 0 ? 'transpose' : 'rotate');
+  return { encoders, filters: [...new Set(filters)] };
+}
+
+/** The `-vf` chain: crop, then size (CI's rules), then rotation. */
+function videoFilters(video: VideoSpec, spec: TranscodeSpec, source: SourceInfo): string[] {
+  const filters: string[] = [];
+  if (video.crop) {
+    const [w, h, x, y] = video.crop.split(':');
+    filters.push(`crop=${w}:${h}:${x}:${y}`);
+  }
+  let width = video.width;
+  let height = video.height;
+  if (spec.checkReso.on && source.width && source.height && ((width ?? 0) > source.width || (height ?? 0) > source.height)) {
+    if (spec.checkReso.fail) throw invalid(`Video/Width×Height exceeds the input's ${source.width}x${source.height} (TransConfig/IsCheckReso with ResoAdjMethod 1).`);
+    width = undefined;
+    height = undefined;
+  }
+  if (width || height) {
+    if (video.longShort) {
+      // Width is the long edge and Height the short one, whichever way the picture stands.
+      const long = width ?? -2;
+      const short = height ?? -2;
+      filters.push(`scale=w='if(gte(iw,ih),${long},${short})':h='if(gte(iw,ih),${short},${long})'`);
+    } else if (width && height) {
+      if (spec.adjDar === 'pad') filters.push(`scale=${width}:${height}:force_original_aspect_ratio=decrease`, `pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2`);
+      else if (spec.adjDar === 'crop') filters.push(`scale=${width}:${height}:force_original_aspect_ratio=increase`, `crop=${width}:${height}`);
+      else filters.push(`scale=${width}:${height}`);
+    } else {
+      // One side given: the other keeps the aspect, rounded to an even number (-2), as CI does.
+      filters.push(`scale=${width ?? -2}:${height ?? -2}`);
+    }
+    filters.push('setsar=1');
+  }
+  if (video.rotate) {
+    const r = video.rotate;
+    if (r === 90) filters.push('transpose=clock');
+    else if (r === 180) filters.push('transpose=clock,transpose=clock');
+    else if (r === 270) filters.push('transpose=cclock');
+    else filters.push(`rotate=${r}*PI/180`);
+  }
+  return filters;
+}
+
+/**
+ * The ffmpeg arguments (after the global ones) for a parsed Transcode:
+ * pure, so it is unit-tested as a list. `segmentPattern` is the local name of
+ * hls segments (`…/out-%d.ts`), beside the playlist `output`.
+ */
+export function buildTranscodeArgs(spec: TranscodeSpec, io: { input: string; output: string; segmentPattern?: string }, source: SourceInfo = {}): string[] {
+  const args = inputArgs(io.input, spec.startSec ? ['-ss', String(spec.startSec)] : []);
+  const { video, audio } = spec;
+  if (video) args.push('-map', '0:v:0?');
+  if (audio) args.push('-map', '0:a:0?');
+  if (spec.keepSubtitles) args.push('-map', '0:s?', '-c:s', 'copy');
+  if (spec.durationSec) args.push('-t', String(spec.durationSec));
+  if (video) {
+    const filters = videoFilters(video, spec, source);
+    if (filters.length) args.push('-vf', filters.join(','));
+    args.push('-c:v', VIDEO_ENCODERS[video.codec]);
+    const fps = capped(video.fps, source.fps, spec.checkFps, 'Video/Fps');
+    if (fps) args.push('-r', String(fps));
+    const bitrate = capped(video.bitrateKbps, source.videoKbps, spec.checkVideoBitrate, 'Video/Bitrate');
+    switch (video.codec) {
+      case 'h.264':
+      case 'h.265':
+        // Crf wins over Bitrate; neither: CI's default Crf 25.
+        if (video.crf !== undefined || bitrate === undefined) args.push('-crf', String(video.crf ?? 25));
+        else args.push('-b:v', `${bitrate}k`);
+        if (video.codec === 'h.264') args.push('-preset', video.preset ?? 'medium');
+        if (video.profile) args.push('-profile:v', video.profile);
+        args.push('-pix_fmt', video.pixfmt ?? 'yuv420p');
+        if (video.codec === 'h.265') args.push('-x265-params', 'log-level=error');
+        break;
+      case 'vp8':
+      case 'vp9':
+        // libvpx's constant quality needs a bitrate ceiling (VP8) or 0 (VP9); Crf maps onto its 4–63 scale as is.
+        if (video.crf !== undefined || bitrate === undefined) args.push('-crf', String(Math.max(4, Math.round(video.crf ?? 25))), '-b:v', video.codec === 'vp9' ? '0' : `${bitrate ?? 2000}k`);
+        else args.push('-b:v', `${bitrate}k`);
+        if (video.codec === 'vp8') args.push('-deadline', video.preset ?? 'good');
+        args.push('-pix_fmt', video.pixfmt ?? 'yuv420p');
+        break;
+      case 'av1':
+        args.push('-strict', 'experimental', '-cpu-used', video.preset ?? '5', '-row-mt', '1');
+        if (video.crf !== undefined || bitrate === undefined) args.push('-crf', String(Math.round(video.crf ?? 25)), '-b:v', '0');
+        else args.push('-b:v', `${bitrate}k`);
+        args.push('-pix_fmt', video.pixfmt ?? 'yuv420p');
+        break;
+      case 'gif':
+        break;
+    }
+    if (video.gop) args.push('-g', String(video.gop));
+    if (video.maxrateKbps) args.push('-maxrate', `${video.maxrateKbps}k`);
+    if (video.bufsizeKb) args.push('-bufsize', `${video.bufsizeKb}k`);
+  } else {
+    args.push('-vn');
+  }
+  if (audio) {
+    args.push('-c:a', AUDIO_ENCODERS[audio.codec]);
+    if (audio.samplerate) args.push('-ar', String(audio.samplerate));
+    else if (audio.codec === 'opus') args.push('-ar', '48000');
+    else if (audio.codec === 'amr') args.push('-ar', '8000');
+    const bitrate = capped(audio.bitrateKbps, source.audioKbps, spec.checkAudioBitrate, 'Audio/Bitrate');
+    if (bitrate) args.push('-b:a', `${bitrate}k`);
+    if (audio.channels) args.push('-ac', String(audio.channels));
+    else if (audio.codec === 'amr') args.push('-ac', '1');
+  } else {
+    args.push('-an');
+  }
+  if (!spec.keepSubtitles) args.push('-sn');
+  args.push('-dn');
+  if (spec.deleteMetadata) args.push('-map_metadata', '-1');
+  if (spec.container.muxer === 'mp4' || spec.container.muxer === 'ipod' || spec.container.muxer === 'mov') args.push('-movflags', '+faststart');
+  if (spec.container.muxer === 'hls') {
+    // The hls muxer cuts only at key frames: force one at every segment boundary.
+    if (video) args.push('-force_key_frames', `expr:gte(t,n_forced*${spec.hlsSegmentSec})`);
+    args.push('-hls_time', String(spec.hlsSegmentSec), '-hls_list_size', '0', '-hls_playlist_type', 'vod');
+    if (io.segmentPattern) args.push('-hls_segment_filename', io.segmentPattern);
+  }
+  args.push('-f', spec.container.muxer, io.output);
+  return args;
+}
+
+/** The Operation's Transcode container: the inline one (TemplateId resolved into it by the worker). */
+function transcodeOf(operation: XmlObject): TranscodeSpec {
+  const container = operation.Transcode;
+  if (!isXmlObject(container) && container !== '') throw invalid('Operation/Transcode (or a TemplateId) is required.');
+  return parseTranscode(isXmlObject(container) ? container : {});
+}
+
+/** Submit-time checks of a Transcode Operation (with an inline container): 400 InvalidArgument on what would fail. */
+export function checkTranscodeOperation(operation: XmlObject, config: Config, where: string): void {
+  try {
+    if (operation.Transcode === undefined) return;
+    const spec = transcodeOf(operation);
+    assertFfmpegHas(config.ffmpegPath, transcodeNeeds(spec));
+    readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
+  } catch (err) {
+    throw asSubmitError(err, where);
+  }
+}
+
+export function createTranscodeProcessor(spawner: Spawner): Processor {
+  return { tag: 'Transcode', slotsItsTool: true, run: (ctx) => runTranscode(ctx, spawner) };
+}
+
+async function runTranscode(ctx: ProcessorContext, spawner: Spawner): Promise<XmlObject> {
+  const { job, signal } = ctx;
+  const spec = transcodeOf(job.operation);
+  const target = readOutput(job.operation, job, false);
+  const key = safeKey(expandObject(target.object, { inputObject: job.inputObject, extension: spec.container.ext, jobId: job.jobId }));
+  signal.throwIfAborted();
+  ctx.setProgress(0);
+  return withInputFile(ctx, (input) => withWorkDir(ctx, async (dir) => {
+    const base = path.posix.basename(key).replace(/\.[^.]*$/, '') || 'out';
+    const output = path.join(dir, spec.container.muxer === 'hls' ? `${base}.m3u8` : `out.${spec.container.ext}`);
+    const segmentPattern = spec.container.muxer === 'hls' ? path.join(dir, `${base}-%d.ts`) : undefined;
+    await ctx.withToolSlot(async () => {
+      const source = sourceInfo(await probeInput(ctx, spawner, input));
+      if (spec.startSec !== undefined && source.durationSec !== undefined && spec.startSec >= source.durationSec) {
+        throw invalid(`TimeInterval/Start ${spec.startSec} is past the end of the input (${source.durationSec.toFixed(3)} s).`);
+      }
+      const args = buildTranscodeArgs(spec, { input, output, segmentPattern }, source);
+      const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? 0) - (spec.startSec ?? 0));
+      await runTranscodeFfmpeg(ctx, spawner, args, dir, Number.isFinite(length) && length > 0 ? length : undefined, [[input, job.inputObject], [dir, 'output']]);
+    });
+    ctx.setProgress(92);
+    const mediaInfo = await outputMediaInfo(ctx, spawner, output);
+    const files = [{ key, file: output }];
+    if (segmentPattern) {
+      // The playlist names its segments relative to itself: store them beside it.
+      const folder = key.includes('/') ? key.slice(0, key.lastIndexOf('/') + 1) : '';
+      const segments = (await fs.readdir(dir)).filter((f) => f.startsWith(`${base}-`) && f.endsWith('.ts'))
+        .sort((a, b) => Number(a.slice(base.length + 1, -3)) - Number(b.slice(base.length + 1, -3)));
+      for (const name of segments) files.push({ key: safeKey(folder + name), file: path.join(dir, name) });
+    }
+    const stored = await storeFiles(ctx, target.bucket, files);
+    ctx.setProgress(100);
+    return { MediaInfo: mediaInfo, MediaResult: mediaResult(target, stored) };
+  }));
+}
+
+/** Runs a prepared command with progress into [5, 90] %, mapping ffmpeg's failures to job outcomes. */
+export async function runTranscodeFfmpeg(ctx: ProcessorContext, spawner: Spawner, args: string[], dir: string, lengthSec: number | undefined, replacements: ReadonlyArray<readonly [string, string]>): Promise<void> {
+  ctx.setProgress(5);
+  try {
+    await runFfmpeg(args, {
+      spawner,
+      binary: resolveFfmpegPath(ctx.config.ffmpegPath),
+      signal: ctx.signal,
+      timeoutMs: ctx.config.ffmpegTimeoutMs,
+      progressFile: path.join(dir, 'progress.txt'),
+      durationSec: lengthSec,
+      onProgress: (fraction) => ctx.setProgress(5 + fraction * 85),
+    });
+  } catch (err) {
+    if (ctx.signal.aborted) throw ctx.signal.reason;
+    throw ffmpegFailure(err, ctx, replacements);
+  }
+}
+
+/** One output file: seed 002's shape; hls: the playlist then its segments, all full keys. */
+function mediaResult(target: OutputTarget, stored: ReadonlyArray<{ key: string; md5: string }>): XmlObject {
+  const one = stored.length === 1;
+  return {
+    OutputFile: {
+      Bucket: target.bucket,
+      Md5Info: one ? { Md5: stored[0].md5, ObjectName: stored[0].key } : stored.map((s) => ({ Md5: s.md5, ObjectName: s.key })),
+      ObjectName: one ? stored[0].key : stored.map((s) => s.key),
+      ObjectPrefix: '',
+      Region: target.region,
+    },
+  };
+}

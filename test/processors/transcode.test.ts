@@ -1,0 +1,204 @@
+import { createHash } from 'node:crypto';
+import { promises as fs, readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { runFfprobe, type FfprobeReport } from '../../src/media/ffprobe.js';
+import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
+import { createSpawner } from '../../src/media/spawner.js';
+import { buildTranscodeArgs, parseTranscode } from '../../src/processors/transcode.js';
+import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
+import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
+
+const spawner = createSpawner();
+after(() => spawner.close());
+
+function transcodeRequest(input: string, transcode: string, output: string, extra = ''): string {
+  return `<Request><Tag>Transcode</Tag><Input><Object>${input}</Object></Input><Operation><Transcode>${transcode}</Transcode>`
+    + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>${output}</Object></Output>${extra}</Operation></Request>`;
+}
+
+async function probe(api: TestService, key: string): Promise<FfprobeReport> {
+  const file = path.join(api.config.dataDir, 'buckets', BUCKET, key);
+  return runFfprobe(file, { spawner, ffprobePath: '' });
+}
+
+function stream(report: FfprobeReport, type: string) {
+  return report.streams?.find((s) => s.codec_type === type);
+}
+
+function md5(data: Buffer): string {
+  return createHash('md5').update(data).digest('hex');
+}
+
+describe('Transcode command lines', () => {
+  it('maps CI elements to ffmpeg arguments, input read as a file: URL with only the file protocol', () => {
+    const spec = parseTranscode({
+      Container: { Format: 'mp4' },
+      Video: { Codec: 'H.264', Width: '160', Crf: '30', Preset: 'veryfast', Profile: 'main', Fps: '15' },
+      Audio: { Codec: 'AAC', Samplerate: '44100', Bitrate: '64', Channels: '1' },
+      TimeInterval: { Start: '1.5', Duration: '2' },
+    });
+    expect(buildTranscodeArgs(spec, { input: '/d/in.mp4', output: '/w/out.mp4' })).to.deep.equal([
+      '-ss', '1.5', '-protocol_whitelist', 'file', '-i', 'file:/d/in.mp4',
+      '-map', '0:v:0?', '-map', '0:a:0?', '-t', '2',
+      '-vf', 'scale=160:-2,setsar=1', '-c:v', 'libx264', '-r', '15', '-crf', '30', '-preset', 'veryfast', '-profile:v', 'main', '-pix_fmt', 'yuv420p',
+      '-c:a', 'aac', '-ar', '44100', '-b:a', '64k', '-ac', '1',
+      '-sn', '-dn', '-movflags', '+faststart', '-f', 'mp4', '/w/out.mp4',
+    ]);
+  });
+
+  it('pads or crops to Width x Height by AdjDarMethod, and caps by IsCheckReso', () => {
+    const pad = parseTranscode({ Video: { Width: '320', Height: '320' }, TransConfig: { AdjDarMethod: 'pad' } });
+    expect(buildTranscodeArgs(pad, { input: 'i', output: 'o' })).to.include('scale=320:320:force_original_aspect_ratio=decrease,pad=320:320:(ow-iw)/2:(oh-ih)/2,setsar=1');
+    const checked = parseTranscode({ Video: { Width: '640' }, TransConfig: { IsCheckReso: 'true' } });
+    expect(buildTranscodeArgs(checked, { input: 'i', output: 'o' }, { width: 320, height: 240 })).to.not.include('-vf');
+    const strict = parseTranscode({ Video: { Width: '640' }, TransConfig: { IsCheckReso: 'true', ResoAdjMethod: '1' } });
+    expect(() => buildTranscodeArgs(strict, { input: 'i', output: 'o' }, { width: 320, height: 240 })).to.throw(/exceeds/);
+  });
+
+  it('refuses codecs a container cannot hold, odd sizes and unknown formats', () => {
+    expect(() => parseTranscode({ Container: { Format: 'webm' }, Video: { Codec: 'H.264' } })).to.throw(/cannot go into/);
+    expect(() => parseTranscode({ Video: { Width: '161' } })).to.throw(/even/);
+    expect(() => parseTranscode({ Container: { Format: 'rm' } })).to.throw(/Container\/Format/);
+    expect(() => parseTranscode({ Container: { Format: 'mp3' }, Audio: { Codec: 'aac' } })).to.throw(/cannot go into/);
+  });
+});
+
+describe('Transcode jobs with the real ffmpeg', function () {
+  this.timeout(90_000);
+  let api: TestService;
+  let fakeDir: string;
+  before(async () => {
+    api = await startTestService({ worker: true });
+    await putFixture(api, 'fixtures/media/h264-aac.mp4', 'input/demo.mp4');
+    await putFixture(api, 'fixtures/media/clip-12s.mp4', 'input/test.mp4');
+    await putFixture(api, 'fixtures/media/truncated.mp4', 'input/truncated.mp4');
+    await putFixture(api, 'fixtures/media/not-media.mp4', 'input/not-media.mp4');
+    fakeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fake-ffmpeg-'));
+  });
+  after(async () => {
+    await api.stop();
+    await fs.rm(fakeDir, { recursive: true, force: true });
+  });
+
+  it('transcodes H.264 to a smaller H.264 MP4 and reports MediaResult with the object\'s MD5 and the output\'s MediaInfo', async () => {
+    const detail = await waitForState(api, await submit(api, transcodeRequest('input/demo.mp4',
+      '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>160</Width><Preset>veryfast</Preset></Video><Audio><Codec>AAC</Codec><Bitrate>48</Bitrate></Audio>',
+      'output/${InputName}-small.${ext}', '<UserData>ticket-42</UserData>')));
+    expect(detail.State, detail.Message).to.equal('Success');
+    expect(detail.Progress).to.equal('100');
+    const report = await probe(api, 'output/demo-small.mp4');
+    expect(stream(report, 'video')).to.include({ codec_name: 'h264' });
+    expect([Number(stream(report, 'video')?.width), Number(stream(report, 'video')?.height)]).to.deep.equal([160, 120]);
+    expect(stream(report, 'audio')?.codec_name).to.equal('aac');
+    expect(Number(report.format?.duration)).to.be.closeTo(2, 0.05);
+    const file = detail.Operation.MediaResult.OutputFile;
+    const data = await api.service.storage.get(BUCKET, 'output/demo-small.mp4');
+    expect(file).to.deep.equal({ Bucket: BUCKET, Md5Info: { Md5: md5(data), ObjectName: 'output/demo-small.mp4' }, ObjectName: 'output/demo-small.mp4', ObjectPrefix: '', Region: 'ap-local' });
+    expect(detail.Operation.MediaInfo.Stream.Video.Width).to.equal('160');
+    expect(detail.Operation.Transcode.Video.Codec).to.equal('H.264');
+    expect(detail.Operation.Output.Object).to.equal('output/${InputName}-small.${ext}');
+    // CI's order: echo, results, then UserData and JobLevel.
+    const res = await api.request('GET', `/jobs/${detail.JobId as string}`);
+    const order = ['<Transcode>', '<Output>', '<MediaInfo>', '<MediaResult>', '<UserData>', '<JobLevel>'].map((tag) => res.text.indexOf(tag));
+    expect(order).to.deep.equal([...order].sort((a, b) => a - b));
+    expect(order.every((at) => at > 0)).to.equal(true);
+  });
+
+  it('cuts with TimeInterval, writes audio-only MP3 and HLS with its segments', async () => {
+    const cut = await waitForState(api, await submit(api, transcodeRequest('input/test.mp4',
+      '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><TimeInterval><Start>3</Start><Duration>4</Duration></TimeInterval>', 'output/cut.mp4')));
+    expect(cut.State, cut.Message).to.equal('Success');
+    expect(Number((await probe(api, 'output/cut.mp4')).format?.duration)).to.be.closeTo(4, 0.15);
+
+    const mp3 = await waitForState(api, await submit(api, transcodeRequest('input/demo.mp4',
+      '<Container><Format>mp3</Format></Container><Audio><Codec>mp3</Codec><Samplerate>22050</Samplerate><Bitrate>32</Bitrate><Channels>1</Channels></Audio>', 'output/demo.${ext}')));
+    expect(mp3.State, mp3.Message).to.equal('Success');
+    const audio = await probe(api, 'output/demo.mp3');
+    expect(audio.streams?.map((s) => s.codec_name)).to.deep.equal(['mp3']);
+    expect(stream(audio, 'audio')).to.include({ sample_rate: '22050', channels: 1 });
+
+    const hls = await waitForState(api, await submit(api, transcodeRequest('input/test.mp4',
+      '<Container><Format>hls</Format><ClipConfig><Duration>4</Duration></ClipConfig></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video>', 'output/hls/play.${ext}')));
+    expect(hls.State, hls.Message).to.equal('Success');
+    const playlist = (await api.service.storage.get(BUCKET, 'output/hls/play.m3u8')).toString();
+    const segments = playlist.split('\n').filter((l) => l.endsWith('.ts'));
+    expect(segments).to.have.length(3);
+    expect(asArray(hls.Operation.MediaResult.OutputFile.ObjectName)).to.deep.equal(['output/hls/play.m3u8', ...segments.map((s) => `output/hls/${s}`)]);
+    expect(Number((await probe(api, 'output/hls/play.m3u8')).format?.duration)).to.be.closeTo(12, 0.2);
+  });
+
+  it('ends Failed InvalidMedia with the tool\'s reason for a truncated or non-media input', async () => {
+    for (const input of ['input/truncated.mp4', 'input/not-media.mp4']) {
+      const detail = await waitForState(api, await submit(api, transcodeRequest(input, '<Container><Format>mp4</Format></Container>', 'output/never.mp4')));
+      expect(detail.State).to.equal('Failed');
+      expect(detail.Code).to.equal('InvalidMedia');
+      expect(detail.Message).to.include('moov atom not found').and.include(input).and.not.include(api.config.dataDir);
+    }
+    expect(await api.service.storage.stat(BUCKET, 'output/never.mp4')).to.equal(undefined);
+  });
+
+  it('refuses at submit what the request gets wrong, naming the element', async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['<Container><Format>webm</Format></Container><Video><Codec>H.264</Codec></Video>', /Video\/Codec H.264 cannot go into Container\/Format webm/],
+      ['<Container><Format>mp4</Format></Container><Video><Widht>100</Widht></Video>', /Widht/],
+      ['<Container><Format>mp4</Format></Container><Video><Crf>99</Crf></Video>', /Video\/Crf/],
+    ];
+    for (const [transcode, message] of cases) {
+      const res = await api.request('POST', '/jobs', { body: transcodeRequest('input/demo.mp4', transcode, 'output/x.mp4') });
+      expect(res.status, transcode).to.equal(400);
+      expect(res.xml.Error.Code).to.equal('InvalidArgument');
+      expect(res.xml.Error.Message).to.match(message);
+    }
+    const placeholder = await api.request('POST', '/jobs', { body: transcodeRequest('input/demo.mp4', '<Container><Format>mp4</Format></Container>', 'output/${Number}.mp4') });
+    expect(placeholder.status).to.equal(400);
+  });
+
+  it('refuses at submit an encoder the configured ffmpeg lacks (H.265 without libx265)', async () => {
+    // A wrapper that lists the real binary's encoders without libx265 (and runs it for anything else).
+    const real = bundledFfmpegPath();
+    const script = path.join(fakeDir, 'ffmpeg');
+    await fs.writeFile(script, `#!/bin/sh\nif [ "$2" = "-encoders" ]; then "${real}" "$@" | grep -v libx265; else exec "${real}" "$@"; fi\n`, { mode: 0o755 });
+    const other = await startTestService({ env: { MEDIAJOBS_FFMPEG_PATH: script } });
+    try {
+      const res = await other.request('POST', '/jobs', { body: transcodeRequest('input/demo.mp4', '<Container><Format>mp4</Format></Container><Video><Codec>H.265</Codec></Video>', 'output/x.mp4') });
+      expect(res.status).to.equal(400);
+      expect(res.xml.Error.Message).to.match(/no encoder libx265/);
+      const ok = await other.request('POST', '/jobs', { body: transcodeRequest('input/demo.mp4', '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec></Video>', 'output/x.mp4') });
+      expect(ok.status, ok.text).to.equal(200);
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it('cancel kills ffmpeg and leaves no output', async () => {
+    // Slow on purpose: 12 s scaled up to 1920x1440 with x264's slowest preset.
+    const jobId = await submit(api, transcodeRequest('input/test.mp4',
+      '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>1920</Width><Preset>veryslow</Preset></Video>', 'output/cancelled.mp4'));
+    const running = () => ffmpegPidsOf(jobId);
+    await waitFor(async () => (running().length > 0 ? true : undefined), 20_000, 'ffmpeg to start');
+    const res = await api.request('PUT', `/jobs/${jobId}?cancel`);
+    expect(res.status, res.text).to.equal(200);
+    await waitForState(api, jobId, 'Cancel');
+    await waitFor(async () => (running().length === 0 ? true : undefined), 5_000, 'ffmpeg to be gone');
+    expect(await api.service.storage.stat(BUCKET, 'output/cancelled.mp4')).to.equal(undefined);
+    const workDirs = () => readdirSync(path.join(api.config.dataDir, 'tmp')).filter((d) => d.startsWith(jobId));
+    await waitFor(async () => (workDirs().length === 0 ? true : undefined), 5_000, 'the work folder to be removed');
+  });
+});
+
+/** Pids of ffmpeg processes whose arguments name the job's work folder. */
+export function ffmpegPidsOf(jobId: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes('ffmpeg') && cmdline.includes(jobId)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
