@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from './config.js';
-import { createLogger, startService } from './main.js';
+import { createLogger, startService, type Service } from './main.js';
 
 /**
  * `mediajobs serve` (API, plus an in-process worker unless MEDIAJOBS_WORKERS=0),
@@ -24,7 +24,7 @@ async function main(command: string): Promise<void> {
   if (mode.api) {
     const base = `http://${config.host}:${service.port}`;
     process.stdout.write([
-      `mediajobs listening on ${base} (database: ${config.databaseUrl ? 'PostgreSQL' : `PGlite in ${config.dataDir}/pg`}, objects: ${config.dataDir}/buckets)`,
+      `mediajobs listening on ${base} (database: ${describeDatabase(service)}, objects: ${config.dataDir}/buckets)`,
       `  default bucket ${config.defaultBucket}, region ${config.region}`,
       `  SecretId  ${service.app.secretId}`,
       `  SecretKey ${service.app.secretKey}`,
@@ -46,6 +46,13 @@ async function main(command: string): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** Where the data lives, for the banner: the embedded server says whether this process runs it. */
+function describeDatabase({ config, db }: Service): string {
+  if (!db.embedded) return 'PostgreSQL at DATABASE_URL';
+  const how = db.embedded.role === 'owner' ? 'started by this process, stops with it' : 'joined, another process runs it';
+  return `embedded PostgreSQL in ${config.dataDir}/pg, ${how}`;
 }
 
 main(process.argv[2] ?? 'serve').catch((err: unknown) => {

