@@ -66,6 +66,25 @@ function answerUnparseableRequest(err: NodeJS.ErrnoException, socket: Duplex): v
   ].join('\r\n'));
 }
 
+/**
+ * Node answers `Expect: 100-continue` with `100 Continue` as soon as the
+ * headers arrive, unless 'checkContinue' has a listener; the listener calls
+ * this, so the interim answer goes out only when something first reads the
+ * body. A request refused before (a bad signature, a Content-Length over the
+ * limit, a route that takes no body) is answered without the client ever
+ * sending its body. Every way of consuming a stream ('data', pipe, async
+ * iteration, Node draining an unread body) goes through `read`; once the
+ * final response has begun, nothing is sent.
+ */
+function continueOnFirstRead(req: IncomingMessage, res: ServerResponse): void {
+  const read = req.read;
+  req.read = function (this: IncomingMessage, size?: number) {
+    Reflect.deleteProperty(req, 'read');
+    if (!res.headersSent && !res.writableEnded) res.writeContinue();
+    return read.call(this, size);
+  };
+}
+
 export interface HttpServer {
   /** Starts listening; resolves with the bound port (useful with port 0). */
   start(port: number, host: string): Promise<number>;
@@ -123,6 +142,10 @@ export function createHttpServer(deps: AppDeps): HttpServer {
           const handle = koa.callback();
           listening.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
             unmetExpectations.add(req);
+            void handle(req, res);
+          });
+          listening.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+            continueOnFirstRead(req, res);
             void handle(req, res);
           });
           resolve((listening.address() as AddressInfo).port);

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import http from 'node:http';
 import net from 'node:net';
 import { parseXml, startTestService, type TestService } from '../helpers/service.js';
 
@@ -79,11 +80,33 @@ describe('requests Node answers before the API sees them', () => {
       });
     }
 
-    it('still serves Expect: 100-continue (control)', async () => {
-      const answer = await sendRaw(port, 'GET /jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n');
-      // Node answers 100 Continue first, then the real response follows.
-      expect(answer.statusLine).to.match(/^HTTP\/1\.1 100 /);
+    it('sends 100 Continue when the body is read, and takes the body that follows', async () => {
+      const body = '<Request><Tag>MediaInfo</Tag><Input><Object>in/a.mp4</Object></Input></Request>';
+      const answer = await new Promise<{ continued: boolean; status: number; text: string }>((resolve, reject) => {
+        let continued = false;
+        const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/jobs', agent: false, headers: { expect: '100-continue', 'content-length': String(body.length) } }, (res) => {
+          let text = '';
+          res.on('data', (chunk) => { text += chunk; });
+          res.on('end', () => resolve({ continued, status: res.statusCode!, text }));
+        });
+        req.on('continue', () => { continued = true; req.end(body); });
+        req.on('error', reject);
+      });
+      expect(answer.continued).to.equal(true);
+      expect(answer.status, answer.text).to.equal(200);
     });
+
+    for (const [what, raw, status, code] of [
+      ['a GET, which has no body to read', 'GET /jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n', 200, undefined],
+      ['a Content-Length over the limit', 'POST /jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n', 400, 'EntityTooLarge'],
+      ['a bad signature', 'POST /jobs HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nAuthorization: garbage\r\nContent-Length: 10\r\n\r\n', 403, 'AccessDenied'],
+    ] as const) {
+      it(`answers Expect: 100-continue with ${what} at once, without 100 Continue`, async () => {
+        const answer = await sendRaw(port, raw);
+        expect(answer.status, `${answer.statusLine}\n${answer.body}`).to.equal(status);
+        if (code) expectCiError(answer, status, code);
+      });
+    }
 
     it('ignores Expect on an HTTP/1.0 request, as RFC 9110 asks', async () => {
       const answer = await sendRaw(port, 'GET /jobs HTTP/1.0\r\nHost: x\r\nExpect: bogus\r\n\r\n');
