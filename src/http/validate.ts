@@ -30,6 +30,9 @@ export type SchemaId =
   | 'operation.media-info.json'
   | 'operation.pic-process.json'
   | 'operation.transcode.json'
+  | 'operation.snapshot.json'
+  | 'operation.animation.json'
+  | 'operation.transcode.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';

@@ -3,6 +3,8 @@ import { createMediaInfoProcessor } from './media-info.js';
 import { picProcessProcessor } from './pic-process.js';
 import type { Processor } from './processor.js';
 import { createTranscodeProcessor } from './transcode.js';
+import { createSnapshotProcessor } from './snapshot.js';
+import { createAnimationProcessor } from './animation.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -10,5 +12,7 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createMediaInfoProcessor(deps.spawner),
     picProcessProcessor,
     createTranscodeProcessor(deps.spawner),
+    createSnapshotProcessor(deps.spawner),
+    createAnimationProcessor(deps.spawner),
   ].map((p) => [p.tag, p]));
 }

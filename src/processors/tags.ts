@@ -1,6 +1,8 @@
 import type { Config } from '../config.js';
 import type { SchemaId } from '../http/validate.js';
 import type { XmlObject } from '../xml/tree.js';
+import { checkAnimationOperation } from './animation.js';
+import { checkSnapshotOperation } from './snapshot.js';
 import { checkTranscodeOperation } from './transcode.js';
 
 /** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
@@ -22,6 +24,8 @@ export const SUPPORTED_TAGS = {
   MediaInfo: { operationSchema: 'operation.media-info.json', needsOutput: false },
   PicProcess: { operationSchema: 'operation.pic-process.json', needsOutput: true },
   Transcode: { operationSchema: 'operation.transcode.json', needsOutput: true, container: 'Transcode', check: checkTranscodeOperation },
+  Snapshot: { operationSchema: 'operation.snapshot.json', needsOutput: true, container: 'Snapshot', check: checkSnapshotOperation },
+  Animation: { operationSchema: 'operation.animation.json', needsOutput: true, container: 'Animation', check: checkAnimationOperation },
 } as const satisfies Record<string, TagSpec>;
 
 /** A Tag's entry, typed with its optional fields. */

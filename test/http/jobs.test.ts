@@ -86,7 +86,7 @@ describe('jobs API', () => {
       ['a ../ output key', picRequest().replace('out/a.jpg', 'out/../../x.jpg'), /Output\/Object/],
       ['seven Operations', `<Request><Input><Object>a.mp4</Object></Input>${'<Operation><Tag>MediaInfo</Tag></Operation>'.repeat(7)}</Request>`, /Operation must appear 1 to 6 times/],
       ['two Operations with a top-level Tag', '<Request><Tag>MediaInfo</Tag><Input><Object>a.mp4</Object></Input><Operation/><Operation/></Request>', /must appear once/],
-      ['a multi-form Operation with an unknown Tag', '<Request><Input><Object>a.mp4</Object></Input><Operation><Tag>Snapshot</Tag></Operation></Request>', /Operation\[1\]\/Tag "Snapshot" is not supported/],
+      ['a multi-form Operation with an unknown Tag', '<Request><Input><Object>a.mp4</Object></Input><Operation><Tag>VideoTag</Tag></Operation></Request>', /Operation\[1\]\/Tag "VideoTag" is not supported/],
     ];
     for (const [what, body, message] of invalid) {
       it(`refuses ${what} with InvalidArgument and stores nothing`, async () => {

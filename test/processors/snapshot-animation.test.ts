@@ -1,0 +1,169 @@
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { expect } from 'chai';
+import { XMLParser } from 'fast-xml-parser';
+import sharp from 'sharp';
+import { runFfprobe } from '../../src/media/ffprobe.js';
+import { createSpawner } from '../../src/media/spawner.js';
+import { buildAnimationArgs, parseAnimation } from '../../src/processors/animation.js';
+import { buildSnapshotArgs, parseSnapshot, pickInterval } from '../../src/processors/snapshot.js';
+import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
+import { startReceiver, type Receiver } from '../helpers/receiver.js';
+import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
+
+const spawner = createSpawner();
+after(() => spawner.close());
+
+function request(tag: string, container: string, output: string): string {
+  return `<Request><Tag>${tag}</Tag><Input><Object>input/test.mp4</Object></Input><Operation>${container}`
+    + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket>${output}</Output></Operation></Request>`;
+}
+
+describe('Snapshot and Animation command lines', () => {
+  it('picks frames on a fixed grid after a fast seek, scaled, numbered from 0', () => {
+    const spec = parseSnapshot({ Mode: 'Interval', Start: '1', TimeInterval: '2', Count: '3', Width: '128' });
+    expect(buildSnapshotArgs(spec, { input: '/d/in.mp4', dir: '/w/f', format: 'jpg' }, pickInterval(spec, 12))).to.deep.equal([
+      '-ss', '1', '-protocol_whitelist', 'file', '-i', 'file:/d/in.mp4', '-map', '0:v:0',
+      '-vf', "select='gte(t,selected_n*2)',scale=128:-2", '-vsync', 'vfr', '-frames:v', '3', '-an', '-sn', '-dn', '-c:v', 'mjpeg',
+      '-q:v', '2', '-pix_fmt', 'yuvj420p', '-f', 'image2', '-start_number', '0', '/w/f/%d.jpg',
+    ]);
+    expect(pickInterval(parseSnapshot({ Mode: 'Average', Start: '2', Count: '5' }), 12)).to.equal(2);
+    expect(pickInterval(parseSnapshot({ Mode: 'Interval', TimeInterval: '5', Count: '4', IsCheckCount: 'true' }), 12)).to.equal(3);
+    expect(() => parseSnapshot({ Mode: 'Sometimes', Count: '1' })).to.throw(/Mode/);
+    expect(() => parseSnapshot({ Mode: 'Interval' })).to.throw(/Count is required/);
+  });
+
+  it('samples Animation frames by the doc\'s priority and needs one way to sample', () => {
+    const spec = parseAnimation({ Container: { Format: 'gif' }, Video: { Codec: 'gif', AnimateFramesPerSecond: '2', AnimateOnlyKeepKeyFrame: 'true', Width: '128' } });
+    expect(spec.sampling).to.deep.equal({ kind: 'fps', fps: 2 });
+    expect(buildAnimationArgs(spec, { input: '/d/in.mp4', output: '/w/o.gif' })).to.include.members(['fps=2,scale=128:-2:flags=lanczos']);
+    expect(() => parseAnimation({ Container: { Format: 'gif' }, Video: { Codec: 'gif' } })).to.throw(/needs AnimateFramesPerSecond/);
+    expect(() => parseAnimation({ Container: { Format: 'webp' }, Video: { Codec: 'gif', AnimateOnlyKeepKeyFrame: 'true' } })).to.throw(/does not match/);
+  });
+});
+
+describe('Snapshot and Animation jobs with the real ffmpeg', function () {
+  this.timeout(90_000);
+  let api: TestService;
+  let receiver: Receiver;
+  before(async () => {
+    api = await startTestService({ worker: true, env: { MEDIAJOBS_ALLOW_PRIVATE_CALLBACKS: 'true' } });
+    receiver = await startReceiver();
+    await putFixture(api, 'fixtures/media/clip-12s.mp4', 'input/test.mp4');
+    await putFixture(api, 'fixtures/media/audio-only.mp3', 'input/audio.mp3');
+  });
+  after(async () => {
+    await receiver.close();
+    await api.stop();
+  });
+
+  async function image(key: string) {
+    return sharp(await api.service.storage.get(BUCKET, key), { animated: true }).metadata();
+  }
+
+  it('Interval: frames named from ${Number}, reported as prefix + relative names with an empty MediaInfo', async () => {
+    const detail = await waitForState(api, await submit(api, request('Snapshot',
+      '<Snapshot><Mode>Interval</Mode><Start>1</Start><TimeInterval>2</TimeInterval><Count>3</Count><Width>128</Width></Snapshot>',
+      '<Object>output/shot-${Number}.jpg</Object>')));
+    expect(detail.State, detail.Message).to.equal('Success');
+    expect(detail.Operation.MediaResult.OutputFile).to.deep.equal({
+      Bucket: BUCKET, Md5Info: '', ObjectName: ['0.jpg', '1.jpg', '2.jpg'], ObjectPrefix: 'output/shot-', Region: 'ap-local',
+    });
+    expect(detail.Operation.MediaInfo).to.deep.equal({ Format: '', Stream: { Audio: '', Subtitle: '', Video: '' } });
+    for (const n of [0, 1, 2]) expect(await image(`output/shot-${n}.jpg`)).to.include({ format: 'jpeg', width: 128, height: 96 });
+    expect(await api.service.storage.stat(BUCKET, 'output/shot-3.jpg')).to.equal(undefined);
+  });
+
+  it('Average spreads Count frames, KeyFrame takes the key frames, PNG from CIParam', async () => {
+    const average = await waitForState(api, await submit(api, request('Snapshot',
+      '<Snapshot><Mode>Average</Mode><Count>4</Count><CIParam>imageMogr2/format/png</CIParam></Snapshot>', '<Object>output/avg-${Number}.${ext}</Object>')));
+    expect(average.State, average.Message).to.equal('Success');
+    expect(average.Operation.MediaResult.OutputFile.ObjectName).to.deep.equal(['0.png', '1.png', '2.png', '3.png']);
+    expect(await image('output/avg-3.png')).to.include({ format: 'png', width: 160 });
+    const keys = await waitForState(api, await submit(api, request('Snapshot',
+      '<Snapshot><Mode>KeyFrame</Mode><Count>100</Count></Snapshot>', '<Object>output/key-${Number}.jpg</Object>')));
+    expect(keys.State, keys.Message).to.equal('Success');
+    // The fixture's key frames: 0, 2, 4, 6, 7.9, 9.9 and 11.9 s (x264 moved the last three to scene cuts).
+    expect(asArray(keys.Operation.MediaResult.OutputFile.ObjectName)).to.have.length(7);
+  });
+
+  it('writes sprite sheets of the frames (SnapshotAndSprite) and lists them in SpriteOutputFile', async () => {
+    const detail = await waitForState(api, await submit(api, request('Snapshot',
+      '<Snapshot><Mode>Interval</Mode><TimeInterval>1</TimeInterval><Count>6</Count><SnapshotOutMode>SnapshotAndSprite</SnapshotOutMode>'
+        + '<SpriteSnapshotConfig><CellWidth>64</CellWidth><CellHeight>48</CellHeight><Padding>2</Padding><Margin>4</Margin><Color>AliceBlue</Color><Columns>2</Columns><Lines>2</Lines></SpriteSnapshotConfig></Snapshot>',
+      '<Object>output/s-${Number}.jpg</Object><SpriteObject>output/sprite-${Number}.jpg</SpriteObject>')));
+    expect(detail.State, detail.Message).to.equal('Success');
+    const file = detail.Operation.MediaResult.OutputFile;
+    expect(file.ObjectName).to.have.length(6);
+    expect(file.SpriteOutputFile).to.deep.equal({ Bucket: BUCKET, Md5Info: '', ObjectName: ['0.jpg', '1.jpg'], ObjectPrefix: 'output/sprite-', Region: 'ap-local' });
+    // 2 columns of 64 px, one padding of 2, margins of 4 on both sides.
+    expect(await image('output/sprite-0.jpg')).to.include({ width: 4 + 64 + 2 + 64 + 4, height: 4 + 48 + 2 + 48 + 4 });
+    expect(detail.Operation.Output.SpriteObject).to.equal('output/sprite-${Number}.jpg');
+  });
+
+  it('refuses at submit several frames without ${Number}, and fails a Snapshot of audio as InvalidMedia', async () => {
+    const res = await api.request('POST', '/jobs', { body: request('Snapshot', '<Snapshot><Count>3</Count></Snapshot>', '<Object>output/one.jpg</Object>') });
+    expect(res.status).to.equal(400);
+    expect(res.xml.Error.Message).to.match(/\$\{Number\}/);
+    const audio = await waitForState(api, await submit(api, request('Snapshot', '<Snapshot><Count>1</Count></Snapshot>', '<Object>output/a.jpg</Object>').replace('input/test.mp4', 'input/audio.mp3')));
+    expect([audio.State, audio.Code]).to.deep.equal(['Failed', 'InvalidMedia']);
+  });
+
+  it('Animation: a GIF at 2 frames a second over 4 s, and a WebP of the key frames at Quality 60', async () => {
+    const gif = await waitForState(api, await submit(api, request('Animation',
+      '<Animation><Container><Format>hgif</Format></Container><Video><Codec>gif</Codec><Width>128</Width><AnimateFramesPerSecond>2</AnimateFramesPerSecond></Video>'
+        + '<TimeInterval><Start>2</Start><Duration>4</Duration></TimeInterval></Animation>', '<Object>output/anim.${ext}</Object>')));
+    expect(gif.State, gif.Message).to.equal('Success');
+    expect(await image('output/anim.gif')).to.include({ format: 'gif', width: 128, pageHeight: 96, pages: 8 });
+    const data = await api.service.storage.get(BUCKET, 'output/anim.gif');
+    expect(gif.Operation.MediaResult.OutputFile.Md5Info).to.deep.equal({ Md5: createHash('md5').update(data).digest('hex'), ObjectName: 'output/anim.gif' });
+    expect(gif.Operation.MediaInfo.Stream.Video.CodecName).to.equal('gif');
+
+    const webp = await waitForState(api, await submit(api, request('Animation',
+      '<Animation><Container><Format>webp</Format></Container><Video><Codec>webp</Codec><AnimateOnlyKeepKeyFrame>true</AnimateOnlyKeepKeyFrame><Quality>60</Quality><Fps>2</Fps></Video></Animation>',
+      '<Object>output/keys.webp</Object>')));
+    expect(webp.State, webp.Message).to.equal('Success');
+    expect(await image('output/keys.webp')).to.include({ format: 'webp', width: 160, pages: 7 });
+  });
+
+  it('runs seed 002\'s InvokeMultiJobs (Snapshot + Transcode + Animation) as the Go SDK sends it, and its TaskFinish callbacks carry MediaResult/OutputFile/Md5Info', async () => {
+    // The Go SDK's XML for seed 002's CreateMultiMediaJobsOptions, with its bucket renamed to ours (another APPID is refused) and a CallBack added.
+    const body = '<Request><Input><Object>input/test.mp4</Object></Input>'
+      + `<Operation><Tag>Snapshot</Tag><Output><Region>ap-chongqing</Region><Bucket>${BUCKET}</Bucket><Object>output/go_\${Number}.mp4</Object></Output>`
+      + '<Snapshot><Mode>Interval</Mode><Start>0</Start><Count>1</Count></Snapshot></Operation>'
+      + `<Operation><Tag>Transcode</Tag><Output><Region>ap-chongqing</Region><Bucket>${BUCKET}</Bucket><Object>output/go_test.mp4</Object></Output>`
+      + '<Transcode><Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec></Video><Audio><Codec>AAC</Codec></Audio><TimeInterval><Start>10</Start><Duration></Duration></TimeInterval></Transcode></Operation>'
+      + `<Operation><Tag>Animation</Tag><Output><Region>ap-chongqing</Region><Bucket>${BUCKET}</Bucket><Object>output/go_117374C.gif</Object></Output>`
+      + '<Animation><Container><Format>gif</Format></Container><Video><Codec>gif</Codec><AnimateOnlyKeepKeyFrame>true</AnimateOnlyKeepKeyFrame></Video><TimeInterval><Start>0</Start><Duration></Duration></TimeInterval></Animation></Operation>'
+      + `<CallBack>${receiver.url}</CallBack></Request>`;
+    const res = await api.request('POST', '/jobs', { body });
+    expect(res.status, res.text).to.equal(200);
+    const created = asArray(res.xml.Response.JobsDetail);
+    expect(created.map((d) => d.Operation.Tag)).to.deep.equal(['Snapshot', 'Transcode', 'Animation']);
+    const details = await Promise.all(created.map((d) => waitForState(api, d.JobId as string)));
+    for (const d of details) expect(d.State, `${d.Tag as string}: ${d.Message as string}`).to.equal('Success');
+
+    expect(details[0].Operation.MediaResult.OutputFile).to.include({ ObjectName: '0.mp4', ObjectPrefix: 'output/go_' });
+    expect(await image('output/go_0.mp4')).to.include({ format: 'jpeg' });
+    const cut = await runFfprobe(path.join(api.config.dataDir, 'buckets', BUCKET, 'output/go_test.mp4'), { spawner });
+    expect(Number(cut.format?.duration)).to.be.closeTo(2, 0.1);
+    expect((await image('output/go_117374C.gif')).pages).to.equal(7);
+
+    await waitFor(async () => (receiver.received.length >= 3 ? true : undefined));
+    // Parsed as the Go SDK's JobsNotifyBody would be: Response/JobsDetail/Operation/MediaResult/OutputFile/Md5Info.
+    const parser = new XMLParser({ parseTagValue: false, isArray: (name, jpath) => name === 'Md5Info' || String(jpath).endsWith('OutputFile.ObjectName') });
+    const byTag = new Map(receiver.received.map((r) => {
+      const detail = parser.parse(r.body).Response.JobsDetail;
+      return [detail.Tag as string, detail];
+    }));
+    const transcode = byTag.get('Transcode');
+    expect(transcode.Operation.MediaResult.OutputFile.Md5Info[0]).to.deep.equal({
+      Md5: createHash('md5').update(await api.service.storage.get(BUCKET, 'output/go_test.mp4')).digest('hex'),
+      ObjectName: 'output/go_test.mp4',
+    });
+    expect(transcode.Operation.MediaResult.OutputFile).to.include({ Bucket: BUCKET, Region: 'ap-chongqing', ObjectPrefix: '' });
+    expect(transcode.Operation.MediaInfo.Stream.Video.CodecName).to.equal('h264');
+    expect(byTag.get('Animation').Operation.MediaResult.OutputFile.ObjectName).to.deep.equal(['output/go_117374C.gif']);
+    expect(byTag.get('Snapshot').Operation.MediaResult.OutputFile.ObjectName).to.deep.equal(['0.mp4']);
+  });
+});
