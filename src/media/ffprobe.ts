@@ -13,7 +13,7 @@
  * ```
  */
 import { createRequire } from 'node:module';
-import path from 'node:path';
+import { withCallerPaths, withToolInput, type ToolInput } from './input-policy.js';
 import type { Spawner } from './spawner.js';
 
 /** Numbers ffprobe prints as JSON numbers in some versions and as strings in others. */
@@ -160,10 +160,14 @@ export function bundledFfprobePath(): string {
  * applies the time and output limits and hands back stdout and the start of
  * stderr.
  *
- * The input is passed as `file:<absolute path>` with `-protocol_whitelist
- * file`, so a key that looks like an option (`-i`) or a URL (`http:…`,
- * `concat:…`) is still read as a plain file, and a playlist inside an uploaded
- * object (HLS, concat) cannot make ffprobe fetch from the network.
+ * ffprobe reads the file and nothing else (`input-policy.ts`): it is given a
+ * `file:` URL, so a key that looks like an option (`-i`) or a URL (`http:…`,
+ * `concat:…`) is still a plain file name; a path with a `%` (an image-sequence
+ * pattern to image2) is given under a private name of ours; and only demuxers
+ * that read no other file are allowed, so a playlist, an ffconcat list or an
+ * external reference inside the object cannot make ffprobe open anything
+ * else. Error messages name the input as `file:<absolute path of filePath>`,
+ * never by that private name.
  */
 export function runFfprobe(filePath: string, options: FfprobeOptions): Promise<FfprobeReport> {
   const { signal } = options;
@@ -171,16 +175,10 @@ export function runFfprobe(filePath: string, options: FfprobeOptions): Promise<F
   const binary = options.ffprobePath || bundledFfprobePath();
   const timeoutMs = options.timeoutMs ?? DEFAULT_FFPROBE_TIMEOUT_MS;
   const maxOutputBytes = options.maxOutputBytes ?? DEFAULT_FFPROBE_MAX_OUTPUT_BYTES;
-  const args = [
-    '-v', 'error',
-    '-protocol_whitelist', 'file',
-    '-print_format', 'json',
-    '-show_format', '-show_streams',
-    `file:${path.resolve(filePath)}`,
-  ];
-
-  return options.spawner.run({ binary, args, timeoutMs, maxStdoutBytes: maxOutputBytes, maxStderrBytes: MAX_STDERR_BYTES }, signal).then((run) => {
-    const errText = run.stderr;
+  return withToolInput(filePath, async (input) => {
+    const args = ffprobeArgs(input);
+    const run = await options.spawner.run({ binary, args, timeoutMs, maxStdoutBytes: maxOutputBytes, maxStderrBytes: MAX_STDERR_BYTES }, signal);
+    const errText = withCallerPaths(run.stderr, [input]);
     if (run.killedFor === 'abort') throw signal?.reason;
     if (run.spawnError !== undefined) {
       throw new FfprobeError('spawn', `cannot run ffprobe (${binary}): ${run.spawnError}`, errText);
@@ -203,4 +201,15 @@ export function runFfprobe(filePath: string, options: FfprobeOptions): Promise<F
     }
     return report as FfprobeReport;
   });
+}
+
+/** ffprobe's arguments for one input: the input policy's options, the JSON report of format and streams, the input's URL. */
+export function ffprobeArgs(input: ToolInput): string[] {
+  return [
+    '-v', 'error',
+    ...input.options,
+    '-print_format', 'json',
+    '-show_format', '-show_streams',
+    input.url,
+  ];
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { PermanentJobError } from '../engine/job-errors.js';
 import { FfprobeError, runFfprobe, type FfprobeReport } from '../media/ffprobe.js';
+import { shortRefusal } from '../media/input-policy.js';
 import { toMediaInfo } from '../media/media-info.js';
 import type { Spawner } from '../media/spawner.js';
 import { ObjectNotFoundError } from '../storage/storage.js';
@@ -18,7 +19,8 @@ const PROBE_TIMEOUT_MS = 60_000;
  * - the input does not exist → `NoSuchKey`;
  * - ffprobe cannot read it (corrupt, truncated, not media), or it holds no
  *   audio, video or subtitle stream → `InvalidMedia`, with ffprobe's first
- *   stderr line in the Message;
+ *   stderr line in the Message; so does an object whose format would make
+ *   ffprobe open other files (HLS, DASH, ffconcat: `media/input-policy.ts`);
  * - ffprobe missing, timing out, crashing, or the system out of file
  *   descriptors or memory → thrown as is, so the engine retries;
  * - abort → ffprobe is killed and the signal's reason is rethrown.
@@ -78,12 +80,13 @@ async function probe(ctx: ProcessorContext, spawner: Spawner, filePath: string):
 
 /**
  * ffprobe's message without server details: the local path becomes the object
- * key, and the `@ 0x55d…` context pointer is dropped.
+ * key, the `@ 0x55d…` context pointer is dropped, and a refused format does not
+ * spell out the whole list of allowed ones (`input-policy.ts`).
  * `[mov,mp4,m4a,3gp,3g2,mj2 @ 0x4257] moov atom not found` → `[mov,mp4,m4a,3gp,3g2,mj2] moov atom not found`.
  */
 function publicStderrLine(line: string, filePath: string, key: string): string {
   const absolute = path.resolve(filePath);
-  return line
+  return shortRefusal(line)
     .split(`file:${absolute}`).join(key)
     .split(absolute).join(key)
     .replace(/ @ 0x[0-9a-f]+\]/g, ']');
