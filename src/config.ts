@@ -57,6 +57,8 @@ export interface Config {
   readonly requireAuth: boolean;
   /** A signature whose q-sign-time or q-key-time spans longer than this is refused. */
   readonly maxSignatureAgeMs: number;
+  readonly apps: AppsConfig;
+  readonly tasks: TasksConfig;
   readonly logLevel: string;
 }
 
@@ -74,6 +76,20 @@ export interface CallbackConfig {
   readonly allowPrivateAddresses: boolean;
   /** Service-wide HMAC secret used when a queue has none of its own. */
   readonly signingSecret: string;
+}
+
+export interface AppsConfig {
+  /** Authorizes /admin/ (Bearer); empty: the token generated at first start and stored. */
+  readonly adminToken: string;
+  /** The first app's credentials, when pinned (MEDIAJOBS_SECRET_ID, MEDIAJOBS_SECRET_KEY, MEDIAJOBS_APP_KEY); empty: generated. */
+  readonly pinned: { readonly secretId: string; readonly secretKey: string; readonly appKey: string };
+}
+
+export interface TasksConfig {
+  /** A task handed to an external worker goes back to pending when its lease is not renewed (update_progress) for this long. */
+  readonly leaseMs: number;
+  /** CI Tags that POST /jobs accepts and hands to external workers through get_next_task. */
+  readonly externalTags: readonly string[];
 }
 
 /** Raised for an environment variable with a value we cannot use. */
@@ -118,6 +134,15 @@ function duration(env: Env, name: string, fallbackMs: number): number {
   const match = /^(\d+)(ms|s|m|h|d)?$/.exec(raw);
   if (!match) throw new ConfigError(name, raw, 'a duration such as 500ms, 30s, 10m or 24h');
   return Number(match[1]) * DURATION_UNITS[match[2] ?? 'ms'];
+}
+
+/** A comma-separated list of CI Tag names. */
+function tagList(env: Env, name: string): string[] {
+  const raw = read(env, name);
+  if (raw === undefined) return [];
+  const tags = raw.split(',').map((t) => t.trim()).filter(Boolean);
+  if (tags.some((t) => !/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(t))) throw new ConfigError(name, raw, 'Tag names separated by commas, e.g. SpeechRecognition,VideoTag');
+  return tags;
 }
 
 const BUCKET_PATTERN = /^[a-z0-9][a-z0-9-]{0,48}-\d{1,12}$/;
@@ -173,6 +198,18 @@ export function loadConfig(env: Env = process.env): Config {
     },
     requireAuth: boolean(env, 'MEDIAJOBS_REQUIRE_AUTH', false),
     maxSignatureAgeMs,
+    apps: {
+      adminToken: read(env, 'MEDIAJOBS_ADMIN_TOKEN') ?? '',
+      pinned: {
+        secretId: read(env, 'MEDIAJOBS_SECRET_ID') ?? '',
+        secretKey: read(env, 'MEDIAJOBS_SECRET_KEY') ?? '',
+        appKey: read(env, 'MEDIAJOBS_APP_KEY') ?? '',
+      },
+    },
+    tasks: {
+      leaseMs: duration(env, 'MEDIAJOBS_TASK_LEASE', 5 * 60_000),
+      externalTags: tagList(env, 'MEDIAJOBS_EXTERNAL_TAGS'),
+    },
     logLevel: read(env, 'MEDIAJOBS_LOG_LEVEL') ?? 'info',
   };
   return Object.freeze(config);

@@ -6,6 +6,9 @@ import { JobInserter } from './engine/job-inserter.js';
 import { createHttpServer, type HttpServer } from './http/app.js';
 import { openDatabase, type Db } from './store/database.js';
 import { migrate } from './store/migrate.js';
+import { loadAdminToken } from './store/apps.repository.js';
+import { startTaskMaintenance } from './tasks/task-maintenance.js';
+import { heartbeatInternalWorker } from './tasks/worker-registry.js';
 import { LocalDiskStorage } from './storage/local-disk.js';
 import { Worker } from './engine/worker.js';
 import { CallbackSender, loadCallbackSecret } from './callbacks/sender.js';
@@ -35,6 +38,8 @@ export interface Service {
   readonly storage: Storage;
   readonly config: Config;
   readonly app: App;
+  /** Authorizes the admin API (/admin/): MEDIAJOBS_ADMIN_TOKEN, else the generated one. */
+  readonly adminToken: string;
   /** What signs callbacks: MEDIAJOBS_CALLBACK_SECRET, else the generated one. */
   readonly callbackSecret: string;
   readonly worker: Worker | undefined;
@@ -63,7 +68,8 @@ export async function startService(config: Config, options: ServiceOptions): Pro
   });
   try {
     await onceReachable(() => migrate(db.kysely));
-    const app = await onceReachable(() => ensureDefaultApp(db.kysely));
+    const app = await onceReachable(() => ensureDefaultApp(db.kysely, config));
+    const adminToken = await onceReachable(() => loadAdminToken(db.kysely, config.apps.adminToken));
     const storage = new LocalDiskStorage(path.join(config.dataDir, 'buckets'));
     // The ffmpeg binary's encoders and filters are listed once, now, rather than by the first submission that needs them.
     const ffmpeg = ffmpegCapabilities(config.ffmpegPath);
@@ -75,15 +81,21 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       port = await http.start(config.port, config.host);
       const server = http;
       stoppers.unshift(() => server.stop());
+      const stopTaskMaintenance = startTaskMaintenance(db, config.tasks.leaseMs, logger);
+      stoppers.unshift(async () => stopTaskMaintenance());
     }
     let worker: Worker | undefined;
     if (options.worker) {
       const spawner = createSpawner();
       if (spawner.kind === 'helper') logger.warn({ reason: NativeSpawner.unavailableReason() }, 'spawn addon not built (make build does it); tools are spawned from a helper process instead');
       stoppers.unshift(async () => spawner.close());
-      worker = new Worker({ db, config, storage, logger, processors: options.processors ?? createProcessorRegistry({ spawner }) });
+      const processors = options.processors ?? createProcessorRegistry({ spawner });
+      worker = new Worker({ db, config, storage, logger, processors });
       await worker.start();
       const started = worker;
+      const stopHeartbeat = heartbeatInternalWorker(db, started, [...processors.keys()], config.concurrency,
+        Math.max(200, Math.min(config.leaseMs / 3, 10_000)), logger);
+      stoppers.unshift(async () => stopHeartbeat());
       // Stop the worker first: running jobs finish (or go back to the queue) while the database and the spawner are still there.
       stoppers.unshift(() => started.stop());
     }
@@ -99,6 +111,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
       storage,
       config,
       app,
+      adminToken,
       port,
       async stop() {
         for (const stop of stoppers.splice(0)) await stop();

@@ -1,42 +1,49 @@
-import { randomBytes } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Config } from '../config.js';
+import { appKeyHash, ensureFirstApp, findEnabledAppByAppKeyHash, findEnabledAppBySecretId, type App } from '../store/apps.repository.js';
 import type { Executor } from '../store/jobs.repository.js';
+import type { Database } from '../store/schema.js';
 
-/** An app: the owner of a key pair for COS signatures and of a task-API app_key. */
-export interface App {
-  readonly appId: string;
-  readonly name: string;
-  readonly secretId: string;
-  readonly secretKey: string;
-  readonly appKey: string;
+export type { App } from '../store/apps.repository.js';
+
+/**
+ * The first app, created on first start so that `make start` can print
+ * working credentials; MEDIAJOBS_SECRET_ID, MEDIAJOBS_SECRET_KEY and
+ * MEDIAJOBS_APP_KEY pin its keys.
+ */
+export async function ensureDefaultApp(db: Kysely<Database>, config: Config): Promise<App> {
+  const { secretId, secretKey, appKey } = config.apps.pinned;
+  return ensureFirstApp(db, config.defaultBucket, {
+    ...(secretId ? { secretId } : {}),
+    ...(secretKey ? { secretKey } : {}),
+    ...(appKey ? { appKey } : {}),
+  });
 }
 
-function randomToken(bytes: number): string {
-  return randomBytes(bytes).toString('base64url').replace(/[-_]/g, '').slice(0, Math.ceil(bytes * 1.2));
-}
-
-/** Creates an app with fresh credentials shaped like Tencent Cloud's (AKID… SecretId). */
-export async function createApp(db: Executor, name: string): Promise<App> {
-  const app: App = {
-    appId: randomBytes(8).toString('hex'),
-    name,
-    secretId: `AKID${randomToken(30)}`,
-    secretKey: randomToken(30),
-    appKey: randomBytes(16).toString('hex'),
-  };
-  await db.insertInto('apps').values({ app_id: app.appId, name, secret_id: app.secretId, secret_key: app.secretKey, app_key: app.appKey }).execute();
-  return app;
-}
-
-/** The first app, created on first start so that `make start` can print working credentials. */
-export async function ensureDefaultApp(db: Executor): Promise<App> {
-  const existing = await db.selectFrom('apps').selectAll().orderBy('created_at').limit(1).executeTakeFirst();
-  if (existing) {
-    return { appId: existing.app_id, name: existing.name, secretId: existing.secret_id, secretKey: existing.secret_key, appKey: existing.app_key };
-  }
-  return createApp(db, 'default');
-}
-
+/** The enabled app whose SecretId signed a COS request (its secret is then checked by the signature, in constant time). */
 export async function findAppBySecretId(db: Executor, secretId: string): Promise<App | undefined> {
-  const row = await db.selectFrom('apps').selectAll().where('secret_id', '=', secretId).executeTakeFirst();
-  return row && { appId: row.app_id, name: row.name, secretId: row.secret_id, secretKey: row.secret_key, appKey: row.app_key };
+  return findEnabledAppBySecretId(db, secretId);
+}
+
+/**
+ * The enabled app whose task-API `app_key` this is. Looked up by the key's
+ * SHA-256 and then compared in constant time, so neither the index walk nor
+ * the comparison tells a caller how much of a guess was right.
+ */
+export async function findAppByAppKey(db: Executor, appKey: string): Promise<App | undefined> {
+  const app = await findEnabledAppByAppKeyHash(db, appKeyHash(appKey));
+  return app && constantTimeEqual(app.appKey, appKey) ? app : undefined;
+}
+
+/** Compares two secrets in time that depends only on their lengths. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The APPID a bucket belongs to: the number after its last `-`, as in CI. */
+export function appidOfBucket(bucket: string): string {
+  return bucket.slice(bucket.lastIndexOf('-') + 1);
 }

@@ -5,6 +5,7 @@ import { buildJobsDetail } from '../xml/jobs-detail.js';
 import { buildTaskFinishBody, type CallbackFormat } from './notification.js';
 import { CHANNELS } from '../engine/channels.js';
 import type { NotifyConfig } from '../store/schema.js';
+import { enqueueTaskCallback, TASK_CALLBACK_TYPE } from '../tasks/task-callback.js';
 
 /** Queue events that mean "tell me when a job finishes"; TransCodingFinish is CI's legacy name. */
 const TASK_FINISH_EVENTS = ['TaskFinish', 'TransCodingFinish'];
@@ -37,6 +38,7 @@ export function resolveCallbackTarget(job: Job, notify: NotifyConfig | null): Ca
  * was claimed; otherwise it is read now.
  */
 export async function enqueueTaskFinish(tx: Executor, job: Job, queueNotify?: NotifyConfig | null): Promise<void> {
+  if (job.callback.type === TASK_CALLBACK_TYPE) return enqueueTaskCallback(tx, job);
   const notify = queueNotify !== undefined
     ? queueNotify
     : (await tx.selectFrom('queues').select('notify_config').where('queue_id', '=', job.queueId).executeTakeFirst())?.notify_config ?? null;

@@ -26,14 +26,16 @@ export async function endJob(
   outcome: Outcome,
   leaseOwner?: string,
   queueNotify?: NotifyConfig | null,
+  /** More columns to write with the end (the task API's task_result). */
+  extra: JobPatch = {},
 ): Promise<Job | undefined> {
-  const job = await transitionJob(tx, jobId, from, to, endPatch(to, outcome), leaseOwner ? { leaseOwner } : undefined);
+  const job = await transitionJob(tx, jobId, from, to, { ...endPatch(to, outcome), ...extra }, leaseOwner ? { leaseOwner } : undefined);
   if (job) await enqueueTaskFinish(tx, job, queueNotify);
   return job;
 }
 
-/** What ending a job writes besides its state. */
-function endPatch(to: 'Success' | 'Failed' | 'Cancel', outcome: Outcome): JobPatch {
+/** What ending a job writes besides its state (the task API's one-statement ends use it too). */
+export function endPatch(to: 'Success' | 'Failed' | 'Cancel', outcome: Outcome): JobPatch {
   return {
     code: outcome.code,
     message: outcome.message,

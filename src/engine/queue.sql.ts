@@ -64,8 +64,9 @@ type ClaimRow = JobRow & { queue_notify_config: NotifyConfig | null };
  *    slots (`running < max_concurrent`), no more from a queue than it has
  *    slots free, locked with SKIP LOCKED so claimers never wait on each
  *    other's candidates (nor on a job being cancelled). Each such queue offers
- *    its head from the `jobs_queue_head` index and the best heads win, so a
+ *    its head from the `jobs_queue_head_internal` index and the best heads win, so a
  *    claim costs the same with ten jobs waiting or a million (sql/0006);
+ *    external rows (the task API's, sql/0010) are never ours to claim;
  * 3. `slot`: takes those slots, in one UPDATE per queue row. It waits for the
  *    row if another claimer holds it, then re-checks the slots and
  *    `state = 'Active'` against the newest version, so MaxConcurrent and
@@ -108,7 +109,7 @@ export function claimStatement(workerId: string, leaseMs: number, limit: number,
       LEFT JOIN freed ON freed.queue_id = q.queue_id
       CROSS JOIN LATERAL (
         SELECT j.job_id, j.queue_id, j.priority, j.seq FROM jobs j
-        WHERE j.queue_id = q.queue_id AND j.state = 'Submitted' AND j.run_after <= now() AND j.expires_at > now()
+        WHERE j.queue_id = q.queue_id AND j.state = 'Submitted' AND NOT j.external AND j.run_after <= now() AND j.expires_at > now()
         ORDER BY j.priority DESC, j.seq
         LIMIT least(${limit}::int, q.max_concurrent - q.running + coalesce(freed.slots, 0))
         FOR UPDATE OF j SKIP LOCKED

@@ -10,10 +10,12 @@ import { buildErrorResponse } from '../xml/responses.js';
 import type { RequestState } from './context.js';
 import { DatabaseOutageLog } from './database-outage.js';
 import type { AppDeps } from './handler.js';
+import { adminApi } from './admin.handlers.js';
 import { authenticate } from './middleware/authenticate.js';
 import { errorResponder } from './middleware/errors.js';
 import { requestContext } from './middleware/request-context.js';
 import { ROUTES } from './routes.js';
+import { taskApi } from './task-api.handlers.js';
 
 /**
  * The CI error for a request Node's HTTP parser refused, with the status
@@ -116,6 +118,9 @@ export function createHttpServer(deps: AppDeps): HttpServer {
     }
     return next();
   });
+  // The task API and the admin API have their own keys and error envelopes (G16): they answer before the CI API's signature check.
+  koa.use(taskApi(deps));
+  koa.use(adminApi(deps));
   koa.use(authenticate(deps));
   koa.use(router.routes());
   koa.use(router.allowedMethods({

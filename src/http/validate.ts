@@ -73,3 +73,26 @@ function describeError(error: ErrorObject | undefined, root: string): string {
       return described ? `${where} ${described}.` : `${where} ${error.message ?? 'is invalid'}.`;
   }
 }
+
+/**
+ * Validates a JSON request body (the task API's, `schemas/task-api.*.json`)
+ * with the same schemas and the same Ajv as the XML bodies; returns what is
+ * wrong in words a client can act on, or undefined when it matches.
+ */
+export function jsonSchemaProblem(id: string, value: unknown): string | undefined {
+  const validate = ajv.getSchema(id);
+  if (!validate) throw new Error(`schema ${id} is not in ${SCHEMAS_DIR}`);
+  if (validate(value)) return undefined;
+  const error = validate.errors?.[0];
+  if (!error) return 'the body is invalid';
+  const field = error.instancePath.split('/').filter(Boolean).join('.') || 'the body';
+  const described = (error.parentSchema as { description?: string } | undefined)?.description;
+  switch (error.keyword) {
+    case 'required':
+      return `${(error.params as { missingProperty: string }).missingProperty} is required`;
+    case 'additionalProperties':
+      return `${(error.params as { additionalProperty: string }).additionalProperty} is not a field of this action`;
+    default:
+      return described ? `${field} ${described}` : `${field} ${error.message ?? 'is invalid'}`;
+  }
+}

@@ -10,6 +10,7 @@ export interface Database {
   callback_deliveries: CallbackDeliveriesTable;
   callback_attempts: CallbackAttemptsTable;
   service_settings: { name: string; value: string };
+  workers: WorkersTable;
   schema_migrations: SchemaMigrationsTable;
 }
 
@@ -23,6 +24,26 @@ export interface AppsTable {
   secret_key: string;
   app_key: string;
   created_at: Timestamp;
+  /** CI's APPID and the app's own bucket (sql/0010); NULL only until the first start sets the first app's. */
+  appid: string | null;
+  bucket: string | null;
+  disabled_at: NullableTimestamp;
+  updated_at: Timestamp;
+  app_key_sha256: Buffer;
+}
+
+/** A worker as last seen (sql/0010): ours heartbeat, external ones are seen on every task-API call. */
+export interface WorkersTable {
+  worker_key: string;
+  worker_id: string;
+  kind: 'internal' | 'external';
+  app_id: string | null;
+  host: string | null;
+  pid: number | null;
+  task_types: ColumnType<string[], string[] | undefined, string[]>;
+  concurrency: number | null;
+  started_at: Timestamp;
+  last_seen_at: Timestamp;
 }
 
 export interface NotifyConfig {
@@ -77,6 +98,14 @@ export interface JobsTable {
   started_at: NullableTimestamp;
   ended_at: NullableTimestamp;
   updated_at: Timestamp;
+  /** The bucket's APPID, generated from it (sql/0010). */
+  appid: ColumnType<string | null, never, never>;
+  /** Taken by external workers through the task API, never by ours. */
+  external: ColumnType<boolean, boolean | undefined, boolean>;
+  /** The task API's task_data and result, as given. */
+  task_data: ColumnType<unknown, string | null | undefined, string | null>;
+  task_result: ColumnType<unknown, string | null | undefined, string | null>;
+  unique_key: string | null;
 }
 
 export interface SchemaMigrationsTable {

@@ -10,6 +10,11 @@ import type { RequestState } from '../context.js';
  */
 const CI_HOST = /^([a-z0-9][a-z0-9-]{0,48}-\d{1,12})\.(?:ci|pic|cos)\.([a-z0-9-]{1,40})\.[^:]+(?::\d+)?$/i;
 
+/** Whether a Host names a bucket (`<bucket>-<appid>.ci.<region>.…`) rather than the service (`127.0.0.1:8080`). */
+export function hostNamesBucket(host: string | undefined): boolean {
+  return host !== undefined && CI_HOST.test(host);
+}
+
 export function bucketFromHost(host: string | undefined, config: Config): { bucket: string; region: string } {
   const match = host ? CI_HOST.exec(host) : null;
   return match ? { bucket: match[1].toLowerCase(), region: match[2].toLowerCase() } : { bucket: config.defaultBucket, region: config.region };
