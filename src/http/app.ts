@@ -76,7 +76,9 @@ function answerUnparseableRequest(err: NodeJS.ErrnoException, socket: Duplex): v
  * limit, a route that takes no body) is answered without the client ever
  * sending its body. Every way of consuming a stream ('data', pipe, async
  * iteration, Node draining an unread body) goes through `read`; once the
- * final response has begun, nothing is sent.
+ * final response has begun, nothing is sent. A final answer sent without
+ * 100 Continue closes the connection (Node does so itself), so a body the
+ * client sends anyway is never read as the next request.
  */
 function continueOnFirstRead(req: IncomingMessage, res: ServerResponse): void {
   const read = req.read;
