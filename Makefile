@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 NPM_FLAGS := --no-audit --no-fund --loglevel=error
 
-.PHONY: install build start worker test test-pglite typecheck bench clean
+.PHONY: install build start worker test typecheck bench clean
 
 node_modules/.installed: package.json package-lock.json
 	npm ci $(NPM_FLAGS)
@@ -30,18 +30,16 @@ worker: build
 typecheck: install
 	npx tsc -p tsconfig.json --noEmit
 
-# The whole suite, on PostgreSQL when DATABASE_URL is set, on PGlite otherwise.
+# The whole suite, on the PostgreSQL server DATABASE_URL names, else on an embedded
+# PostgreSQL the test harness starts once per run.
 test: typecheck
 	npx mocha 'test/**/*.test.ts'
-
-# The fast API and store tests on embedded PGlite, whatever DATABASE_URL says.
-test-pglite: install
-	env -u DATABASE_URL npx mocha 'test/http/**/*.test.ts' 'test/xml/**/*.test.ts' 'test/engine/worker.test.ts'
 
 bench: build
 	node dist/bench/media-info.bench.js
 	node dist/bench/enqueue-latency.bench.js
 	node dist/bench/pic-process.bench.js
+	node dist/bench/memory.bench.js
 
 clean:
 	rm -rf dist build node_modules/.installed

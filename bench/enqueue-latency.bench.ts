@@ -6,7 +6,7 @@
  *
  * One process starts the service (API + in-process worker, MEDIAJOBS_CONCURRENCY
  * default one per CPU) on a scratch database (PostgreSQL when DATABASE_URL is
- * set, else PGlite) and submits N MediaInfo jobs over loopback HTTP, one at a
+ * set, else the embedded PostgreSQL) and submits N MediaInfo jobs over loopback HTTP, one at a
  * time: each job must have started and finished, and the system then rests for
  * BENCH_IDLE_MS, before the next is POSTed. So every job meets an idle worker,
  * and how fast it starts is down to the submitting transaction, the NOTIFY
@@ -15,7 +15,7 @@
  * The measure is `started_at − created_at`, both stamped by the database
  * clock (created_at is the submitting transaction's start, started_at the
  * claiming statement's), so there is no clock skew; read to the microsecond
- * on PostgreSQL (PGlite's clock ticks in whole milliseconds). Also printed,
+ * on PostgreSQL. Also printed,
  * on the client's clock: POST sent → processor called (everything, HTTP and
  * the claim statement included) and the POST round trip.
  *
@@ -145,7 +145,6 @@ await runBenchmark('enqueue-latency.bench', async (db, use) => {
     ['started_at − created_at', fmtSummary(startLatency)],
     ['target', `p50 ≤ ${TARGET_P50_MS} ms and p99 ≤ ${TARGET_P99_MS} ms: ${met ? 'MET' : 'MISSED'} (p50 ${fmt(startLatency.p50)}, p99 ${fmt(startLatency.p99)})`],
     ['', 'from the submitting transaction\'s start, through its COMMIT, NOTIFY and the wake-up, to the start of the claim statement'],
-    ...(db.kind === 'pglite' ? [['', 'PGlite\'s clock ticks in whole milliseconds: its database times are ±1 ms'] as const] : []),
     ['', ''],
     ['ended_at − created_at', fmtSummary(total)],
     ['client: POST sent → processor called', fmtSummary(summarize(client.map((c) => c.sentToStartMs)))],

@@ -8,7 +8,7 @@
  *
  * Database: when DATABASE_URL is set, a fresh database is created on that
  * server (`CREATE DATABASE mediajobs_bench_…`) and dropped at the end; when it
- * is not, an embedded PGlite database is created in a temporary directory.
+ * is not, the service starts its embedded PostgreSQL in a temporary data dir.
  *
  * The service's Config is built from an explicit object, like the tests do:
  * port 0 on 127.0.0.1, the scratch database and data dir, logging silent
@@ -18,7 +18,7 @@
  * without editing code.
  */
 import { execFileSync, fork } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,12 +76,12 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 // Scratch database
 
 export interface ScratchDatabase {
-  readonly kind: 'postgres' | 'pglite';
-  /** Unset for PGlite. */
+  readonly kind: 'postgres' | 'embedded';
+  /** Unset for the embedded PostgreSQL. */
   readonly databaseUrl: string | undefined;
-  /** The service's data dir (objects under `buckets/`, PGlite under `pg/`). */
+  /** The service's data dir (objects under `buckets/`, the embedded PostgreSQL under `pg/`). */
   readonly dataDir: string;
-  /** The database name on the server, or the PGlite directory. */
+  /** The database name on the server, or the embedded cluster's directory. */
   readonly label: string;
   dispose(): Promise<void>;
 }
@@ -97,13 +97,15 @@ async function adminQuery(serverUrl: string, text: string): Promise<void> {
   }
 }
 
-/** A new empty database (PostgreSQL when DATABASE_URL is set, else PGlite) and data dir; the service migrates it. */
+/** A new empty database (on DATABASE_URL's server, else the embedded PostgreSQL) and data dir; the service migrates it. */
 export async function scratchDatabase(): Promise<ScratchDatabase> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'mediajobs-bench-'));
+  // As root the embedded PostgreSQL runs as the postgres user, which must be able to enter it (mkdtemp makes it 0700).
+  chmodSync(dataDir, 0o755);
   const serverUrl = process.env.DATABASE_URL?.trim() || undefined;
   if (!serverUrl) {
     return {
-      kind: 'pglite',
+      kind: 'embedded',
       databaseUrl: undefined,
       dataDir,
       label: path.join(dataDir, 'pg'),
@@ -520,7 +522,7 @@ export async function environmentRows(bench: BenchService, db: ScratchDatabase):
   return [
     ['node', `${process.version} (${process.platform}/${process.arch})`],
     ['CPUs', `${os.availableParallelism()} available (${cpus[0]?.model.trim() ?? 'unknown model'}); load avg ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`],
-    ['database', `${db.kind === 'postgres' ? 'PostgreSQL server' : 'PGlite (embedded, in-process)'}: ${version}; scratch ${db.label}`],
+    ['database', `${db.kind === 'postgres' ? 'PostgreSQL server' : 'embedded PostgreSQL (the service\'s child process)'}: ${version}; scratch ${db.label}`],
     ['ffprobe', `${ffprobeVersion(ffprobeBinary(bench.config))} (${ffprobeBinary(bench.config)})`],
     ['service', `concurrency ${bench.config.concurrency}, poll interval ${bench.config.pollIntervalMs} ms, ${bench.baseUrl}`],
   ];

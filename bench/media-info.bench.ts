@@ -6,7 +6,7 @@
  *
  * One process starts the service (API + in-process worker,
  * MEDIAJOBS_CONCURRENCY = C, default one per CPU) on a scratch database
- * (PostgreSQL when DATABASE_URL is set, else PGlite), stores
+ * (PostgreSQL when DATABASE_URL is set, else the embedded one), stores
  * fixtures/media/h264-aac.mp4 in the default bucket, and then, each round:
  *
  * - bare: runs the ffprobe-static binary N times on that same stored file, C
@@ -29,7 +29,7 @@
  * and a throughput figure is about the service that has been running. Rounds
  * alternate which side goes first; the verdict uses the median round ratio.
  * Also printed: the CPU time of the service's process per job (the API, the
- * worker, PGlite when embedded, and this benchmark's own HTTP client), since
+ * worker, and this benchmark's own HTTP client), since
  * one core bounds what one process can do.
  *
  * Settings: BENCH_JOBS (200), BENCH_ROUNDS (3),
@@ -164,7 +164,7 @@ await runBenchmark('media-info.bench', async (db, use) => {
     ...(IN_PROCESS_TOO ? [['bare probe from service process', perJob(bareHere.flatMap((b) => b.perProbeMs))] as const] : []),
     ['', ''],
     ['Node CPU per job, ms', '(ffprobe\'s own CPU not included)'],
-    ['service process', `${fmt(serviceCpu)}  (API, worker, PGlite when embedded, and this benchmark's client: one core caps it at ${fmt(1000 / serviceCpu, 0)} jobs/s)`],
+    ['service process', `${fmt(serviceCpu)}  (API, worker and this benchmark's client: one core caps it at ${fmt(1000 / serviceCpu, 0)} jobs/s)`],
     ['bare spawner process', `${fmt(median(bare.map((b) => b.nodeCpuMsPerProbe)))}  (RSS ${fmt(bare[0].rssMb, 0)} MB)`],
     ...(IN_PROCESS_TOO ? [['service process spawning bare', `${fmt(median(bareHere.map((b) => b.nodeCpuMsPerProbe)))}  (RSS ${fmt(bareHere[0].rssMb, 0)} MB)`] as const] : []),
   ]);

@@ -1,5 +1,5 @@
 -- Apps, queues and jobs: the ground the API and the engine stand on.
--- Runs unchanged on PostgreSQL 15 and on PGlite. Forward-only: never edit a
+-- Runs on PostgreSQL 15 and later. Forward-only: never edit a
 -- migration after it has shipped; add the next number instead.
 
 -- An app owns a key pair (COS signatures) and a task-API key, and the buckets it uses.

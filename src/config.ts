@@ -7,13 +7,13 @@ import path from 'node:path';
  * This is the only module that reads `process.env`; everything else receives a
  * `Config`. Tests build one with `loadConfig({ ... })` and never touch the
  * process environment. Every variable has a default that gives the embedded
- * single-machine setup (PGlite under the data dir, objects on local disk).
+ * single-machine setup (embedded PostgreSQL under the data dir, objects on local disk).
  */
 export interface Config {
   readonly port: number;
   readonly host: string;
   readonly dataDir: string;
-  /** Unset: embedded PGlite stored under `<dataDir>/pg`. */
+  /** Unset: the embedded PostgreSQL on `<dataDir>/pg`, started or joined (src/store/embedded-postgres.ts). */
   readonly databaseUrl: string | undefined;
   readonly region: string;
   /** Bucket used when the Host header does not name one (`127.0.0.1:8080`). */
