@@ -1,13 +1,19 @@
 #!/usr/bin/env node
+import { appsCommand, writeAdminTokenFile } from './apps-cli.js';
 import { ConfigError, loadConfig } from './config.js';
 import { createLogger, startService, type Service } from './main.js';
 
 /**
  * `mediajobs serve` (API, plus an in-process worker unless MEDIAJOBS_WORKERS=0),
- * `mediajobs worker` (worker only), `mediajobs migrate`.
+ * `mediajobs worker` (worker only), `mediajobs migrate`, and
+ * `mediajobs apps create|list|rotate|disable` (a client of a running server's admin API).
  */
 async function main(command: string): Promise<void> {
   const config = loadConfig();
+  if (command === 'apps') {
+    process.exitCode = await appsCommand(config, process.argv.slice(3));
+    return;
+  }
   const logger = createLogger(config);
   const modes: Record<string, { api: boolean; worker: boolean }> = {
     serve: { api: true, worker: config.workers > 0 },
@@ -15,7 +21,7 @@ async function main(command: string): Promise<void> {
     migrate: { api: false, worker: false },
   };
   const mode = modes[command];
-  if (!mode) throw new Error(`unknown command "${command}"; use serve, worker or migrate`);
+  if (!mode) throw new Error(`unknown command "${command}"; use serve, worker, migrate or apps`);
   const service = await startService(config, { ...mode, logger });
   if (command === 'migrate') {
     await service.stop();
@@ -29,11 +35,13 @@ async function main(command: string): Promise<void> {
       `  SecretId  ${service.app.secretId}`,
       `  SecretKey ${service.app.secretKey}`,
       `  app_key   ${service.app.appKey}`,
+      `  admin token ${service.adminToken}`,
       `  callbacks are signed (X-Mediajobs-Signature) with ${config.callbacks.signingSecret ? 'MEDIAJOBS_CALLBACK_SECRET' : service.callbackSecret}`,
       `  try: curl -s -X POST -H 'Content-Type: application/xml' --data-binary @fixtures/xml/create-mediainfo.xml ${base}/jobs`,
       '',
     ].join('\n'));
   }
+  if (mode.api) await writeAdminTokenFile(config, service.adminToken).catch((err: Error) => logger.warn({ err: err.message }, 'could not write the admin token file for `mediajobs apps`'));
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;

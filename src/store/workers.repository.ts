@@ -61,7 +61,7 @@ export async function listWorkers(db: Executor, goneAfterMs: { internal: number;
     running: Array<{ task_id: number; job_id: string; task_type: string }> | null;
   }>`
     SELECT w.worker_id, w.kind, w.app_id, w.host, w.pid, w.task_types, w.concurrency, w.started_at, w.last_seen_at,
-           w.last_seen_at < now() - (CASE WHEN w.kind = 'internal' THEN ${goneAfterMs.internal} ELSE ${goneAfterMs.external} END) * interval '1 millisecond' AS gone,
+           w.last_seen_at < now() - (CASE WHEN w.kind = 'internal' THEN ${goneAfterMs.internal}::float8 ELSE ${goneAfterMs.external}::float8 END) * interval '1 millisecond' AS gone,
            (SELECT json_agg(json_build_object('task_id', j.seq, 'job_id', j.job_id, 'task_type', j.tag) ORDER BY j.seq)
               FROM jobs j
               LEFT JOIN apps a ON a.app_id = w.app_id
