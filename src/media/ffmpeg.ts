@@ -16,7 +16,7 @@
  * job's work folder, read every `PROGRESS_POLL_MS`.
  */
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
+import type { ToolInput } from './input-policy.js';
 import type { Spawner } from './spawner.js';
 
 /** Every run starts with these: no banner, no stdin (a job has none), errors only on stderr, overwrite our own temporary outputs. */
@@ -26,14 +26,13 @@ const MAX_STDERR_BYTES = 16 * 1024;
 const PROGRESS_POLL_MS = 500;
 
 /**
- * The one place where an ffmpeg input is named: `file:<absolute path>` with
- * only the file protocol allowed, so a key that looks like an option or a URL
- * is read as a plain file, and a playlist inside an uploaded object (HLS,
- * concat) cannot reach the network. `before` are input options (`-ss 10`).
- * (To be switched to `media/input-policy.ts` once that lands.)
+ * The one place where an ffmpeg command names a job's input: as
+ * `media/input-policy.ts` hands it over (file protocol only, self-contained
+ * demuxers only, a private name for a path with `%`), so the tool reads that
+ * object and nothing it refers to. `before` are our own input options (`-ss 10`).
  */
-export function inputArgs(filePath: string, before: readonly string[] = []): string[] {
-  return [...before, '-protocol_whitelist', 'file', '-i', `file:${path.resolve(filePath)}`];
+export function inputArgs(input: ToolInput, before: readonly string[] = []): string[] {
+  return [...before, ...input.options, '-i', input.url];
 }
 
 /**

@@ -15,7 +15,9 @@
  */
 import path from 'node:path';
 import type { Config } from '../config.js';
+import { PermanentJobError } from '../engine/job-errors.js';
 import { inputArgs } from '../media/ffmpeg.js';
+import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
@@ -23,7 +25,7 @@ import {
   safeKey, singleMediaResult, storeFiles, text, withInputFile, withWorkDir,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
-import { runTranscodeFfmpeg } from './transcode.js';
+import { inputReplacements, runTranscodeFfmpeg } from './transcode.js';
 
 export interface AnimationSpec {
   readonly format: 'gif' | 'hgif' | 'webp';
@@ -78,7 +80,7 @@ export function animationNeeds(spec: AnimationSpec): { encoders: string[]; filte
 }
 
 /** ffmpeg arguments for a parsed Animation, writing `output`. Pure. */
-export function buildAnimationArgs(spec: AnimationSpec, io: { input: string; output: string }): string[] {
+export function buildAnimationArgs(spec: AnimationSpec, io: { input: ToolInput; output: string }): string[] {
   const before = [...(spec.startSec ? ['-ss', String(spec.startSec)] : []), ...(spec.sampling.kind === 'keyframes' ? ['-skip_frame', 'nokey'] : [])];
   const args = inputArgs(io.input, before);
   args.push('-map', '0:v:0');
@@ -134,14 +136,14 @@ async function runAnimation(ctx: ProcessorContext, spawner: Spawner): Promise<Xm
   ctx.setProgress(0);
   return withInputFile(ctx, (input) => withWorkDir(ctx, async (dir) => {
     const output = path.join(dir, `out.${ext}`);
-    await ctx.withToolSlot(async () => {
-      const report = await probeInput(ctx, spawner, input);
-      if (!report.streams?.some((s) => s.codec_type === 'video')) throw invalid(`The input ${job.inputObject} has no video stream to animate.`);
-      const duration = mediaDuration(report);
-      if (spec.startSec !== undefined && duration !== undefined && spec.startSec >= duration) throw invalid(`Animation/TimeInterval/Start ${spec.startSec} is past the end of the input (${duration.toFixed(3)} s).`);
-      const length = Math.min(spec.durationSec ?? Infinity, (duration ?? 0) - (spec.startSec ?? 0));
-      await runTranscodeFfmpeg(ctx, spawner, buildAnimationArgs(spec, { input, output }), dir, Number.isFinite(length) && length > 0 ? length : undefined, [[input, job.inputObject], [dir, 'output']]);
-    });
+    // Probed before the tool slot is taken (see transcode.ts).
+    const report = await probeInput(ctx, spawner, input);
+    if (!report.streams?.some((s) => s.codec_type === 'video')) throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} has no video stream to animate.`);
+    const duration = mediaDuration(report);
+    if (spec.startSec !== undefined && duration !== undefined && spec.startSec >= duration) throw invalid(`Animation/TimeInterval/Start ${spec.startSec} is past the end of the input (${duration.toFixed(3)} s).`);
+    const length = Math.min(spec.durationSec ?? Infinity, (duration ?? 0) - (spec.startSec ?? 0));
+    await withToolInput(input, (tool) => ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, buildAnimationArgs(spec, { input: tool, output }), dir,
+      Number.isFinite(length) && length > 0 ? length : undefined, inputReplacements(tool, job.inputObject, dir))));
     ctx.setProgress(92);
     const mediaInfo = await outputMediaInfo(ctx, spawner, output);
     const [stored] = await storeFiles(ctx, target.bucket, [{ key, file: output }]);

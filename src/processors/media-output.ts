@@ -16,6 +16,7 @@ import path from 'node:path';
 import { PermanentJobError } from '../engine/job-errors.js';
 import { CiError } from '../errors.js';
 import { FfmpegError, publicFfmpegMessage } from '../media/ffmpeg.js';
+import { shortRefusal } from '../media/input-policy.js';
 import { ffmpegCapabilities, missingCapabilities } from '../media/ffmpeg-capabilities.js';
 import { FfprobeError, runFfprobe, type FfprobeReport } from '../media/ffprobe.js';
 import { toMediaInfo } from '../media/media-info.js';
@@ -197,7 +198,7 @@ export function ffmpegFailure(err: unknown, ctx: ProcessorContext, replacements:
   if (err.reason === 'timeout') return new PermanentJobError('JobTimeout', `${err.message} (MEDIAJOBS_FFMPEG_TIMEOUT).`);
   if (err.reason !== 'exit') return err;
   if (/Too many open files|Cannot allocate memory|No space left on device/.test(err.stderr)) return err;
-  const detail = publicFfmpegMessage(err.stderrSummary, replacements);
+  const detail = shortRefusal(publicFfmpegMessage(err.stderrSummary, replacements));
   return new PermanentJobError('InvalidMedia', `ffmpeg could not process the input ${ctx.job.inputObject}${detail ? ` (ffmpeg: ${detail})` : ''}.`);
 }
 

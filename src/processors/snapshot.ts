@@ -31,6 +31,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import { PermanentJobError } from '../engine/job-errors.js';
 import { inputArgs } from '../media/ffmpeg.js';
+import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import {
@@ -38,7 +39,7 @@ import {
   probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withWorkDir, type OutputTarget,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
-import { runTranscodeFfmpeg } from './transcode.js';
+import { inputReplacements, runTranscodeFfmpeg } from './transcode.js';
 
 type ImageFormat = 'jpg' | 'png' | 'webp';
 const IMAGE_ENCODERS: Readonly<Record<ImageFormat, string>> = { jpg: 'mjpeg', png: 'png', webp: 'libwebp' };
@@ -144,7 +145,7 @@ export function pickInterval(spec: SnapshotSpec, durationSec: number | undefined
 }
 
 /** ffmpeg arguments writing the frames as `<dir>/<n>.<format>`, n from 0. Pure. */
-export function buildSnapshotArgs(spec: SnapshotSpec, io: { input: string; dir: string; format: ImageFormat }, intervalSec: number | undefined): string[] {
+export function buildSnapshotArgs(spec: SnapshotSpec, io: { input: ToolInput; dir: string; format: ImageFormat }, intervalSec: number | undefined): string[] {
   const before = [...(spec.startSec ? ['-ss', String(spec.startSec)] : []), ...(spec.mode === 'keyframe' ? ['-skip_frame', 'nokey'] : [])];
   const args = inputArgs(io.input, before);
   const filters: string[] = [];
@@ -228,15 +229,16 @@ async function runSnapshot(ctx: ProcessorContext, spawner: Spawner): Promise<Xml
     const framesDir = path.join(dir, 'frames');
     const spriteDir = path.join(dir, 'sprites');
     await Promise.all([fs.mkdir(framesDir), fs.mkdir(spriteDir)]);
-    const replacements = [[input, job.inputObject], [dir, 'output']] as const;
-    await ctx.withToolSlot(async () => {
-      const report = await probeInput(ctx, spawner, input);
-      if (!report.streams?.some((s) => s.codec_type === 'video')) throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} has no video stream to take snapshots from.`);
-      const duration = mediaDuration(report);
-      if (duration !== undefined && spec.startSec >= duration) throw invalid(`Snapshot/Start ${spec.startSec} is past the end of the input (${duration.toFixed(3)} s).`);
-      await runTranscodeFfmpeg(ctx, spawner, buildSnapshotArgs(spec, { input, dir: framesDir, format }, pickInterval(spec, duration)), dir, undefined, replacements);
+    // Probed before the tool slot is taken (see transcode.ts).
+    const report = await probeInput(ctx, spawner, input);
+    if (!report.streams?.some((s) => s.codec_type === 'video')) throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} has no video stream to take snapshots from.`);
+    const duration = mediaDuration(report);
+    if (duration !== undefined && spec.startSec >= duration) throw invalid(`Snapshot/Start ${spec.startSec} is past the end of the input (${duration.toFixed(3)} s).`);
+    await withToolInput(input, (tool) => ctx.withToolSlot(async () => {
+      const replacements = inputReplacements(tool, job.inputObject, dir);
+      await runTranscodeFfmpeg(ctx, spawner, buildSnapshotArgs(spec, { input: tool, dir: framesDir, format }, pickInterval(spec, duration)), dir, undefined, replacements);
       if (spec.sprite) await runTranscodeFfmpeg(ctx, spawner, buildSpriteArgs(spec.sprite, { framesDir, spriteDir, format }), dir, undefined, replacements);
-    });
+    }));
     ctx.setProgress(90);
     const frameFiles = await numbered(framesDir, format);
     if (frameFiles.length === 0) throw new PermanentJobError('InvalidMedia', `No frame of ${job.inputObject} could be taken from Snapshot/Start on.`);

@@ -29,6 +29,7 @@ import { promises as fs } from 'node:fs';
 import type { Config } from '../config.js';
 import { inputArgs, runFfmpeg } from '../media/ffmpeg.js';
 import { resolveFfmpegPath } from '../media/ffmpeg-capabilities.js';
+import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { FfprobeReport } from '../media/ffprobe.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
@@ -37,6 +38,9 @@ import {
   probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withWorkDir, type OutputTarget,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
+
+/** Inputs from this size on are probed before the run, so that progress can be reported (see runTranscode). */
+const PROBE_FOR_PROGRESS_BYTES = 8 * 1024 * 1024;
 
 type VideoCodec = 'h.264' | 'h.265' | 'vp8' | 'vp9' | 'av1' | 'gif';
 type AudioCodec = 'aac' | 'mp3' | 'opus' | 'flac' | 'vorbis' | 'pcm_s16le' | 'amr';
@@ -318,7 +322,7 @@ function videoFilters(video: VideoSpec, spec: TranscodeSpec, source: SourceInfo)
  * pure, so it is unit-tested as a list. `segmentPattern` is the local name of
  * hls segments (`…/out-%d.ts`), beside the playlist `output`.
  */
-export function buildTranscodeArgs(spec: TranscodeSpec, io: { input: string; output: string; segmentPattern?: string }, source: SourceInfo = {}): string[] {
+export function buildTranscodeArgs(spec: TranscodeSpec, io: { input: ToolInput; output: string; segmentPattern?: string }, source: SourceInfo = {}): string[] {
   const args = inputArgs(io.input, spec.startSec ? ['-ss', String(spec.startSec)] : []);
   const { video, audio } = spec;
   if (video) args.push('-map', '0:v:0?');
@@ -426,29 +430,59 @@ async function runTranscode(ctx: ProcessorContext, spawner: Spawner): Promise<Xm
     const base = path.posix.basename(key).replace(/\.[^.]*$/, '') || 'out';
     const output = path.join(dir, spec.container.muxer === 'hls' ? `${base}.m3u8` : `out.${spec.container.ext}`);
     const segmentPattern = spec.container.muxer === 'hls' ? path.join(dir, `${base}-%d.ts`) : undefined;
-    await ctx.withToolSlot(async () => {
-      const source = sourceInfo(await probeInput(ctx, spawner, input));
-      if (spec.startSec !== undefined && source.durationSec !== undefined && spec.startSec >= source.durationSec) {
-        throw invalid(`TimeInterval/Start ${spec.startSec} is past the end of the input (${source.durationSec.toFixed(3)} s).`);
-      }
-      const args = buildTranscodeArgs(spec, { input, output, segmentPattern }, source);
-      const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? 0) - (spec.startSec ?? 0));
-      await runTranscodeFfmpeg(ctx, spawner, args, dir, Number.isFinite(length) && length > 0 ? length : undefined, [[input, job.inputObject], [dir, 'output']]);
+    // The input is probed first only when something needs its values: a TransConfig check, or
+    // progress worth reporting (a file large enough to take more than a few seconds). A probe costs
+    // ~20 ms of CPU, a tenth of a small transcode on a busy machine; without it, ffmpeg's own
+    // failure says what is wrong with the input. It runs before the tool slot is taken, so a job
+    // waiting for a slot reads its input while the others' ffmpeg runs.
+    const needsSource = spec.checkReso.on || spec.checkFps.on || spec.checkVideoBitrate.on || spec.checkAudioBitrate.on
+      || (await fs.stat(input)).size >= PROBE_FOR_PROGRESS_BYTES;
+    const source = needsSource ? sourceInfo(await probeInput(ctx, spawner, input)) : {};
+    if (spec.startSec !== undefined && source.durationSec !== undefined && spec.startSec >= source.durationSec) {
+      throw invalid(`TimeInterval/Start ${spec.startSec} is past the end of the input (${source.durationSec.toFixed(3)} s).`);
+    }
+    const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? 0) - (spec.startSec ?? 0));
+    await withToolInput(input, (tool) => {
+      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern }, source);
+      return ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, args, dir, Number.isFinite(length) && length > 0 ? length : undefined, inputReplacements(tool, job.inputObject, dir)));
     });
     ctx.setProgress(92);
-    const mediaInfo = await outputMediaInfo(ctx, spawner, output);
     const files = [{ key, file: output }];
+    let mediaInfo: XmlObject;
     if (segmentPattern) {
       // The playlist names its segments relative to itself: store them beside it.
       const folder = key.includes('/') ? key.slice(0, key.lastIndexOf('/') + 1) : '';
       const segments = (await fs.readdir(dir)).filter((f) => f.startsWith(`${base}-`) && f.endsWith('.ts'))
         .sort((a, b) => Number(a.slice(base.length + 1, -3)) - Number(b.slice(base.length + 1, -3)));
       for (const name of segments) files.push({ key: safeKey(folder + name), file: path.join(dir, name) });
+      mediaInfo = await hlsMediaInfo(ctx, spawner, output, path.join(dir, segments[0] ?? 'none'));
+    } else {
+      mediaInfo = await outputMediaInfo(ctx, spawner, output);
+    }
+    if (!isXmlObject(mediaInfo.Stream) || (mediaInfo.Stream.Video === '' && mediaInfo.Stream.Audio === '')) {
+      // ffmpeg wrote a file without a single frame: TimeInterval/Start lies past the input's end.
+      throw invalid('The output holds no audio or video: TimeInterval/Start is past the end of the input.');
     }
     const stored = await storeFiles(ctx, target.bucket, files);
     ctx.setProgress(100);
     return { MediaInfo: mediaInfo, MediaResult: mediaResult(target, stored) };
   }));
+}
+
+/**
+ * MediaInfo of an hls output: ffprobe reads no playlist (input-policy.ts
+ * refuses the demuxer, rightly for user input), so the streams are those of
+ * the first segment and Format/Duration is the playlist's total.
+ */
+async function hlsMediaInfo(ctx: ProcessorContext, spawner: Spawner, playlist: string, firstSegment: string): Promise<XmlObject> {
+  const info = await outputMediaInfo(ctx, spawner, firstSegment);
+  const total = [...(await fs.readFile(playlist, 'utf8')).matchAll(/^#EXTINF:([\d.]+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+  return isXmlObject(info.Format) ? { ...info, Format: { ...info.Format, Duration: total.toFixed(6) } } : info;
+}
+
+/** What to show instead of our local paths in ffmpeg's messages: the input's key, and `output` for the work folder. */
+export function inputReplacements(input: ToolInput, key: string, dir: string): Array<[string, string]> {
+  return [[input.url.slice('file:'.length), key], [input.filePath, key], [dir, 'output']];
 }
 
 /** Runs a prepared command with progress into [5, 90] %, mapping ffmpeg's failures to job outcomes. */

@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import { XMLParser } from 'fast-xml-parser';
 import sharp from 'sharp';
 import { runFfprobe } from '../../src/media/ffprobe.js';
+import { INPUT_OPTIONS, type ToolInput } from '../../src/media/input-policy.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { buildAnimationArgs, parseAnimation } from '../../src/processors/animation.js';
 import { buildSnapshotArgs, parseSnapshot, pickInterval } from '../../src/processors/snapshot.js';
@@ -12,6 +13,7 @@ import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
+const INPUT: ToolInput = { options: INPUT_OPTIONS, url: 'file:/d/in.mp4', filePath: '/d/in.mp4' };
 after(() => spawner.close());
 
 function request(tag: string, container: string, output: string): string {
@@ -22,8 +24,8 @@ function request(tag: string, container: string, output: string): string {
 describe('Snapshot and Animation command lines', () => {
   it('picks frames on a fixed grid after a fast seek, scaled, numbered from 0', () => {
     const spec = parseSnapshot({ Mode: 'Interval', Start: '1', TimeInterval: '2', Count: '3', Width: '128' });
-    expect(buildSnapshotArgs(spec, { input: '/d/in.mp4', dir: '/w/f', format: 'jpg' }, pickInterval(spec, 12))).to.deep.equal([
-      '-ss', '1', '-protocol_whitelist', 'file', '-i', 'file:/d/in.mp4', '-map', '0:v:0',
+    expect(buildSnapshotArgs(spec, { input: INPUT, dir: '/w/f', format: 'jpg' }, pickInterval(spec, 12))).to.deep.equal([
+      '-ss', '1', ...INPUT_OPTIONS, '-i', 'file:/d/in.mp4', '-map', '0:v:0',
       '-vf', "select='gte(t,selected_n*2)',scale=128:-2", '-vsync', 'vfr', '-frames:v', '3', '-an', '-sn', '-dn', '-c:v', 'mjpeg',
       '-q:v', '2', '-pix_fmt', 'yuvj420p', '-f', 'image2', '-start_number', '0', '/w/f/%d.jpg',
     ]);
@@ -36,7 +38,7 @@ describe('Snapshot and Animation command lines', () => {
   it('samples Animation frames by the doc\'s priority and needs one way to sample', () => {
     const spec = parseAnimation({ Container: { Format: 'gif' }, Video: { Codec: 'gif', AnimateFramesPerSecond: '2', AnimateOnlyKeepKeyFrame: 'true', Width: '128' } });
     expect(spec.sampling).to.deep.equal({ kind: 'fps', fps: 2 });
-    expect(buildAnimationArgs(spec, { input: '/d/in.mp4', output: '/w/o.gif' })).to.include.members(['fps=2,scale=128:-2:flags=lanczos']);
+    expect(buildAnimationArgs(spec, { input: INPUT, output: '/w/o.gif' })).to.include.members(['fps=2,scale=128:-2:flags=lanczos']);
     expect(() => parseAnimation({ Container: { Format: 'gif' }, Video: { Codec: 'gif' } })).to.throw(/needs AnimateFramesPerSecond/);
     expect(() => parseAnimation({ Container: { Format: 'webp' }, Video: { Codec: 'gif', AnimateOnlyKeepKeyFrame: 'true' } })).to.throw(/does not match/);
   });

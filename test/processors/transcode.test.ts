@@ -5,12 +5,14 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { runFfprobe, type FfprobeReport } from '../../src/media/ffprobe.js';
 import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
+import { INPUT_OPTIONS, type ToolInput } from '../../src/media/input-policy.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { buildTranscodeArgs, parseTranscode } from '../../src/processors/transcode.js';
 import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
 import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
+const INPUT: ToolInput = { options: INPUT_OPTIONS, url: 'file:/d/in.mp4', filePath: '/d/in.mp4' };
 after(() => spawner.close());
 
 function transcodeRequest(input: string, transcode: string, output: string, extra = ''): string {
@@ -32,15 +34,15 @@ function md5(data: Buffer): string {
 }
 
 describe('Transcode command lines', () => {
-  it('maps CI elements to ffmpeg arguments, input read as a file: URL with only the file protocol', () => {
+  it('maps CI elements to ffmpeg arguments, the input as input-policy.ts hands it over', () => {
     const spec = parseTranscode({
       Container: { Format: 'mp4' },
       Video: { Codec: 'H.264', Width: '160', Crf: '30', Preset: 'veryfast', Profile: 'main', Fps: '15' },
       Audio: { Codec: 'AAC', Samplerate: '44100', Bitrate: '64', Channels: '1' },
       TimeInterval: { Start: '1.5', Duration: '2' },
     });
-    expect(buildTranscodeArgs(spec, { input: '/d/in.mp4', output: '/w/out.mp4' })).to.deep.equal([
-      '-ss', '1.5', '-protocol_whitelist', 'file', '-i', 'file:/d/in.mp4',
+    expect(buildTranscodeArgs(spec, { input: INPUT, output: '/w/out.mp4' })).to.deep.equal([
+      '-ss', '1.5', ...INPUT_OPTIONS, '-i', 'file:/d/in.mp4',
       '-map', '0:v:0?', '-map', '0:a:0?', '-t', '2',
       '-vf', 'scale=160:-2,setsar=1', '-c:v', 'libx264', '-r', '15', '-crf', '30', '-preset', 'veryfast', '-profile:v', 'main', '-pix_fmt', 'yuv420p',
       '-c:a', 'aac', '-ar', '44100', '-b:a', '64k', '-ac', '1',
@@ -50,11 +52,11 @@ describe('Transcode command lines', () => {
 
   it('pads or crops to Width x Height by AdjDarMethod, and caps by IsCheckReso', () => {
     const pad = parseTranscode({ Video: { Width: '320', Height: '320' }, TransConfig: { AdjDarMethod: 'pad' } });
-    expect(buildTranscodeArgs(pad, { input: 'i', output: 'o' })).to.include('scale=320:320:force_original_aspect_ratio=decrease,pad=320:320:(ow-iw)/2:(oh-ih)/2,setsar=1');
+    expect(buildTranscodeArgs(pad, { input: INPUT, output: 'o' })).to.include('scale=320:320:force_original_aspect_ratio=decrease,pad=320:320:(ow-iw)/2:(oh-ih)/2,setsar=1');
     const checked = parseTranscode({ Video: { Width: '640' }, TransConfig: { IsCheckReso: 'true' } });
-    expect(buildTranscodeArgs(checked, { input: 'i', output: 'o' }, { width: 320, height: 240 })).to.not.include('-vf');
+    expect(buildTranscodeArgs(checked, { input: INPUT, output: 'o' }, { width: 320, height: 240 })).to.not.include('-vf');
     const strict = parseTranscode({ Video: { Width: '640' }, TransConfig: { IsCheckReso: 'true', ResoAdjMethod: '1' } });
-    expect(() => buildTranscodeArgs(strict, { input: 'i', output: 'o' }, { width: 320, height: 240 })).to.throw(/exceeds/);
+    expect(() => buildTranscodeArgs(strict, { input: INPUT, output: 'o' }, { width: 320, height: 240 })).to.throw(/exceeds/);
   });
 
   it('refuses codecs a container cannot hold, odd sizes and unknown formats', () => {
@@ -126,7 +128,19 @@ describe('Transcode jobs with the real ffmpeg', function () {
     const segments = playlist.split('\n').filter((l) => l.endsWith('.ts'));
     expect(segments).to.have.length(3);
     expect(asArray(hls.Operation.MediaResult.OutputFile.ObjectName)).to.deep.equal(['output/hls/play.m3u8', ...segments.map((s) => `output/hls/${s}`)]);
-    expect(Number((await probe(api, 'output/hls/play.m3u8')).format?.duration)).to.be.closeTo(12, 0.2);
+    const extinf = [...playlist.matchAll(/#EXTINF:([\d.]+)/g)].reduce((sum, m) => sum + Number(m[1]), 0);
+    expect(extinf).to.be.closeTo(12, 0.2);
+    expect(Number(hls.Operation.MediaInfo.Format.Duration)).to.be.closeTo(12, 0.2);
+    expect(stream(await probe(api, `output/hls/${segments[1]}`), 'video')?.codec_name).to.equal('h264');
+  });
+
+  it('reads its input only as input-policy.ts allows: a key with %d is one file, a playlist object is refused', async () => {
+    await putFixture(api, 'fixtures/media/h264-aac.mp4', 'input/pct%d.mp4');
+    const pct = await waitForState(api, await submit(api, transcodeRequest('input/pct%d.mp4', '<Container><Format>mp3</Format></Container>', 'output/pct.mp3')));
+    expect(pct.State, pct.Message).to.equal('Success');
+    await api.service.storage.put(BUCKET, 'input/list.m3u8', Buffer.from('#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\ndemo.mp4\n#EXT-X-ENDLIST\n'));
+    const playlist = await waitForState(api, await submit(api, transcodeRequest('input/list.m3u8', '<Container><Format>mp4</Format></Container>', 'output/list.mp4')));
+    expect([playlist.State, playlist.Code]).to.deep.equal(['Failed', 'InvalidMedia']);
   });
 
   it('ends Failed InvalidMedia with the tool\'s reason for a truncated or non-media input', async () => {

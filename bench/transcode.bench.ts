@@ -1,0 +1,122 @@
+/**
+ * Transcode throughput: the service against bare ffmpeg with the same arguments.
+ *
+ *   node dist/bench/transcode.bench.js        (after tsc -p tsconfig.json)
+ *   npx tsx bench/transcode.bench.ts
+ *
+ * The operation: fixtures/media/clip-12s.mp4 (12 s, 160x120, 10 fps H.264 +
+ * AAC) to H.264 at a lower resolution (Width 128, Preset veryfast, Crf 28,
+ * AAC 32 kbps) in MP4, N times at concurrency C, in one run:
+ *
+ * - bare: the ffmpeg binary the service runs, with the argv the service's
+ *   builder makes for this Operation (`buildTranscodeArgs` + the global and
+ *   `-progress` options of `ffmpegArgv`), through the service's own Spawner,
+ *   C at a time, each into its own output file; no probe, no upload;
+ * - service: N Transcode jobs POSTed over loopback HTTP and run by the
+ *   in-process worker (MEDIAJOBS_CONCURRENCY = C): each probes its input,
+ *   runs ffmpeg, probes the output, hashes and stores it. Time runs from the
+ *   database clock before the first POST to the last job's ended_at.
+ *
+ * Rounds alternate which side goes first; the verdict uses the median ratio
+ * (service ÷ bare). Settings: BENCH_JOBS (24), BENCH_ROUNDS (3), BENCH_WARMUP
+ * (4), MEDIAJOBS_CONCURRENCY (CPUs). Target: ratio ≥ 0.95.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ffmpegArgv } from '../src/media/ffmpeg.js';
+import { resolveFfmpegPath } from '../src/media/ffmpeg-capabilities.js';
+import { INPUT_OPTIONS, type ToolInput } from '../src/media/input-policy.js';
+import { createSpawner } from '../src/media/spawner.js';
+import { buildTranscodeArgs, parseTranscode } from '../src/processors/transcode.js';
+import {
+  BUCKET, REPO_ROOT, assertAllSucceeded, benchConcurrency, dbClockMs, envInt, environmentRows, fitQueueToConcurrency, fmt, jobTimings,
+  maxJobSeq, median, printBlock, printTable, runBenchmark, runPool, startBenchService, waitUntilIdle, type BenchService,
+} from './lib.js';
+
+const JOBS = envInt('BENCH_JOBS', 24);
+const ROUNDS = envInt('BENCH_ROUNDS', 3);
+const WARMUP = envInt('BENCH_WARMUP', 4, 0);
+const CONCURRENCY = benchConcurrency();
+const TARGET_RATIO = 0.95;
+const FIXTURE = path.join(REPO_ROOT, 'fixtures', 'media', 'clip-12s.mp4');
+const KEY = 'bench/clip.mp4';
+const TRANSCODE = {
+  Container: { Format: 'mp4' },
+  Video: { Codec: 'H.264', Width: '128', Preset: 'veryfast', Crf: '28' },
+  Audio: { Codec: 'aac', Bitrate: '32' },
+};
+
+function transcodeRequest(index: number): string {
+  return `<Request><Tag>Transcode</Tag><Input><Object>${KEY}</Object></Input><Operation>`
+    + '<Transcode><Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>128</Width><Preset>veryfast</Preset><Crf>28</Crf></Video>'
+    + '<Audio><Codec>aac</Codec><Bitrate>32</Bitrate></Audio></Transcode>'
+    + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>bench/out/${index}.mp4</Object></Output></Operation></Request>`;
+}
+
+/** Jobs per second through the API and the worker. */
+async function runService(bench: BenchService, jobs: number): Promise<number> {
+  const after = await maxJobSeq(bench);
+  const startMs = await dbClockMs(bench);
+  await runPool(jobs, 4, async (i) => { await bench.client.submit(transcodeRequest(i)); });
+  await waitUntilIdle(bench, 50);
+  const timings = await jobTimings(bench, after);
+  assertAllSucceeded(timings, jobs);
+  const endMs = Math.max(...timings.map((t) => t.endedMs ?? 0));
+  return jobs / ((endMs - startMs) / 1000);
+}
+
+/** Jobs per second for the same ffmpeg command run directly. */
+async function runBare(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<number> {
+  const spawner = createSpawner();
+  const spec = parseTranscode(TRANSCODE);
+  // The input as the service hands it to ffmpeg (input-policy.ts; the key has no %).
+  const tool: ToolInput = { options: INPUT_OPTIONS, url: `file:${path.resolve(input)}`, filePath: path.resolve(input) };
+  await fs.mkdir(outDir, { recursive: true });
+  const start = performance.now();
+  try {
+    await runPool(jobs, CONCURRENCY, async (i) => {
+      const args = ffmpegArgv(buildTranscodeArgs(spec, { input: tool, output: path.join(outDir, `${i}.mp4`) }), path.join(outDir, `${i}.progress`));
+      const run = await spawner.run({ binary: resolveFfmpegPath(ffmpegPath), args, timeoutMs: 120_000, maxStdoutBytes: 1 << 20, maxStderrBytes: 16 << 10 });
+      if (run.code !== 0) throw new Error(`bare ffmpeg failed (${run.code ?? run.signal}): ${run.stderr || run.spawnError}`);
+    });
+  } finally {
+    spawner.close();
+  }
+  return jobs / ((performance.now() - start) / 1000);
+}
+
+await runBenchmark('transcode', async (db, use) => {
+  const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) } }));
+  await bench.service.storage.put(BUCKET, KEY, await fs.readFile(FIXTURE));
+  const input = path.join(bench.config.dataDir, 'buckets', BUCKET, KEY);
+  await fitQueueToConcurrency(bench);
+  const outDir = path.join(db.dataDir, 'bare-out');
+  printBlock('Transcode benchmark', [
+    ...(await environmentRows(bench, db)),
+    ['operation', `${path.basename(FIXTURE)} → H.264 128 px wide, veryfast, Crf 28, AAC 32k, MP4; ${JOBS} jobs, concurrency ${CONCURRENCY}, ${os.availableParallelism()} CPUs`],
+  ]);
+  if (WARMUP > 0) {
+    await runBare(input, WARMUP, outDir, bench.config.ffmpegPath);
+    await runService(bench, WARMUP);
+  }
+  const rows: string[][] = [];
+  const ratios: number[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    let bare = 0;
+    let service = 0;
+    if (round % 2 === 1) {
+      bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
+      service = await runService(bench, JOBS);
+    } else {
+      service = await runService(bench, JOBS);
+      bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
+    }
+    ratios.push(service / bare);
+    rows.push([String(round), fmt(bare, 2), fmt(service, 2), fmt(service / bare, 3)]);
+  }
+  printTable(['round', 'bare ffmpeg jobs/s', 'service jobs/s', 'ratio'], rows);
+  const ratio = median(ratios);
+  console.log(`\nratio (service ÷ bare ffmpeg), median of ${ROUNDS}: ${fmt(ratio, 3)}  (target ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'met' : 'missed'})`);
+});
