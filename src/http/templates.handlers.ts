@@ -2,6 +2,9 @@ import { PermanentJobError } from '../engine/job-errors.js';
 import { CiError } from '../errors.js';
 import { newTemplateId, TEMPLATE_ID_PATTERN } from '../ids.js';
 import { parseMogrRule } from '../images/mogr-rule.js';
+import { parseAnimation } from '../processors/animation.js';
+import { parseSnapshot } from '../processors/snapshot.js';
+import { parseTranscode } from '../processors/transcode.js';
 import { deleteTemplate, insertTemplate, listTemplates, updateTemplate } from '../store/templates.repository.js';
 import {
   buildDeleteMediaTemplateResponse,
@@ -22,7 +25,7 @@ import { assertMatchesSchema, type SchemaId } from './validate.js';
  */
 
 /** Template Tags this service stores; each names the container that holds its parameters. */
-const TEMPLATE_TAGS = ['PicProcess'] as const;
+const TEMPLATE_TAGS = ['PicProcess', 'Transcode', 'Snapshot', 'Animation'] as const;
 type TemplateTag = (typeof TEMPLATE_TAGS)[number];
 
 const MAX_IDS = 100;
@@ -87,6 +90,7 @@ export const deleteMediaTemplate: Handler = async (ctx, deps) => {
 /** Validates a create or update body and returns what is stored: the container with IsPicInfo defaulted. */
 function parseTemplateRequest(request: XmlObject, schema: SchemaId): { tag: TemplateTag; name: string; body: XmlObject } {
   const tag = assertTemplateTag(request.Tag);
+  if (tag !== 'PicProcess') return { tag, name: request.Name as string, body: parseMediaTemplate(tag, request) };
   assertMatchesSchema(schema, request, 'Request');
   const container = request.PicProcess as XmlObject;
   const rule = container.ProcessRule as string;
@@ -97,6 +101,37 @@ function parseTemplateRequest(request: XmlObject, schema: SchemaId): { tag: Temp
     // Stored complete, so every answer shows both elements and the worker reads no defaults.
     body: { IsPicInfo: (container.IsPicInfo as string | undefined) || 'false', ProcessRule: rule },
   };
+}
+
+/**
+ * The parameters of a Transcode, Snapshot or Animation template, checked as a
+ * job's inline container is (a template that no job could run is a 400 now),
+ * and stored as that container, so a job naming the template runs exactly
+ * what an inline one would. Transcode and Animation send their parameters flat
+ * under Request (their answer wraps them in `TransTpl`); Snapshot sends a
+ * `<Snapshot>`.
+ */
+function parseMediaTemplate(tag: Exclude<TemplateTag, 'PicProcess'>, request: XmlObject): XmlObject {
+  const schemas = { Transcode: 'template.transcode.request.json', Snapshot: 'template.snapshot.request.json', Animation: 'template.animation.request.json' } as const;
+  assertMatchesSchema(schemas[tag], request, 'Request');
+  const pick = (names: readonly string[]) => Object.fromEntries(names.filter((n) => request[n] !== undefined).map((n) => [n, request[n]!]));
+  try {
+    if (tag === 'Snapshot') {
+      parseSnapshot(request.Snapshot as XmlObject);
+      return request.Snapshot as XmlObject;
+    }
+    if (tag === 'Animation') {
+      const body = pick(['Container', 'Video', 'TimeInterval']);
+      parseAnimation(body);
+      return body;
+    }
+    const body = pick(['Container', 'Video', 'Audio', 'TimeInterval', 'TransConfig']);
+    parseTranscode(body);
+    return body;
+  } catch (err) {
+    if (err instanceof PermanentJobError) throw new CiError('InvalidArgument', `Request/${err.message}`);
+    throw err;
+  }
 }
 
 function assertTemplateTag(tag: XmlValue | undefined): TemplateTag {

@@ -76,6 +76,9 @@ export function buildUpdateMediaQueueResponse(requestId: string, queue: Queue): 
   return encodeXml('Response', { RequestId: requestId, Queue: buildQueueElement(queue) });
 }
 
+/** Template Tags whose answer does not name the container after the Tag (shared/ci-media-tags.md 1.5: the Go SDK reads `TransTpl`). */
+const TEMPLATE_CONTAINERS: Readonly<Record<string, string>> = { Transcode: 'TransTpl', Animation: 'TransTpl' };
+
 /**
  * One template as CI shows it, inside `<Template>` or a `<TemplateList>`:
  * the type container is named after the Tag (`<PicProcess>` for PicProcess).
@@ -88,7 +91,7 @@ export function buildTemplateElement(template: Template): XmlObject {
     Name: template.name,
     BucketId: template.bucket,
     Category: 'Custom',
-    [template.tag]: template.body,
+    [TEMPLATE_CONTAINERS[template.tag] ?? template.tag]: template.body,
     CreateTime: formatCiTime(template.createdAt),
     UpdateTime: formatCiTime(template.updatedAt),
   };

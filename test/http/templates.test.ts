@@ -79,7 +79,7 @@ describe('templates API', () => {
     });
 
     const invalid: Array<[string, string, RegExp]> = [
-      ['a Tag other than PicProcess', '<Request><Tag>Transcode</Tag><Name>a</Name><Transcode/></Request>', /Request\/Tag "Transcode" is not supported; supported template Tags: PicProcess/],
+      ['a Tag with no template here', '<Request><Tag>VideoTag</Tag><Name>a</Name><VideoTag/></Request>', /Request\/Tag "VideoTag" is not supported; supported template Tags: PicProcess/],
       ['a missing Tag', '<Request><Name>a</Name><PicProcess><ProcessRule>imageMogr2/strip</ProcessRule></PicProcess></Request>', /Request\/Tag is required; supported template Tags: PicProcess/],
       ['a missing Name', '<Request><Tag>PicProcess</Tag><PicProcess><ProcessRule>imageMogr2/strip</ProcessRule></PicProcess></Request>', /Request\/Name is required/],
       ['an empty Name', templateBody(''), /Request\/Name must not be empty/],
@@ -219,7 +219,7 @@ describe('templates API', () => {
       const created = await create(host, 'keep');
       expectInvalidArgument(await api.request('PUT', `/template/${created.TemplateId}`, { body: templateBody('keep', 'imageMogr2/rotate'), headers: { host } }), /ProcessRule: operation "rotate" needs a value/);
       expectInvalidArgument(await api.request('PUT', `/template/${created.TemplateId}`, { body: templateBody('bad name!'), headers: { host } }), /Request\/Name may contain only/);
-      expectInvalidArgument(await api.request('PUT', `/template/${created.TemplateId}`, { body: '<Request><Tag>Snapshot</Tag><Name>x</Name></Request>', headers: { host } }), /supported template Tags: PicProcess/);
+      expectInvalidArgument(await api.request('PUT', `/template/${created.TemplateId}`, { body: '<Request><Tag>Snapshot</Tag><Name>x</Name></Request>', headers: { host } }), /Request\/Snapshot is required/);
       expect((await list(host)).templates).to.deep.equal([created]);
     });
   });
