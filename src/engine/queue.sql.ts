@@ -4,6 +4,7 @@ import type { NotifyConfig } from '../store/schema.js';
 import { CHANNELS } from './channels.js';
 import { JOB_FAILURE_CODES } from './job-errors.js';
 import { canTransition } from './job-state.js';
+import { WORKER_LOCK_NAMESPACE } from './liveness.js';
 import { endJob, type Outcome } from './outcomes.js';
 
 /*
@@ -19,10 +20,12 @@ for (const [from, to] of [['Submitted', 'Running'], ['Running', 'Success'], ['Ru
 
 /**
  * Claims the most urgent runnable jobs, at most `limit`: highest JobLevel,
- * then oldest, in that order. See `claimStatement`.
+ * then oldest, in that order. `lockKey` is the key of the advisory lock the
+ * worker holds (`WorkerLiveness`), recorded with each job so that its death
+ * is seen at once; null where there is none (PGlite). See `claimStatement`.
  */
-export async function claimJobs(db: Executor, workerId: string, leaseMs: number, limit: number): Promise<ClaimedJob[]> {
-  const { rows } = await claimStatement(workerId, leaseMs, limit).execute(db);
+export async function claimJobs(db: Executor, workerId: string, leaseMs: number, limit: number, lockKey: number | null = null): Promise<ClaimedJob[]> {
+  const { rows } = await claimStatement(workerId, leaseMs, limit, [], lockKey).execute(db);
   return rows.map(toClaimed);
 }
 
@@ -41,9 +44,9 @@ export interface JobEnd {
  * A job no longer Running under this worker (cancelled, taken back) is left
  * as it is.
  */
-export async function endJobsAndClaimNext(db: Executor, ends: readonly JobEnd[], workerId: string, leaseMs: number, limit: number): Promise<ClaimedJob[]> {
+export async function endJobsAndClaimNext(db: Executor, ends: readonly JobEnd[], workerId: string, leaseMs: number, limit: number, lockKey: number | null = null): Promise<ClaimedJob[]> {
   if (ends.length === 0) throw new Error('endJobsAndClaimNext needs a job to end');
-  const { rows } = await claimStatement(workerId, leaseMs, limit, ends).execute(db);
+  const { rows } = await claimStatement(workerId, leaseMs, limit, ends, lockKey).execute(db);
   return rows.map(toClaimed);
 }
 
@@ -78,7 +81,7 @@ type ClaimRow = JobRow & { queue_notify_config: NotifyConfig | null };
  * The queue's NotifyConfig comes back with each job, so that ending it needs
  * no second read.
  */
-export function claimStatement(workerId: string, leaseMs: number, limit: number, ends: readonly JobEnd[] = []) {
+export function claimStatement(workerId: string, leaseMs: number, limit: number, ends: readonly JobEnd[] = [], lockKey: number | null = null) {
   const endsJson = JSON.stringify(ends.map(({ jobId, to, outcome }) => ({
     job_id: jobId,
     state: to,
@@ -129,6 +132,7 @@ export function claimStatement(workerId: string, leaseMs: number, limit: number,
       UPDATE jobs SET
         state = 'Running',
         lease_owner = ${workerId},
+        lock_key = ${lockKey}::int,
         lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
         attempts = attempts + 1,
         started_at = coalesce(started_at, now()),
@@ -194,8 +198,74 @@ export async function retryOrFail(db: Executor, job: Job, workerId: string | und
 }
 
 /**
- * Takes back jobs whose worker stopped renewing its lease (killed, machine
- * lost, cut off from the database). Each counts as an attempt used.
+ * Finds the workers that are gone: the lock keys named by Running jobs whose
+ * advisory lock (sql/0008, `WorkerLiveness`) can be taken now. The server
+ * released such a lock when its worker's lock connection ended: the process
+ * was killed, its machine lost, or that connection broke. In the last case
+ * the worker is alive, and within a heartbeat it takes a new lock and records
+ * the new key on its jobs (`readoptJobs`); so a key's jobs are taken back only
+ * once the key has stayed free for a while (`reapDeadWorkersJobs`, its
+ * `ripe`), or a connection blip would cost every running job an attempt.
+ * `pg_try_advisory_xact_lock` rather than lock-then-unlock: it never waits,
+ * and the server drops it with the statement's transaction whatever happens.
+ * Keys come from a sequence, so no live worker is mistaken for a dead one.
+ * One short statement; MATERIALIZED so that each key is tried once.
+ */
+export async function freeWorkerLockKeys(db: Executor): Promise<number[]> {
+  const { rows } = await sql<{ lock_key: number }>`
+    WITH owner AS MATERIALIZED (
+      SELECT DISTINCT lock_key FROM jobs WHERE state = 'Running' AND lock_key IS NOT NULL
+    )
+    SELECT lock_key FROM owner WHERE pg_try_advisory_xact_lock(${WORKER_LOCK_NAMESPACE}, lock_key)`.execute(db);
+  return rows.map((r) => r.lock_key);
+}
+
+/**
+ * Takes back the jobs recorded under `keys`, lock keys of workers found gone
+ * by `freeWorkerLockKeys` some time ago, whose locks this transaction can
+ * still take: their workers are dead. Each job goes back as `retryOrFail`
+ * puts it (the attempt stays counted, so a job that kills its worker every
+ * time still ends Failed MaxAttemptsExceeded, with its callback), and waiting
+ * workers are woken by NOTIFY.
+ */
+export async function reapDeadWorkersJobs(db: Executor, keys: readonly number[], limit = 100): Promise<Job[]> {
+  if (keys.length === 0) return [];
+  return db.transaction().execute(async (tx) => {
+    const rows = await sql<JobRow>`
+      WITH gone AS MATERIALIZED (
+        SELECT k AS lock_key FROM unnest(${[...keys]}::int[]) k WHERE pg_try_advisory_xact_lock(${WORKER_LOCK_NAMESPACE}, k)
+      )
+      SELECT jobs.* FROM jobs JOIN gone ON gone.lock_key = jobs.lock_key
+      WHERE jobs.state = 'Running'
+      ORDER BY jobs.seq LIMIT ${limit} FOR UPDATE OF jobs SKIP LOCKED`.execute(tx);
+    const reaped: Job[] = [];
+    for (const row of rows.rows) {
+      const next = await retryOrFail(tx, jobRowToJob(row), undefined, 0, 'the worker running it died');
+      if (next) reaped.push(next);
+    }
+    if (reaped.some((job) => job.state === 'Submitted')) await sql`SELECT pg_notify(${CHANNELS.jobsAvailable}, '')`.execute(tx);
+    return reaped;
+  });
+}
+
+/**
+ * After its lock connection was lost and a new lock taken with `lockKey`, a
+ * worker records the new key on the jobs still its own and learns which those
+ * are: any other job it was running has been taken back (or ended) meanwhile,
+ * and its run must stop. Waits for a reaper that is taking one of them back.
+ */
+export async function readoptJobs(db: Executor, workerId: string, lockKey: number): Promise<Set<string>> {
+  const { rows } = await sql<{ job_id: string }>`
+    UPDATE jobs SET lock_key = ${lockKey}::int
+    WHERE state = 'Running' AND lease_owner = ${workerId}
+    RETURNING job_id`.execute(db);
+  return new Set(rows.map((r) => r.job_id));
+}
+
+/**
+ * Takes back jobs whose worker stopped renewing its lease (hung, cut off from
+ * the database, or dead where its lock says nothing: PGlite, an older
+ * version). Each counts as an attempt used.
  */
 export async function reapExpiredLeases(db: Executor, limit = 100): Promise<Job[]> {
   return db.transaction().execute(async (tx) => {
@@ -208,6 +278,7 @@ export async function reapExpiredLeases(db: Executor, limit = 100): Promise<Job[
       const next = await retryOrFail(tx, job, undefined, 0, 'the worker running it stopped renewing its lease');
       if (next) reaped.push(next);
     }
+    if (reaped.some((job) => job.state === 'Submitted')) await sql`SELECT pg_notify(${CHANNELS.jobsAvailable}, '')`.execute(tx);
     return reaped;
   });
 }

@@ -13,7 +13,8 @@ import { mapXmlText, type XmlObject } from '../xml/tree.js';
 import { CHANNELS } from './channels.js';
 import { PermanentJobError, RetryLaterError } from './job-errors.js';
 import { callbackExpected, endJob, type Outcome } from './outcomes.js';
-import { claimJobs, type ClaimedJob, endJobsAndClaimNext, type JobEnd, expireWaitingJobs, reapExpiredLeases, releaseJob, renewLeases, resumeStrandedJobs, retryOrFail, saveProgress } from './queue.sql.js';
+import { claimJobs, type ClaimedJob, endJobsAndClaimNext, type JobEnd, expireWaitingJobs, freeWorkerLockKeys, readoptJobs, reapDeadWorkersJobs, reapExpiredLeases, releaseJob, renewLeases, resumeStrandedJobs, retryOrFail, saveProgress } from './queue.sql.js';
+import { WorkerLiveness } from './liveness.js';
 import { withDbRetry } from './db-retry.js';
 import { pruneHistory } from './retention.js';
 import { ToolSlots } from './tool-slots.js';
@@ -50,6 +51,17 @@ interface EndWaiting {
 }
 
 const PROGRESS_WRITE_INTERVAL_MS = 500;
+
+/**
+ * How often a worker looks for workers that died (their advisory lock free,
+ * `freeWorkerLockKeys`), and how long a key must stay free before its jobs are
+ * taken back: a live worker whose lock connection broke takes a new lock and
+ * re-adopts its jobs well within that (RELOCK_BACKOFF_MS in liveness.ts). A
+ * killed worker's jobs run again elsewhere 0.75–1 s after its death (the goal
+ * is 2 s). One short statement per pass.
+ */
+const DEAD_WORKER_CHECK_MS = 250;
+const DEAD_WORKER_GRACE_MS = 750;
 
 /** PostgreSQL's text and JSON refuse NUL, which a hostile file's metadata or a tool's message may hold. */
 function storable(text: string): string {
@@ -106,6 +118,16 @@ export class Worker {
   private accepting = false;
   private filling = false;
   private refillRequested = false;
+  /** Holds this worker's advisory lock; undefined on PGlite. */
+  private liveness: WorkerLiveness | undefined;
+  /**
+   * The key of the advisory lock held now, recorded with each claim; null
+   * without liveness. Undefined while the lock's connection is lost: the
+   * worker claims nothing until it holds a new lock and has re-adopted its jobs.
+   */
+  private lockKey: number | null | undefined = null;
+  /** Other workers' lock keys found free, and when first (see DEAD_WORKER_GRACE_MS). */
+  private readonly freeKeysSince = new Map<number, number>();
 
   constructor(private readonly deps: WorkerDeps) {
     this.log = deps.logger.child({ workerId: this.workerId });
@@ -119,6 +141,16 @@ export class Worker {
 
   async start(): Promise<void> {
     const { db, config } = this.deps;
+    // PGlite has one session in one process: no other worker to notice a death, and its locks are all one session's.
+    if ((db as { kind?: string }).kind !== 'pglite') {
+      // Held before the first claim, so that no job of this worker is ever recorded under a key nobody holds.
+      this.liveness = new WorkerLiveness(db, this.log, {
+        lost: () => { this.lockKey = undefined; },
+        relocked: (key) => this.readopt(key),
+      });
+      this.lockKey = await this.liveness.start();
+      this.every(DEAD_WORKER_CHECK_MS, () => this.reapDeadWorkers());
+    }
     this.accepting = true;
     this.unsubscribers.push(await db.listen(CHANNELS.jobsAvailable, () => this.wake()));
     this.unsubscribers.push(await db.listen(CHANNELS.jobCancelled, (jobId) => this.stopJob(jobId, 'cancelled')));
@@ -148,6 +180,7 @@ export class Worker {
     }
     await all();
     for (const t of this.timers.splice(0)) clearInterval(t);
+    await this.liveness?.stop();
   }
 
   /**
@@ -182,8 +215,10 @@ export class Worker {
     for (let wanted = this.jobsToClaimNow(); wanted > 0; wanted = this.jobsToClaimNow()) {
       let claimed: ClaimedJob[] = [];
       this.claimOut = true;
+      const lockKey = this.lockKey ?? null;
       try {
-        claimed = await claimJobs(db.kysely, this.workerId, config.leaseMs, wanted);
+        claimed = await claimJobs(db.kysely, this.workerId, config.leaseMs, wanted, lockKey);
+        this.checkClaimKey(lockKey, claimed);
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'claim failed; will retry on the next poll');
       } finally {
@@ -204,7 +239,7 @@ export class Worker {
 
   /** Jobs a claim sent now should ask for: one per free slot and, while jobs are short, one or two waiting jobs per slot (see Lookahead above). */
   private jobsToClaim(): number {
-    if (!this.accepting || this.claimOut) return 0;
+    if (!this.accepting || this.claimOut || this.lockKey === undefined) return 0;
     const { concurrency, lookaheadMs } = this.deps.config;
     const last = this.lastRunMs;
     // Very short jobs get two waiting jobs per slot where ends can wait for company (`holdEnds`, two slots or more):
@@ -362,9 +397,11 @@ export class Worker {
     const batch = this.endsWaiting.splice(0);
     const wanted = this.jobsToClaim();
     this.claimOut = true;
-    endJobsAndClaimNext(db.kysely, batch.map((waiting) => waiting.end), this.workerId, config.leaseMs, wanted).then(
+    const lockKey = this.lockKey ?? null;
+    endJobsAndClaimNext(db.kysely, batch.map((waiting) => waiting.end), this.workerId, config.leaseMs, wanted, lockKey).then(
       (claimed) => {
         this.claimOut = false;
+        this.checkClaimKey(lockKey, claimed);
         this.place(claimed);
         for (const waiting of batch) waiting.resolve();
       },
@@ -435,6 +472,54 @@ export class Worker {
       // lease, the reaper gives the job to someone else and our finish is refused.
       this.log.warn({ err: (err as Error).message }, 'lease renewal failed');
     }
+  }
+
+  /** Takes back the jobs of workers whose lock is free (see `reapDeadWorkersJobs`); the NOTIFY it sends wakes the others. */
+  private async reapDeadWorkers(): Promise<void> {
+    try {
+      const free = await freeWorkerLockKeys(this.deps.db.kysely);
+      const now = performance.now();
+      for (const key of this.freeKeysSince.keys()) if (!free.includes(key)) this.freeKeysSince.delete(key);
+      for (const key of free) if (!this.freeKeysSince.has(key)) this.freeKeysSince.set(key, now);
+      const ripe = free.filter((key) => now - this.freeKeysSince.get(key)! >= DEAD_WORKER_GRACE_MS);
+      const reaped = await reapDeadWorkersJobs(this.deps.db.kysely, ripe);
+      if (reaped.length === 0) return;
+      this.log.warn({ jobIds: reaped.map((j) => j.jobId) }, 'took back the jobs of a worker that died');
+      // Ours, if our own lock's connection broke and `readopt` has not run yet: those runs have lost their jobs.
+      for (const job of reaped) this.stopJob(job.jobId, 'lease-lost');
+      this.wake();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'looking for dead workers failed');
+    }
+  }
+
+  /**
+   * A claim sent under a lock key that was lost while it was out: if a new
+   * lock is held already, its re-adoption may have run before this claim
+   * committed, so the claimed jobs are re-adopted too (a job taken back
+   * meanwhile is stopped like any other).
+   */
+  private checkClaimKey(sentKey: number | null, claimed: readonly ClaimedJob[]): void {
+    if (claimed.length === 0 || sentKey === null || this.lockKey === sentKey || this.lockKey === undefined) return;
+    const key = this.lockKey;
+    if (key !== null) {
+      void this.readopt(key).catch((err: Error) => this.log.warn({ err: err.message }, 'could not re-adopt jobs claimed under a lost lock; their lease decides'));
+    }
+  }
+
+  /**
+   * A new lock after the old one's connection was lost: records its key on the
+   * jobs still ours, stops the runs of those taken back meanwhile, and lets
+   * claims go on.
+   */
+  private async readopt(key: number): Promise<void> {
+    const kept = await readoptJobs(this.deps.db.kysely, this.workerId, key);
+    for (const id of this.activeJobIds) {
+      if (!kept.has(id)) this.stopJob(id, 'lease-lost');
+    }
+    this.lockKey = key;
+    this.log.info({ kept: kept.size }, 'worker lock taken again');
+    this.wake();
   }
 
   private async maintain(): Promise<void> {
