@@ -40,6 +40,8 @@ bench: build
 	node dist/bench/enqueue-latency.bench.js
 	node dist/bench/pic-process.bench.js
 	node dist/bench/memory.bench.js
+	node dist/bench/queue-core.bench.js
+	node dist/bench/scale.js
 
 clean:
 	rm -rf dist build node_modules/.installed

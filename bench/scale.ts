@@ -59,6 +59,8 @@ interface Side {
   midSeq: string;
   /** seq of the middle job of the creation-time window (a token that window's listing returns). */
   midWindowSeq: string;
+  /** seq of the middle job of `sampleInput`'s 20. */
+  midInputSeq: string;
   sampleJobIds: string[];
   sampleInput: string;
   /** A creation-time window of one day, a week back. */
@@ -120,7 +122,7 @@ async function startSide(name: string, historyRows: number): Promise<Side> {
   const side: Side = {
     name, db, service, client, queueId,
     capture: undefined as unknown as Kysely<Database>,
-    midSeq: '', midWindowSeq: '', sampleJobIds: [], sampleInput: '', windowStart: new Date(), windowEnd: new Date(),
+    midSeq: '', midWindowSeq: '', midInputSeq: '', sampleJobIds: [], sampleInput: '', windowStart: new Date(), windowEnd: new Date(),
   };
   (side as { capture: Kysely<Database> }).capture = new Kysely<Database>({
     dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.databaseUrl, max: 1 }) }),
@@ -142,6 +144,8 @@ async function startSide(name: string, historyRows: number): Promise<Side> {
     SELECT seq::text FROM jobs WHERE created_at BETWEEN ${side.windowStart} AND ${side.windowEnd} ORDER BY created_at, seq
     OFFSET (SELECT count(*) / 2 FROM jobs WHERE created_at BETWEEN ${side.windowStart} AND ${side.windowEnd}) LIMIT 1`.execute(kysely);
   side.midWindowSeq = midWindow.seq;
+  const { rows: [midInput] } = await sql<{ seq: string }>`SELECT seq::text FROM jobs WHERE bucket = ${BUCKET} AND input_object = ${side.sampleInput} ORDER BY seq OFFSET 10 LIMIT 1`.execute(kysely);
+  side.midInputSeq = midInput.seq;
   return side;
 }
 
@@ -179,7 +183,7 @@ const LIST_CASES: ListCase[] = [
   { label: 'states=Failed', query: () => ({ states: 'Failed' }) },
   { label: 'states=Success,Failed', query: () => ({ states: 'Success,Failed' }) },
   { label: 'states=Submitted', query: () => ({ states: 'Submitted' }) },
-  { label: 'inputObject', query: (s) => ({ inputObject: s.sampleInput }) },
+  { label: 'inputObject', query: (s) => ({ inputObject: s.sampleInput }), deepToken: (s) => s.midInputSeq },
   { label: 'creation time (1 day)', query: (s) => ({ startCreationTime: ciTime(s.windowStart), endCreationTime: ciTime(s.windowEnd) }), deepToken: (s) => s.midWindowSeq },
   { label: 'tag+states=Failed', query: () => ({ tag: 'MediaInfo', states: 'Failed' }) },
 ];
