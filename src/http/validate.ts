@@ -35,6 +35,7 @@ export type SchemaId =
   | 'template.transcode.request.json'
   | 'template.snapshot.request.json'
   | 'template.animation.request.json'
+  | 'operation.segment.json'
   | 'operation.transcode.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'

@@ -5,6 +5,7 @@ import type { Processor } from './processor.js';
 import { createTranscodeProcessor } from './transcode.js';
 import { createSnapshotProcessor } from './snapshot.js';
 import { createAnimationProcessor } from './animation.js';
+import { createSegmentProcessor } from './segment.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -14,5 +15,6 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createTranscodeProcessor(deps.spawner),
     createSnapshotProcessor(deps.spawner),
     createAnimationProcessor(deps.spawner),
+    createSegmentProcessor(deps.spawner),
   ].map((p) => [p.tag, p]));
 }

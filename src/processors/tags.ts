@@ -3,6 +3,7 @@ import type { SchemaId } from '../http/validate.js';
 import type { XmlObject } from '../xml/tree.js';
 import { checkAnimationOperation } from './animation.js';
 import { checkSnapshotOperation } from './snapshot.js';
+import { checkSegmentOperation } from './segment.js';
 import { checkTranscodeOperation } from './transcode.js';
 
 /** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
@@ -26,6 +27,7 @@ export const SUPPORTED_TAGS = {
   Transcode: { operationSchema: 'operation.transcode.json', needsOutput: true, container: 'Transcode', check: checkTranscodeOperation },
   Snapshot: { operationSchema: 'operation.snapshot.json', needsOutput: true, container: 'Snapshot', check: checkSnapshotOperation },
   Animation: { operationSchema: 'operation.animation.json', needsOutput: true, container: 'Animation', check: checkAnimationOperation },
+  Segment: { operationSchema: 'operation.segment.json', needsOutput: true, container: 'Segment', check: checkSegmentOperation },
 } as const satisfies Record<string, TagSpec>;
 
 /** A Tag's entry, typed with its optional fields. */
