@@ -46,6 +46,14 @@ export interface Config {
   readonly retentionMs: number;
   /** Time running jobs get to finish after SIGTERM before they are handed back. */
   readonly shutdownGraceMs: number;
+  /**
+   * How long a job's processor may run (MEDIAJOBS_JOB_TIMEOUT, 10 min; the
+   * ffmpeg Tags 2 h 10 min) before it is stopped and the job ends Failed with
+   * `JobTimeout`; MEDIAJOBS_JOB_TIMEOUT_<TAG in capitals> (e.g.
+   * MEDIAJOBS_JOB_TIMEOUT_PICPROCESS=2m) sets one Tag's. Read it through
+   * `jobTimeoutMs(config, tag)`.
+   */
+  readonly jobTimeout: JobTimeouts;
   readonly ffprobePath: string;
   /** The ffmpeg of the video and audio Tags; `''` means the one shipped by `@ffmpeg-installer/ffmpeg`. */
   readonly ffmpegPath: string;
@@ -67,6 +75,23 @@ export interface PicLimits {
   readonly maxInputSide: number;
   readonly maxInputPixels: number;
   readonly maxOutputSide: number;
+  /**
+   * No step of a rule may make the picture larger than this many pixels (all
+   * frames): it bounds the memory and time of every pass over the pixels.
+   */
+  readonly maxOutputPixels: number;
+}
+
+export interface JobTimeouts {
+  readonly defaultMs: number;
+  /** Tag in capitals → its own limit (the long-running Tags' defaults and every MEDIAJOBS_JOB_TIMEOUT_<TAG> set). */
+  readonly byTag: Readonly<Record<string, number>>;
+}
+
+/** The run-time limit of a job of `tag` (see `Config.jobTimeout`). */
+export function jobTimeoutMs(config: Pick<Config, 'jobTimeout'>, tag: string): number {
+  const key = tag.toUpperCase();
+  return Object.hasOwn(config.jobTimeout.byTag, key) ? config.jobTimeout.byTag[key] : config.jobTimeout.defaultMs;
 }
 
 export interface CallbackConfig {
@@ -145,6 +170,33 @@ function tagList(env: Env, name: string): string[] {
   return tags;
 }
 
+const JOB_TIMEOUT_PREFIX = 'MEDIAJOBS_JOB_TIMEOUT_';
+
+/**
+ * Tags whose jobs may rightly run longer than MEDIAJOBS_JOB_TIMEOUT: those
+ * that run ffmpeg over a whole video or audio file (an hour-long transcode
+ * is normal). Their ffmpeg is bounded by MEDIAJOBS_FFMPEG_TIMEOUT (2 h); the
+ * job gets that plus time to probe, upload and clean up. MediaInfo and
+ * PicProcess keep the default: a probe takes milliseconds, and a PicProcess
+ * rule is bounded at submit to seconds of work.
+ */
+const LONG_TAG_TIMEOUT_MS = 2 * 3_600_000 + 10 * 60_000;
+const LONG_TAGS = ['Transcode', 'Snapshot', 'Animation', 'Concat', 'Segment', 'VideoMontage', 'VoiceSeparate'];
+
+/** MEDIAJOBS_JOB_TIMEOUT and every MEDIAJOBS_JOB_TIMEOUT_<TAG>, keyed by the Tag in capitals. */
+function jobTimeouts(env: Env): JobTimeouts {
+  const positive = (name: string, fallbackMs: number) => {
+    const ms = duration(env, name, fallbackMs);
+    if (ms <= 0) throw new ConfigError(name, String(env[name]), 'a positive duration such as 30s or 10m');
+    return ms;
+  };
+  const byTag: Record<string, number> = Object.fromEntries(LONG_TAGS.map((tag) => [tag.toUpperCase(), LONG_TAG_TIMEOUT_MS]));
+  for (const name of Object.keys(env)) {
+    if (name.startsWith(JOB_TIMEOUT_PREFIX) && read(env, name) !== undefined) byTag[name.slice(JOB_TIMEOUT_PREFIX.length)] = positive(name, 0);
+  }
+  return { defaultMs: positive('MEDIAJOBS_JOB_TIMEOUT', 10 * 60_000), byTag };
+}
+
 const BUCKET_PATTERN = /^[a-z0-9][a-z0-9-]{0,48}-\d{1,12}$/;
 
 export function loadConfig(env: Env = process.env): Config {
@@ -181,6 +233,7 @@ export function loadConfig(env: Env = process.env): Config {
     jobTtlMs: duration(env, 'MEDIAJOBS_JOB_TTL', 24 * 3_600_000),
     retentionMs: duration(env, 'MEDIAJOBS_RETENTION', 30 * 86_400_000),
     shutdownGraceMs: duration(env, 'MEDIAJOBS_SHUTDOWN_GRACE', 10_000),
+    jobTimeout: jobTimeouts(env),
     ffprobePath: read(env, 'MEDIAJOBS_FFPROBE_PATH') ?? '',
     ffmpegPath: read(env, 'MEDIAJOBS_FFMPEG_PATH') ?? '',
     ffmpegTimeoutMs: duration(env, 'MEDIAJOBS_FFMPEG_TIMEOUT', 2 * 3_600_000),
@@ -189,6 +242,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxInputSide: integer(env, 'MEDIAJOBS_PIC_MAX_INPUT_SIDE', 30_000, 1, 1_000_000),
       maxInputPixels: integer(env, 'MEDIAJOBS_PIC_MAX_INPUT_PIXELS', 250_000_000, 1, 2 ** 40),
       maxOutputSide: integer(env, 'MEDIAJOBS_PIC_MAX_OUTPUT_SIDE', 9999, 1, 1_000_000),
+      maxOutputPixels: integer(env, 'MEDIAJOBS_PIC_MAX_OUTPUT_PIXELS', 50_000_000, 1, 2 ** 40),
     },
     callbacks: {
       timeoutMs: duration(env, 'MEDIAJOBS_CALLBACK_TIMEOUT', 10_000),

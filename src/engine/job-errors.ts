@@ -1,3 +1,5 @@
+import { CiError } from '../errors.js';
+
 /**
  * How a processor says what went wrong. The engine decides what happens next:
  *
@@ -26,6 +28,18 @@ export class RetryLaterError extends Error {
   }
 }
 
+/**
+ * A processor's error as the engine should take it: a `CiError` of the
+ * client kind (4xx: a key or bucket refused, an output that collides with a
+ * folder) says the request itself is wrong, so it ends the job at once with
+ * its code; anything else is returned unchanged. Without this, such errors
+ * from storage were retried as transient until the attempts ran out.
+ */
+export function toJobError(err: unknown): unknown {
+  if (err instanceof CiError && err.status < 500) return new PermanentJobError(err.code, err.message);
+  return err;
+}
+
 /** Codes a job can end `Failed` with (JobsDetail/Code), beside the processors' own. */
 export const JOB_FAILURE_CODES = {
   /** Input/Object does not exist. */
@@ -35,6 +49,8 @@ export const JOB_FAILURE_CODES = {
   InvalidArgument: 'InvalidArgument',
   /** Not started before MEDIAJOBS_JOB_TTL. */
   JobExpired: 'JobExpired',
+  /** Its processor ran longer than its Tag's run-time limit (MEDIAJOBS_JOB_TIMEOUT) and was stopped. */
+  JobTimeout: 'JobTimeout',
   /** Every attempt failed with a transient error, or the worker died each time. */
   MaxAttemptsExceeded: 'MaxAttemptsExceeded',
   InternalError: 'InternalError',

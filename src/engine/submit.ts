@@ -1,4 +1,4 @@
-import type { Config } from '../config.js';
+import type { Config, PicLimits } from '../config.js';
 import { CiError } from '../errors.js';
 import { assertMatchesSchema } from '../http/validate.js';
 import { newId } from '../ids.js';
@@ -11,6 +11,8 @@ import { assertSafeBucket, assertSafeObjectKey } from '../storage/object-key.js'
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import type { JobInserter } from './job-inserter.js';
 import { validateCallbackUrlSyntax } from '../callbacks/url-policy.js';
+import { parseMogrRuleWithinLimits } from '../images/mogr-rule.js';
+import { PermanentJobError } from './job-errors.js';
 
 export interface SubmitTarget {
   readonly bucket: string;
@@ -54,6 +56,7 @@ export async function submitJobs(deps: SubmitDeps, target: SubmitTarget, request
     const tag = multi ? (operation.Tag as string) : (request.Tag as string);
     const where = multi ? `Request/Operation[${index + 1}]` : 'Request/Operation';
     planned.push(await planOperation(db.kysely, config, target.bucket, tag, operation, where, multi));
+    if (tag === 'PicProcess') await assertPicProcessRuleAllowed(db.kysely, target.bucket, operation, where, config.picLimits);
   }
   const expiresAt = new Date(Date.now() + config.jobTtlMs);
   const jobs: NewJob[] = planned.map((op) => ({
@@ -132,6 +135,25 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
   const level = (operation.JobLevel as string | undefined) || '0';
   echo.JobLevel = level;
   return { tag, operation: echo, priority: Number(level) };
+}
+
+/**
+ * A PicProcess rule (inline, or its template's: TemplateId wins) is parsed
+ * and held to the limits of `images/mogr-rule.ts` at submit, so that a rule
+ * asking for unbounded work (91 blurs, a 100 Mpx thumbnail) is a 400 naming
+ * the limit, not a job that runs for minutes or fails later.
+ */
+async function assertPicProcessRuleAllowed(tx: Executor, bucket: string, operation: XmlObject, where: string, limits: PicLimits): Promise<void> {
+  const templateId = operation.TemplateId;
+  const container = typeof templateId === 'string' && templateId !== '' ? (await findTemplate(tx, bucket, templateId))?.body : operation.PicProcess;
+  const rule = isXmlObject(container) ? container.ProcessRule : undefined;
+  if (typeof rule !== 'string') return;
+  try {
+    parseMogrRuleWithinLimits(rule, limits);
+  } catch (err) {
+    if (!(err instanceof PermanentJobError)) throw err;
+    throw new CiError('InvalidArgument', `${where}/${typeof templateId === 'string' && templateId !== '' ? `TemplateId ${templateId}: ` : 'PicProcess/'}${err.message}`);
+  }
 }
 
 /**

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { nextRetryDelayMs } from '../callbacks/backoff.js';
-import type { Config } from '../config.js';
+import { jobTimeoutMs, type Config } from '../config.js';
 import type { Processor, ProcessorContext } from '../processors/processor.js';
 import type { Db } from '../store/database.js';
 import type { Executor, Job } from '../store/jobs.repository.js';
@@ -12,6 +12,7 @@ import type { Storage } from '../storage/storage.js';
 import { mapXmlText, type XmlObject } from '../xml/tree.js';
 import { CHANNELS } from './channels.js';
 import { PermanentJobError, RetryLaterError } from './job-errors.js';
+import { runWithinTimeout } from './job-timeout.js';
 import { callbackExpected, endJob, type Outcome } from './outcomes.js';
 import { claimJobs, type ClaimedJob, endJobsAndClaimNext, type JobEnd, expireWaitingJobs, freeWorkerLockKeys, readoptJobs, reapDeadWorkersJobs, reapExpiredLeases, releaseJob, renewLeases, resumeStrandedJobs, retryOrFail, saveProgress } from './queue.sql.js';
 import { WorkerLiveness } from './liveness.js';
@@ -334,7 +335,7 @@ export class Worker {
         },
         withToolSlot,
       };
-      const result = await (processor.slotsItsTool ? processor.run(ctx) : withToolSlot(() => processor.run(ctx)));
+      const result = await runWithinTimeout(() => (processor.slotsItsTool ? processor.run(ctx) : withToolSlot(() => processor.run(ctx))), { timeoutMs: jobTimeoutMs(config, job.tag), controller, tag: job.tag });
       if (run.stopReason) return this.afterStop(run, log());
       this.finish(run, startedAt, slotWaitMs);
       outcome = { code: 'Success', message: '', result };

@@ -4,8 +4,10 @@
  * Order of work, cheapest refusal first:
  * 1. input bytes ≤ `maxInputBytes`; header read (`probeImage`, no decoding);
  *    sides ≤ `maxInputSide`, width × height × frames ≤ `maxInputPixels`,
- *    GIF ≤ 300 frames; every step's result ≤ `maxOutputSide` per side (unless
- *    it does not grow the image) and the final image ≤ `maxOutputSide`.
+ *    GIF ≤ 300 frames; every step's result ≤ `maxOutputSide` per side and
+ *    ≤ `maxOutputPixels` in all (unless it does not grow the image) and the
+ *    final image ≤ `maxOutputSide`. The number of operations and filters is
+ *    bounded by the parser (`mogr-rule.ts`), so the work is too.
  *    Breaches are `ImageTooLarge`, undecodable input is `InvalidMedia`, bad
  *    parameters for this image (a cut outside it, a radius too large) are
  *    `InvalidArgument`. With `ignore-error/1`, `ImageTooLarge` returns the
@@ -447,11 +449,21 @@ class Canvas {
     return this.add([SLOT.GEOMETRY], apply);
   }
 
-  /** Refuses a result larger than the output limit, unless the step does not grow the image. */
+  /**
+   * Refuses a result larger than the output limits (per side, and in pixels
+   * over all frames), unless the step does not grow the image that way: so
+   * every pass over the pixels, and every raw buffer between stages, is
+   * bounded by the larger of the input and `maxOutputPixels`.
+   */
   private checkSize(width: number, height: number, what: string): void {
     const max = this.limits.maxOutputSide;
     if ((width > max && width > this.width) || (height > max && height > this.height)) {
       throw tooLarge(`${what} would make the image ${width}x${height}; each side may be at most ${max}.`);
+    }
+    const pixels = width * height * this.pages;
+    if (pixels > this.limits.maxOutputPixels && pixels > this.width * this.height * this.pages) {
+      const frames = this.pages > 1 ? ` x ${this.pages} frames` : '';
+      throw tooLarge(`${what} would make the image ${width}x${height}${frames} pixels; at most ${this.limits.maxOutputPixels} pixels are allowed.`);
     }
   }
 

@@ -10,6 +10,11 @@
  * Everything unsupported or malformed throws `PermanentJobError('InvalidArgument')`
  * naming the offending segment; nothing is silently ignored.
  *
+ * Bounded work: a rule may hold at most `MAX_RULE_IMAGE_OPERATIONS` image
+ * operations, of which at most `MAX_RULE_FILTER_OPERATIONS` filters (see
+ * below), and `assertRuleWithinLimits` refuses thumbnail sizes over the
+ * output limits; both are checked when a job or a template is submitted.
+ *
  * @example
  * parseMogrRule('imageMogr2/thumbnail/!50p|imageMogr2/format/webp')
  * // → [{ op: 'thumbnail', geometry: { kind: 'scale', percent: 50 } }, { op: 'format', format: 'webp', optimized: false }]
@@ -86,6 +91,45 @@ export type MogrOp = MogrStep['op'];
 
 /** Largest width/height/area number accepted by the grammar; the real limits are applied on the image. */
 const MAX_DIMENSION = 1_000_000;
+
+/**
+ * Image operations (every operation but the encoding options `format`,
+ * `interlace`, the qualities, `size-limit`, `grayscale`, `strip` and
+ * `ignore-error`, which only set how the result is written) one rule may
+ * hold, over all its `|` parts. CI documents no such limit (`shared/ci-api.md`
+ * §5.4; Aliyun's image service allowed four pipeline levels): this is ours.
+ * Each operation can cost a pass over every pixel (a new stage, see
+ * `mogr-apply.ts`), up to 50 Mpx; 100 × `rotate/1` ran 10–15 s of CPU.
+ * Parts themselves cost nothing (they are one flat list), so only
+ * operations are counted.
+ */
+export const MAX_RULE_IMAGE_OPERATIONS = 20;
+
+/**
+ * Filters one rule may hold: `blur`, `sharpen`, `iradius`, `rradius` and a
+ * `rotate` that is not a right angle, the operations whose cost grows with
+ * their parameters or which always take a pass of their own. A 50/50 blur of
+ * a 50 Mpx picture takes about 1.5 s of CPU; 91 of them after a thumbnail to
+ * 9999×7499 ran 85–129 s and peaked at 0.95–1.4 GB.
+ */
+export const MAX_RULE_FILTER_OPERATIONS = 5;
+
+/** Operations that only choose how the result is encoded (not counted against MAX_RULE_IMAGE_OPERATIONS). */
+const ENCODING_OPS: ReadonlySet<MogrOp> = new Set(['format', 'interlace', 'quality', 'rquality', 'lquality', 'size-limit', 'grayscale', 'strip', 'ignore-error']);
+
+function isFilter(step: MogrStep): boolean {
+  switch (step.op) {
+    case 'blur':
+    case 'sharpen':
+    case 'iradius':
+    case 'rradius':
+      return true;
+    case 'rotate':
+      return step.degrees % 90 !== 0;
+    default:
+      return false;
+  }
+}
 
 const OUTPUT_FORMATS: Readonly<Record<string, { format: OutputFormat; optimized: boolean }>> = {
   jpg: { format: 'jpeg', optimized: false },
@@ -219,7 +263,102 @@ export function parseMogrRule(rule: string): MogrStep[] {
   if (text === '') throw invalid('the rule is empty');
   const steps: MogrStep[] = [];
   for (const part of text.split('|')) parsePart(part, steps);
+  const operations = steps.filter((step) => !ENCODING_OPS.has(step.op)).length;
+  if (operations > MAX_RULE_IMAGE_OPERATIONS) {
+    throw invalid(`the rule has ${operations} image operations; at most ${MAX_RULE_IMAGE_OPERATIONS} are allowed in one rule`);
+  }
+  const filters = steps.filter(isFilter).length;
+  if (filters > MAX_RULE_FILTER_OPERATIONS) {
+    throw invalid(
+      `the rule has ${filters} filters (blur, sharpen, iradius, rradius, rotate by other than a right angle); ` +
+        `at most ${MAX_RULE_FILTER_OPERATIONS} are allowed in one rule`,
+    );
+  }
   return steps;
+}
+
+/**
+ * `parseMogrRule`, then `assertRuleWithinLimits`: what CreateMediaJobs checks
+ * at submit, and the PicProcess processor again when the job runs (a
+ * template's rule or the limits may have changed since).
+ */
+export function parseMogrRuleWithinLimits(rule: string, limits: RuleSizeLimits): MogrStep[] {
+  const steps = parseMogrRule(rule);
+  assertRuleWithinLimits(steps, limits);
+  return steps;
+}
+
+/** The output limits a rule is checked against (`PicLimits` of the config). */
+export interface RuleSizeLimits {
+  readonly maxOutputSide: number;
+  readonly maxOutputPixels: number;
+}
+
+/**
+ * Refuses a rule that asks for a result over the output limits whatever the
+ * picture: a thumbnail whose box, forced size, cover size or area exceeds
+ * `maxOutputSide` per side or `maxOutputPixels` in all (a shrink-only `>`
+ * box without pad never enlarges and is let through). Sizes that depend on
+ * the picture (percentages, rotations) are checked on it by `mogr-apply.ts`.
+ * A rule with `ignore-error/1` is let through: over the limits, it returns
+ * the input unchanged, as CI does.
+ *
+ * @example
+ * assertRuleWithinLimits(parseMogrRule('imageMogr2/thumbnail/9999x9999'), config.picLimits)
+ * // throws InvalidArgument: "ProcessRule: thumbnail/9999x9999 asks for up to 99980001 pixels; the output limit is 50000000 pixels"
+ */
+export function assertRuleWithinLimits(steps: readonly MogrStep[], limits: RuleSizeLimits): void {
+  if (steps.some((step) => step.op === 'ignore-error' && step.enabled)) return;
+  for (const step of steps) {
+    if (step.op !== 'thumbnail') continue;
+    const size = requestedSize(step);
+    if (!size) continue;
+    const what = `thumbnail/${describeGeometry(step.geometry)}${step.pad ? '/pad/1' : ''}`;
+    for (const side of [size.width, size.height]) {
+      if (side !== undefined && side > limits.maxOutputSide) {
+        throw invalid(`${what} asks for a side of ${side} pixels; the output limit is ${limits.maxOutputSide} pixels per side`);
+      }
+    }
+    if (size.pixels !== undefined && size.pixels > limits.maxOutputPixels) {
+      throw invalid(`${what} asks for up to ${size.pixels} pixels; the output limit is ${limits.maxOutputPixels} pixels`);
+    }
+  }
+}
+
+/** The largest result a thumbnail step can ask for, where the rule alone says; undefined for shrink-only and percentage forms. */
+function requestedSize(step: Extract<MogrStep, { op: 'thumbnail' }>): { width?: number; height?: number; pixels?: number } | undefined {
+  const g = step.geometry;
+  switch (g.kind) {
+    case 'force':
+    case 'cover':
+      return { width: g.width, height: g.height, pixels: g.width * g.height };
+    case 'area':
+      return { pixels: g.pixels };
+    case 'fit':
+      if (g.only === 'shrink' && !step.pad) return undefined;
+      return { width: g.width, height: g.height, ...(g.width !== undefined && g.height !== undefined ? { pixels: g.width * g.height } : {}) };
+    default:
+      return undefined;
+  }
+}
+
+function describeGeometry(g: ThumbnailGeometry): string {
+  switch (g.kind) {
+    case 'force':
+      return `${g.width}x${g.height}!`;
+    case 'cover':
+      return `!${g.width}x${g.height}r`;
+    case 'area':
+      return `${g.pixels}@`;
+    case 'fit':
+      return `${g.width ?? ''}x${g.height ?? ''}${g.only === 'shrink' ? '>' : g.only === 'enlarge' ? '<' : ''}`;
+    case 'scale':
+      return `!${g.percent}p`;
+    case 'scaleWidth':
+      return `!${g.percent}px`;
+    case 'scaleHeight':
+      return `!x${g.percent}p`;
+  }
 }
 
 function parsePart(part: string, steps: MogrStep[]): void {

@@ -4,8 +4,11 @@
  * report `<PicProcessResult>`.
  *
  * Failure codes (JobsDetail/Code):
- * - `InvalidArgument`: bad IsPicInfo, ProcessRule, Output or placeholder, or a
- *   rule parameter that does not fit the image (a cut outside it, …);
+ * - `InvalidArgument`: bad IsPicInfo, ProcessRule, Output or placeholder, a
+ *   rule over the limits of `images/mogr-rule.ts` (also refused at submit),
+ *   a rule parameter that does not fit the image (a cut outside it, …), or
+ *   an output the storage refuses for good (it collides with a folder or
+ *   lies below an existing object): all on the first attempt;
  * - `NoSuchKey`: the input object does not exist;
  * - `InvalidMedia`: the input is not a decodable image (corrupt, truncated,
  *   unsupported format such as HEIC or SVG);
@@ -20,11 +23,10 @@
  * refused. E.g. `thumbs/${InputName}.${ext}` for `photos/deer.jpg` with
  * `format/webp` writes `thumbs/deer.webp`.
  */
-import { PermanentJobError } from '../engine/job-errors.js';
-import { CiError } from '../errors.js';
+import { PermanentJobError, toJobError } from '../engine/job-errors.js';
 import { ImageSource } from '../images/image-source.js';
 import { applyMogrRule, type MogrResult } from '../images/mogr-apply.js';
-import { parseMogrRule } from '../images/mogr-rule.js';
+import { parseMogrRuleWithinLimits } from '../images/mogr-rule.js';
 import { assertSafeBucket, assertSafeObjectKey } from '../storage/object-key.js';
 import { ObjectNotFoundError } from '../storage/storage.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
@@ -51,11 +53,6 @@ function parseIsPicInfo(value: XmlValue | undefined): boolean {
   if (/^(true|1)$/i.test(raw)) return true;
   if (/^(false|0)$/i.test(raw)) return false;
   throw invalid(`PicProcess/IsPicInfo must be true or false, not ${JSON.stringify(raw)}.`);
-}
-
-/** Re-throws the storage layer's key/bucket refusals as a job failure. */
-function asJobError(err: unknown): unknown {
-  return err instanceof CiError ? new PermanentJobError(err.code, err.message) : err;
 }
 
 /** Splits `a/b/c.jpg` into folder `a/b`, name `c`, name with extension `c.jpg`. */
@@ -89,7 +86,7 @@ function safeKey(key: string): string {
   try {
     return assertSafeObjectKey(key, 'Output/Object');
   } catch (err) {
-    throw asJobError(err);
+    throw toJobError(err);
   }
 }
 
@@ -114,7 +111,7 @@ function readOutput(operation: XmlObject, job: ProcessingJob): OutputTarget {
   try {
     assertSafeBucket(bucket, 'Output/Bucket');
   } catch (err) {
-    throw asJobError(err);
+    throw toJobError(err);
   }
   // Check the key before any work; only ${ext} is still unknown and cannot make it unsafe.
   safeKey(expandObjectTemplate(objectTemplate, { inputObject: job.inputObject, extension: 'jpg', jobId: job.jobId }));
@@ -128,7 +125,7 @@ async function withInput<T>(ctx: ProcessorContext, use: (input: ImageSource) => 
     return await ctx.storage.withLocalFile(job.bucket, job.inputObject, async (file) => use(await ImageSource.fromFile(file)));
   } catch (err) {
     if (err instanceof ObjectNotFoundError) throw new PermanentJobError('NoSuchKey', `The input object ${job.inputObject} does not exist.`);
-    throw asJobError(err);
+    throw toJobError(err);
   }
 }
 
@@ -193,7 +190,7 @@ export const picProcessProcessor: Processor = {
     const isPicInfo = parseIsPicInfo(pic.IsPicInfo);
     const rule = text(pic.ProcessRule);
     if (!rule) throw invalid('PicProcess/ProcessRule is required.');
-    const steps = parseMogrRule(rule);
+    const steps = parseMogrRuleWithinLimits(rule, ctx.config.picLimits);
     const target = readOutput(job.operation, job);
 
     const { result, inputEtag } = await withInput(ctx, async (input) => {
@@ -210,7 +207,9 @@ export const picProcessProcessor: Processor = {
 
     const key = safeKey(expandObjectTemplate(target.objectTemplate, { inputObject: job.inputObject, extension: result.output.extension, jobId: job.jobId }));
     signal.throwIfAborted();
-    const stored = await ctx.storage.put(target.bucket, key, result.output.data);
+    const stored = await ctx.storage.put(target.bucket, key, result.output.data).catch((err: unknown) => {
+      throw toJobError(err);
+    });
     if (signal.aborted) {
       // Cancelled while writing: leave nothing behind (processor contract), except when the
       // output replaced the input itself, which deleting would lose altogether.

@@ -23,7 +23,8 @@ export class LocalDiskStorage implements Storage {
     assertSafeObjectKey(key);
     const bucketDir = path.join(this.root, bucket);
     const file = path.resolve(bucketDir, key);
-    if (!file.startsWith(bucketDir + path.sep)) throw new Error(`object key escapes its bucket: ${key}`);
+    // Unreachable after assertSafeObjectKey; a request's fault, not the server's, if it ever is not.
+    if (!file.startsWith(bucketDir + path.sep)) throw new CiError('InvalidArgument', `The object key ${key} escapes its bucket.`);
     return file;
   }
 

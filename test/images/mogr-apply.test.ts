@@ -549,6 +549,20 @@ describe('applyMogrRule', () => {
       expect(err.message).to.include('1200x800');
     });
 
+    it('refuses a step that would grow the image over maxOutputPixels, before its pixel work, but not one that shrinks it', async () => {
+      const few = { ...limits, maxOutputPixels: 120 * 80 * 2 };
+      const started = Date.now();
+      const err = await failure(quad, 'imageMogr2/thumbnail/!200p/blur/50x50', { limits: few });
+      expect(err.code).to.equal('ImageTooLarge');
+      expect(err.message).to.include('240x160').and.include(`at most ${120 * 80 * 2} pixels`);
+      expect(Date.now() - started).to.be.below(500);
+      // A rotation by 1 degree grows the canvas a little: refused once over the limit.
+      expect((await failure(quad, 'imageMogr2/thumbnail/!140p/rotate/1', { limits: few })).message).to.include('rotate/1');
+      // Already over the limit (the input may be), shrinking and same-size steps still run.
+      const { output } = await apply(quad, 'imageMogr2/rotate/90/thumbnail/!50p', { limits: { ...limits, maxOutputPixels: 100 } });
+      expect([output.width, output.height]).to.deep.equal([40, 60]);
+    });
+
     it('ignore-error/1 returns the original instead of a limit error', async () => {
       const bomb = fixture('bomb.png');
       const { output } = await apply(bomb, 'imageMogr2/thumbnail/100x/ignore-error/1');

@@ -1,6 +1,14 @@
 import { expect } from 'chai';
 import { PermanentJobError } from '../../src/engine/job-errors.js';
-import { parseMogrRule, parseThumbnailGeometry, type MogrStep } from '../../src/images/mogr-rule.js';
+import {
+  MAX_RULE_FILTER_OPERATIONS,
+  MAX_RULE_IMAGE_OPERATIONS,
+  assertRuleWithinLimits,
+  parseMogrRule,
+  parseMogrRuleWithinLimits,
+  parseThumbnailGeometry,
+  type MogrStep,
+} from '../../src/images/mogr-rule.js';
 
 function parseError(rule: string): PermanentJobError {
   try {
@@ -168,4 +176,73 @@ describe('parseMogrRule', () => {
       expect(err.message).to.include(fragment);
     });
   }
+});
+
+describe('rule limits (bounded work per job)', () => {
+  const limits = { maxOutputSide: 9999, maxOutputPixels: 50_000_000 };
+
+  function refusal(rule: string): PermanentJobError {
+    try {
+      parseMogrRuleWithinLimits(rule, limits);
+    } catch (err) {
+      expect(err).to.be.instanceOf(PermanentJobError);
+      expect((err as PermanentJobError).code).to.equal('InvalidArgument');
+      return err as PermanentJobError;
+    }
+    throw new Error(`expected ${JSON.stringify(rule)} to be refused`);
+  }
+
+  it('refuses the blur rule of issue 20 (a 9999x9999 thumbnail and 91 blurs), naming the operation limit', () => {
+    const rule = 'imageMogr2/thumbnail/9999x9999' + '|imageMogr2/blur/50x50'.repeat(91);
+    expect(refusal(rule).message).to.equal('ProcessRule: the rule has 92 image operations; at most 20 are allowed in one rule');
+  });
+
+  it('refuses 100 x rotate/1, naming the operation limit', () => {
+    expect(refusal('imageMogr2' + '/rotate/1'.repeat(100)).message).to.include('100 image operations; at most 20');
+  });
+
+  it(`allows ${MAX_RULE_IMAGE_OPERATIONS} image operations over several parts, not one more; encoding options do not count`, () => {
+    const flips = (n: number) => Array.from({ length: n }, (_, i) => `imageMogr2/flip/${i % 2 ? 'vertical' : 'horizontal'}`).join('|');
+    expect(parseMogrRule(flips(MAX_RULE_IMAGE_OPERATIONS))).to.have.length(MAX_RULE_IMAGE_OPERATIONS);
+    expect(refusal(flips(MAX_RULE_IMAGE_OPERATIONS + 1)).message).to.include(`${MAX_RULE_IMAGE_OPERATIONS + 1} image operations; at most ${MAX_RULE_IMAGE_OPERATIONS}`);
+    const encoding = '/format/png/quality/80/rquality/90/lquality/10/interlace/1/grayscale/1/strip/ignore-error/1/size-limit/10k';
+    expect(parseMogrRule(`${flips(MAX_RULE_IMAGE_OPERATIONS)}${encoding}${encoding}`)).to.have.length(MAX_RULE_IMAGE_OPERATIONS + 18);
+  });
+
+  it(`allows ${MAX_RULE_FILTER_OPERATIONS} filters (blur, sharpen, iradius, rradius, a rotation off the right angles), not one more`, () => {
+    expect(parseMogrRule('imageMogr2/blur/50x50/sharpen/300/iradius/10/rradius/5/rotate/45/rotate/90/rotate/180')).to.have.length(7);
+    for (const sixth of ['blur/1x1', 'sharpen/10', 'iradius/1', 'rradius/1', 'rotate/1']) {
+      const err = refusal(`imageMogr2/blur/50x50/sharpen/300/iradius/10/rradius/5/rotate/45|imageMogr2/${sixth}`);
+      expect(err.message, sixth).to.include(`the rule has 6 filters`).and.include(`at most ${MAX_RULE_FILTER_OPERATIONS} are allowed`);
+    }
+    expect(refusal('imageMogr2' + '/blur/50x50'.repeat(6)).message).to.include('6 filters');
+  });
+
+  it('refuses blur radius and sigma, and sharpen, outside their ranges, naming the range', () => {
+    expect(refusal('imageMogr2/blur/51x5').message).to.include('the radius must be from 1 to 50');
+    expect(refusal('imageMogr2/blur/5x50.5').message).to.include('sigma must be greater than 0 and at most 50');
+    expect(refusal('imageMogr2/sharpen/301').message).to.include('sharpen must be from 10 to 300');
+  });
+
+  const sizeCases: [string, string][] = [
+    ['imageMogr2/thumbnail/9999x9999', 'thumbnail/9999x9999 asks for up to 99980001 pixels; the output limit is 50000000 pixels'],
+    ['imageMogr2/thumbnail/8000x8000!', 'thumbnail/8000x8000! asks for up to 64000000 pixels'],
+    ['imageMogr2/thumbnail/!8000x8000r', 'thumbnail/!8000x8000r asks for up to 64000000 pixels'],
+    ['imageMogr2/thumbnail/60000000@', 'thumbnail/60000000@ asks for up to 60000000 pixels'],
+    ['imageMogr2/thumbnail/10000x', 'thumbnail/10000x asks for a side of 10000 pixels; the output limit is 9999 pixels per side'],
+    ['imageMogr2/thumbnail/x10000<', 'thumbnail/x10000< asks for a side of 10000 pixels'],
+    ['imageMogr2/thumbnail/9000x9000>/pad/1', 'thumbnail/9000x9000>/pad/1 asks for up to 81000000 pixels'],
+  ];
+  for (const [rule, message] of sizeCases) {
+    it(`refuses ${rule} naming the output limit`, () => {
+      expect(refusal(rule).message).to.include(`ProcessRule: ${message}`);
+    });
+  }
+
+  it('lets through sizes that never grow the picture over the limits, and any size with ignore-error/1', () => {
+    for (const rule of ['imageMogr2/thumbnail/9999x9999>', 'imageMogr2/thumbnail/8000x6000', 'imageMogr2/thumbnail/!1000p', 'imageMogr2/thumbnail/9999x', 'imageMogr2/thumbnail/50000000@', 'imageMogr2/thumbnail/9999x9999/ignore-error/1']) {
+      expect(() => assertRuleWithinLimits(parseMogrRule(rule), limits), rule).not.to.throw();
+    }
+    expect(() => assertRuleWithinLimits(parseMogrRule('imageMogr2/thumbnail/300x200'), { maxOutputSide: 9999, maxOutputPixels: 50_000 })).to.throw(PermanentJobError, '60000 pixels');
+  });
 });
