@@ -8,6 +8,9 @@ import { ObjectNotFoundError } from '../storage/storage.js';
 import type { Processor, ProcessorContext } from './processor.js';
 import type { XmlObject } from '../xml/tree.js';
 
+/** Signals of a fault inside ffprobe (not sent by us or by the OOM killer); Node names SIGABRT SIGIOT. */
+const FILE_CRASH_SIGNAL = /\b(SIGSEGV|SIGBUS|SIGFPE|SIGILL|SIGABRT|SIGIOT)$/;
+
 /** A local header probe takes milliseconds; a minute means ffprobe is stuck, and the job is retried. */
 const PROBE_TIMEOUT_MS = 60_000;
 
@@ -21,8 +24,10 @@ const PROBE_TIMEOUT_MS = 60_000;
  *   audio, video or subtitle stream → `InvalidMedia`, with ffprobe's first
  *   stderr line in the Message; so does an object whose format would make
  *   ffprobe open other files (HLS, DASH, ffconcat: `media/input-policy.ts`);
- * - ffprobe missing, timing out, crashing, or the system out of file
- *   descriptors or memory → thrown as is, so the engine retries;
+ * - ffprobe crashing on a fault signal (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+ *   SIGABRT) → `InvalidMedia` at once: the file crashes it every time;
+ * - ffprobe missing, timing out, killed otherwise (the OOM killer), or the
+ *   system out of file descriptors or memory → thrown as is, so the engine retries;
  * - abort → ffprobe is killed and the signal's reason is rethrown.
  */
 export function createMediaInfoProcessor(spawner: Spawner): Processor {
@@ -65,6 +70,12 @@ async function probe(ctx: ProcessorContext, spawner: Spawner, filePath: string):
     const key = ctx.job.inputObject;
     if (err.reason === 'output-limit') {
       throw new PermanentJobError('InvalidMedia', `The input ${key} describes too many streams to report.`);
+    }
+    if (err.reason === 'crash' && FILE_CRASH_SIGNAL.test(err.message)) {
+      // A fault comes from what ffprobe read: the same file crashes it again, and retrying
+      // only spent the attempts (three crashes, then MaxAttemptsExceeded). A SIGKILL (the
+      // OOM killer) or any other signal is the machine's, and is retried.
+      throw new PermanentJobError('InvalidMedia', `The input ${key} is not a readable media file (ffprobe crashed on it: ${err.message.replace(/^ffprobe was killed by /, '')}).`);
     }
     if (err.reason !== 'exit') throw err;
     // ffprobe exits 1 for every failure; these stderr messages are the

@@ -122,6 +122,23 @@ describe('the MediaInfo processor', () => {
     expect(() => process.kill(Number(pid), 0)).to.throw().with.property('code', 'ESRCH');
   });
 
+  it('fails with InvalidMedia at once when ffprobe crashes on a fault signal, and leaves other kills to the retries', async () => {
+    const probe = async (signal: string) => {
+      const stand = path.join(dir, `ffprobe-${signal}.sh`);
+      await fs.writeFile(stand, `#!/bin/sh\nkill -${signal} $$\n`, { mode: 0o755 });
+      const { ctx } = context('input/h264-aac.mp4', { config: loadConfig({ MEDIAJOBS_DATA_DIR: dir, MEDIAJOBS_FFPROBE_PATH: stand }) });
+      return rejection(mediaInfoProcessor.run(ctx));
+    };
+    for (const signal of ['SEGV', 'BUS', 'FPE', 'ILL', 'ABRT']) {
+      const err = await probe(signal);
+      expect(err, signal).to.be.instanceOf(PermanentJobError).with.property('code', 'InvalidMedia');
+      expect((err as Error).message).to.match(signal === 'ABRT' ? /ffprobe crashed on it: SIG(ABRT|IOT)\)/ : new RegExp(`ffprobe crashed on it: SIG${signal}\\)`));
+      expect((err as Error).message).to.include('input/h264-aac.mp4').and.not.include(dir);
+    }
+    const killed = await probe('KILL');
+    expect(killed).not.to.be.instanceOf(PermanentJobError);
+  });
+
   it('does not start when already aborted', async () => {
     const reason = new Error('cancelled before start');
     const err = await rejection(mediaInfoProcessor.run(context('input/h264-aac.mp4', { signal: AbortSignal.abort(reason) }).ctx));
