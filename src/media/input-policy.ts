@@ -39,33 +39,37 @@
  *    depend on it) and lives alone in its directory. Every other path is
  *    passed as `file:<absolute path>` (the `file:` prefix keeps a key such as
  *    `concat:a|b` or `-i` a plain file name): a symlink for every run was
- *    measured at ~0.5 ms of CPU per run (mkdtemp, symlink, unlink, rmdir on
- *    libuv's pool), a tenth of the service's whole CPU per MediaInfo job, to
- *    guard only against a `%` that the other paths do not have.
+ *    measured at 0.23–0.80 ms of CPU per run (mkdtemp, symlink, unlink, rmdir
+ *    on libuv's pool; three runs under varying load), 5–15 % of the service's
+ *    whole CPU per MediaInfo job (4.4–4.9 ms, README), to guard against a `%`
+ *    the other paths do not have.
  *
  * QuickTime external data references are off by default in every libavformat
  * since 3.1 (`mov` demuxer `enable_drefs`, default false; checked by a test
  * against both bundled binaries' `-h demuxer=mov`). They cannot be turned off
  * explicitly for the same reason as `pattern_type`; a MOV whose track lives in
  * another file is therefore probed from its header alone, and that file is
- * never opened (test/media/input-policy.test.ts shows it).
+ * never opened (test/media/hostile-inputs.test.ts shows it).
  *
- * Rejected, by measurement (ffprobe-static 4.0.2 on fixtures/media/h264-aac.mp4,
- * this 2-core VM, 50 runs each, 2026-12-07):
+ * Rejected (figures: ffprobe-static 4.0.2 on fixtures/media/h264-aac.mp4, a
+ * shared 2-core VM, 3 rounds of 100 runs each, 2026-12-07):
  * - passing the input as `pipe:0` or an inherited descriptor: 4.0.2 has no
  *   `fd:` protocol, and `pipe:` cannot seek, so every MP4 with its `moov` at
  *   the end (most uploads) would fail;
  * - a mount namespace or chroot holding only the input (`unshare -m`,
  *   bubblewrap): needs user namespaces for a non-root service (often disabled
- *   in containers and hardened kernels), one more exec per probe (+0.6–1.1 ms
- *   of a 4.8 ms probe for `unshare -Urm` alone, before any mount), and the
- *   dynamically linked ffprobe that `MEDIAJOBS_FFPROBE_PATH` may name would
- *   need its libraries bind-mounted too;
+ *   in containers and hardened kernels), one more exec per probe (CPU per
+ *   probe 4.2–5.0 ms plain, 5.1–5.8 ms under `unshare -Urm` alone, before
+ *   any mount or chroot is set up), and the dynamically linked ffprobe that
+ *   `MEDIAJOBS_FFPROBE_PATH` may name would need its libraries mounted too;
  * - a list of *forbidden* demuxers: every FFmpeg release adds readers (5.x
  *   added `imf`, which follows CPL references), and a deny list misses them.
  *
- * Cost of the chosen way: see the commit that introduced this file for the
- * probe's time with and without the whitelists.
+ * Cost of the chosen way, same setup: ffprobe's own CPU per probe 5.1–6.0 ms
+ * without `-format_whitelist`, 5.6–5.7 ms with it (noise: the option is one
+ * string match after probing); the service's CPU per `runFfprobe` 0.55 and
+ * 0.71 ms before, 0.57 and 0.77 ms after (two runs, each the median of 5
+ * interleaved rounds of 200; the load of the shared host moved both).
  *
  * Filters that open files by name (`movie`, `amovie`, `subtitles`, `ass`) are
  * not covered by these options: a command line must never put object keys or

@@ -134,7 +134,9 @@ describe('the input policy (media/input-policy.ts)', () => {
 
     // Before the policy, image2 read frame1.jpg (2725x2225) for frame%d.jpg (a
     // sequence) and for frame%*.jpg (a glob, ffprobe 4.x's default pattern type).
-    for (const name of ['frame%d.jpg', 'frame%*.jpg']) {
+    // Glob characters without a `%` are plain characters to it: those paths are
+    // passed as they are, and this guards that reasoning.
+    for (const name of ['frame%d.jpg', 'frame%*.jpg', 'frame*.jpg', 'frame?.jpg', 'frame[1].jpg', 'frame{1,2}.jpg']) {
       it(`reads an object whose key is an image-sequence pattern (${name}) as that one file, not its neighbours`, async () => {
         await fs.copyFile(path.join(ROOT, 'fixtures/images/photo-orient6.jpg'), path.join(dir, name));
         await fs.copyFile(path.join(ROOT, 'fixtures/images/large-2725x2225.jpg'), path.join(dir, 'frame1.jpg'));
