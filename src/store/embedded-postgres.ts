@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
  * Glossary:
  * - owner: the process that started the server. The server is its child and
  *   stops with it: on `close()` (fast shutdown), and on a kill -9 too, through
- *   the parent-death signal `setpriv --pdeathsig INT` sets (Linux).
+ *   the parent-death signal `setpriv --pdeathsig INT` sets (util-linux; where
+ *   there is none, a killed owner's server runs on and the next process joins it).
  * - joined: a process that found the server running (a `mediajobs worker` or
  *   `migrate` beside a `serve`) and uses it. It never stops the server. When
  *   the owner exits, the server goes with it, and each joined process notices
@@ -33,8 +34,8 @@ import type { Logger } from 'pino';
  * - `mediajobs.password`: the generated password of the `postgres` role (0600);
  * - `.s.PGSQL.5432`: the Unix socket; the server listens on nothing else.
  *   Socket paths are limited to 107 bytes; with a data dir too deep for that,
- *   the server listens on 127.0.0.1 instead, on a free port chosen once and
- *   kept in `mediajobs.port`;
+ *   or on a file system that cannot hold a socket, the server listens on
+ *   127.0.0.1 instead, on a free port chosen once and kept in `mediajobs.port`;
  * - `server.log`: the server's own log.
  *
  * As root: PostgreSQL refuses to run as root, so initdb and the server run as
@@ -219,10 +220,13 @@ class EmbeddedServer implements EmbeddedPostgres {
   private watch: NodeJS.Timeout | undefined;
   private restarting: Promise<void> | undefined;
   private closed = false;
+  /** Loopback instead of a Unix socket: asked for, or the data dir's file system has no sockets. */
+  private tcp: boolean;
 
   constructor(private readonly options: EmbeddedPostgresOptions) {
     this.dir = path.resolve(options.dir);
     this.logger = options.logger;
+    this.tcp = options.tcp ?? false;
   }
 
   get role(): 'owner' | 'joined' {
@@ -263,11 +267,9 @@ class EmbeddedServer implements EmbeddedPostgres {
 
   /** Makes the cluster with initdb unless it exists: in a directory of its own, moved into place whole. */
   private async ensureCluster(user: { uid: number; gid: number } | undefined): Promise<void> {
-    if (existsSync(path.join(this.dir, 'PG_VERSION'))) {
-      if (!existsSync(path.join(this.dir, PASSWORD_FILE))) {
-        throw new Error(`${this.dir} holds a database that mediajobs did not make (a PGlite directory of an older mediajobs?); move it away to start afresh, or set DATABASE_URL`);
-      }
-      return;
+    if (existsSync(path.join(this.dir, PASSWORD_FILE))) return;
+    if (existsSync(this.dir) && readdirSync(this.dir).length > 0) {
+      throw new Error(`${this.dir} holds files that are not an embedded PostgreSQL of mediajobs (a PGlite database of an older mediajobs?); move it away to start afresh, or set DATABASE_URL`);
     }
     const parent = path.dirname(this.dir);
     mkdirSync(parent, { recursive: true });
@@ -346,9 +348,15 @@ class EmbeddedServer implements EmbeddedPostgres {
       const outcome = await this.spawnServer(user);
       if (outcome.ready) return;
       lastError = outcome.error;
-      if (/could not bind|Address already in use/.test(lastError)) rmSync(path.join(this.dir, PORT_FILE), { force: true });
-      // Anything but a lost race, memory still attached by a killed server's backends or a taken port is for a human.
-      else if (!/lock file .* already exists|shared memory block .* still in use/.test(lastError)) {
+      // Retried: a lost race, memory still attached by a killed server's backends, a socket
+      // the data dir's file system cannot hold (some network and shared-folder mounts: loopback
+      // then), a recorded port taken meanwhile (a new one). Anything else is for a human.
+      if (/Unix-domain socket|Unix address/.test(lastError) && !this.tcp) {
+        this.logger.warn({ dir: this.dir }, 'no Unix socket in the data dir; the embedded PostgreSQL listens on 127.0.0.1 instead');
+        this.tcp = true;
+      } else if (/could not bind IPv4|Address already in use/.test(lastError)) {
+        rmSync(path.join(this.dir, PORT_FILE), { force: true });
+      } else if (!/lock file .* already exists|shared memory block .* still in use/.test(lastError)) {
         throw new Error(`embedded PostgreSQL in ${this.dir} did not start (${lastError})`);
       }
       await sleep(200);
@@ -372,7 +380,7 @@ class EmbeddedServer implements EmbeddedPostgres {
 
   private async listenSettings(): Promise<{ port: number; args: string[] }> {
     const socket = path.join(this.dir, `.s.PGSQL.${SOCKET_PORT}`);
-    if (!this.options.tcp && Buffer.byteLength(socket) <= MAX_SOCKET_PATH) {
+    if (!this.tcp && Buffer.byteLength(socket) <= MAX_SOCKET_PATH) {
       return { port: SOCKET_PORT, args: ['-c', 'listen_addresses=', '-c', `unix_socket_directories=${this.dir}`, '-c', 'unix_socket_permissions=0700'] };
     }
     const portFile = path.join(this.dir, PORT_FILE);

@@ -208,6 +208,22 @@ describe('embedded PostgreSQL (real processes)', function () {
     await waitFor('the killed owner\'s server to shut down', () => !alive(next), 10_000);
   });
 
+  it('gives two processes started at once on a fresh data dir one server: one starts it, the other joins', async () => {
+    const [serve, worker] = await Promise.all([cli('serve', { MEDIAJOBS_WORKERS: '0' }), cli('worker')]);
+    const owner = parentOf(postmasterPid(dataDir));
+    expect([serve.pid, worker.pid]).to.include(owner);
+    const joiner = owner === serve.pid ? worker : serve;
+    expect(joiner.output()).to.match(/joined the embedded PostgreSQL another process runs/);
+    await waitForState(serve, await submitMediaInfo(serve, dataDir), 'Success');
+  });
+
+  it('refuses a data dir whose pg/ it did not make (PGlite files of an older mediajobs), saying what to do', async () => {
+    mkdirSync(path.join(dataDir, 'pg'), { recursive: true });
+    writeFileSync(path.join(dataDir, 'pg', 'PG_VERSION'), '17\n');
+    const failure = await cli('migrate').then(() => 'started', (err: Error) => err.message);
+    expect(failure).to.match(/exited with 1/).and.to.match(/move it away to start afresh, or set DATABASE_URL/);
+  });
+
   it('starts again after a kill -9 of the service and its server: stale postmaster.pid (its pid since reused) and socket, jobs kept', async () => {
     const serve = await cli('serve', { MEDIAJOBS_WORKERS: '0' });
     const jobId = await submitMediaInfo(serve, dataDir);
