@@ -47,8 +47,11 @@ export async function submitJobs(deps: SubmitDeps, target: SubmitTarget, request
     assertSupportedTag(request.Tag, 'Request/Tag');
     assertMatchesSchema('create-media-jobs.request.json', { ...request, Operation: operations[0] }, 'Request');
   }
-  const input = request.Input as XmlObject;
-  const inputObject = assertSafeObjectKey(input.Object as string, 'Request/Input/Object');
+  // Concat alone may come without Input (its pieces are its ConcatFragments); the job's Input/Object is then empty.
+  const concatOnly = operations.every((op) => (multi ? op.Tag : request.Tag) === 'Concat');
+  if (request.Input === undefined && !concatOnly) throw new CiError('InvalidArgument', 'Request/Input is required.');
+  const input = request.Input as XmlObject | undefined;
+  const inputObject = input === undefined ? '' : assertSafeObjectKey(input.Object as string, 'Request/Input/Object');
   const callback = parseCallback(request, config.callbacks.allowPrivateAddresses);
 
   const planned: PlannedOperation[] = [];

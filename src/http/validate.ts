@@ -36,6 +36,7 @@ export type SchemaId =
   | 'template.snapshot.request.json'
   | 'template.animation.request.json'
   | 'operation.segment.json'
+  | 'operation.concat.json'
   | 'operation.transcode.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'

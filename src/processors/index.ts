@@ -6,6 +6,7 @@ import { createTranscodeProcessor } from './transcode.js';
 import { createSnapshotProcessor } from './snapshot.js';
 import { createAnimationProcessor } from './animation.js';
 import { createSegmentProcessor } from './segment.js';
+import { createConcatProcessor } from './concat.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -16,5 +17,6 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createSnapshotProcessor(deps.spawner),
     createAnimationProcessor(deps.spawner),
     createSegmentProcessor(deps.spawner),
+    createConcatProcessor(deps.spawner),
   ].map((p) => [p.tag, p]));
 }

@@ -3,6 +3,7 @@ import type { SchemaId } from '../http/validate.js';
 import type { XmlObject } from '../xml/tree.js';
 import { checkAnimationOperation } from './animation.js';
 import { checkSnapshotOperation } from './snapshot.js';
+import { checkConcatOperation } from './concat.js';
 import { checkSegmentOperation } from './segment.js';
 import { checkTranscodeOperation } from './transcode.js';
 
@@ -28,6 +29,7 @@ export const SUPPORTED_TAGS = {
   Snapshot: { operationSchema: 'operation.snapshot.json', needsOutput: true, container: 'Snapshot', check: checkSnapshotOperation },
   Animation: { operationSchema: 'operation.animation.json', needsOutput: true, container: 'Animation', check: checkAnimationOperation },
   Segment: { operationSchema: 'operation.segment.json', needsOutput: true, container: 'Segment', check: checkSegmentOperation },
+  Concat: { operationSchema: 'operation.concat.json', needsOutput: true, container: 'ConcatTemplate', check: checkConcatOperation },
 } as const satisfies Record<string, TagSpec>;
 
 /** A Tag's entry, typed with its optional fields. */

@@ -332,6 +332,19 @@ export function buildTranscodeArgs(spec: TranscodeSpec, io: { input: ToolInput; 
   if (video) {
     const filters = videoFilters(video, spec, source);
     if (filters.length) args.push('-vf', filters.join(','));
+  }
+  args.push(...encodeArgs(spec, io, source));
+  return args;
+}
+
+/**
+ * The output half of a Transcode command: encoders and their settings, the
+ * muxer and the output file. Concat puts it after its own inputs and filter graph.
+ */
+export function encodeArgs(spec: TranscodeSpec, io: { output: string; segmentPattern?: string }, source: SourceInfo = {}): string[] {
+  const args: string[] = [];
+  const { video, audio } = spec;
+  if (video) {
     args.push('-c:v', VIDEO_ENCODERS[video.codec]);
     const fps = capped(video.fps, source.fps, spec.checkFps, 'Video/Fps');
     if (fps) args.push('-r', String(fps));

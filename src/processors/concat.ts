@@ -1,0 +1,233 @@
+/**
+ * Tag=Concat (shared/ci-media-tags.md §6): objects of the job's bucket joined
+ * one after another into one output.
+ *
+ * The pieces: every `ConcatTemplate/ConcatFragment` (Url: an object URL of the
+ * job's bucket, `https://<bucket>.cos.<region>.myqcloud.com/<key>`, or a bare
+ * key), ordered by FragmentIndex (then as written), each trimmed by its
+ * StartTime/EndTime; the job's `Input`, when the request has one, goes in at
+ * `Index` (default 0), or by each fragment's `Mode` (Start: before the input,
+ * End: after it) when the fragments carry one.
+ *
+ * The join is ffmpeg's concat filter over one input per piece, each read as
+ * `media/input-policy.ts` allows (the concat demuxer is not used: it would
+ * open the pieces itself, outside that policy). Every piece is scaled and
+ * padded to the first piece's size (or Video/Width×Height), its frame rate
+ * and audio format made the same, and a piece without audio gets silence, so
+ * the filter can join them. Container/Video/Audio are Transcode's (§2), with
+ * Concat's formats mp4, flv, ts, mp3, aac (hls not yet).
+ * Accepted, ignored: DirectConcat (the join always re-encodes), SceneChangeInfo.
+ * Refused: AudioMix, AudioMixArray.
+ *
+ * Result: `MediaInfo` of the output, `MediaResult` with its full key and Md5Info.
+ */
+import path from 'node:path';
+import type { Config } from '../config.js';
+import { PermanentJobError } from '../engine/job-errors.js';
+import { withToolInputs, type ToolInput } from '../media/input-policy.js';
+import { inputArgs } from '../media/ffmpeg.js';
+import type { FfprobeReport } from '../media/ffprobe.js';
+import type { Spawner } from '../media/spawner.js';
+import { ObjectNotFoundError } from '../storage/storage.js';
+import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
+import {
+  asSubmitError, assertFfmpegHas, child, expandObject, invalid, mediaDuration, number, outputMediaInfo, probeInput, readOutput, safeKey,
+  singleMediaResult, storeFiles, text, withWorkDir,
+} from './media-output.js';
+import type { Processor, ProcessorContext } from './processor.js';
+import { encodeArgs, inputReplacements, parseTranscode, runTranscodeFfmpeg, transcodeNeeds, type TranscodeSpec } from './transcode.js';
+
+const CONCAT_FORMATS = ['mp4', 'flv', 'ts', 'mp3', 'aac'];
+
+export interface ConcatPiece {
+  /** Object key in the job's bucket. */
+  readonly key: string;
+  readonly startSec?: number;
+  readonly endSec?: number;
+}
+
+export interface ConcatSpec {
+  readonly fragments: readonly ConcatPiece[];
+  /** Where the job's Input goes among the fragments (a count of fragments before it). */
+  readonly inputAt: number;
+  readonly transcode: TranscodeSpec;
+}
+
+/** The key of a fragment Url: an object URL of `bucket`, or a bare key. */
+export function fragmentKey(url: string, bucket: string | undefined, where: string): string {
+  if (!/^https?:\/\//i.test(url)) return decodeURIComponent(url.replace(/^\/+/, ''));
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw invalid(`${where} is not a URL.`);
+  }
+  if (bucket !== undefined && !parsed.hostname.startsWith(`${bucket}.`)) throw invalid(`${where} must name an object of the job's bucket ${bucket}.`);
+  return decodeURIComponent(parsed.pathname.replace(/^\/+/, ''));
+}
+
+function asList(value: XmlValue | undefined): XmlObject[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value : [value]).map((v) => (isXmlObject(v) ? v : {}));
+}
+
+/** Parses `<ConcatTemplate>` against the job's bucket (undefined: any, at submit); throws InvalidArgument naming the element. */
+export function parseConcat(concat: XmlObject, bucket: string | undefined): ConcatSpec {
+  const raw = asList(concat.ConcatFragment);
+  if (raw.length === 0) throw invalid('ConcatTemplate/ConcatFragment is required.');
+  const fragments = raw.map((f, i) => {
+    const url = text(f.Url);
+    if (url === undefined) throw invalid('ConcatTemplate/ConcatFragment/Url is required.');
+    const startSec = number(f.StartTime, 'ConcatFragment/StartTime', 0, 1e7);
+    const endSec = number(f.EndTime, 'ConcatFragment/EndTime', 0, 1e7, { openMin: true });
+    if (startSec !== undefined && endSec !== undefined && endSec <= startSec) throw invalid('ConcatFragment/EndTime must be after StartTime.');
+    const mode = text(f.Mode)?.toLowerCase();
+    if (mode !== undefined && mode !== 'start' && mode !== 'end') throw invalid('ConcatFragment/Mode must be Start or End.');
+    return {
+      piece: { key: fragmentKey(url, bucket, 'ConcatFragment/Url'), startSec, endSec },
+      order: number(f.FragmentIndex, 'ConcatFragment/FragmentIndex', 0, 1e6, { integer: true }) ?? i,
+      position: i,
+      mode,
+    };
+  }).sort((a, b) => a.order - b.order || a.position - b.position);
+  const index = number(concat.Index, 'ConcatTemplate/Index', 0, fragments.length, { integer: true });
+  const inputAt = index ?? (fragments.some((f) => f.mode) ? fragments.filter((f) => f.mode === 'start').length : 0);
+  const ordered = index === undefined && fragments.some((f) => f.mode)
+    ? [...fragments.filter((f) => f.mode === 'start'), ...fragments.filter((f) => f.mode !== 'start')] : fragments;
+  const container = child(concat, 'Container');
+  const format = text(container.Format)?.toLowerCase();
+  if (format === undefined) throw invalid('ConcatTemplate/Container/Format is required.');
+  if (!CONCAT_FORMATS.includes(format)) throw invalid(`ConcatTemplate/Container/Format must be one of ${CONCAT_FORMATS.join(', ')}.`);
+  const transcode = parseTranscode({ Container: container, Video: child(concat, 'Video'), Audio: child(concat, 'Audio') });
+  return { fragments: ordered.map((f) => f.piece), inputAt, transcode };
+}
+
+/** What the join needs to know of each piece. */
+export interface PieceInfo {
+  readonly width?: number;
+  readonly height?: number;
+  readonly fps?: number;
+  readonly hasVideo: boolean;
+  readonly hasAudio: boolean;
+  /** Seconds of the piece after its trim. */
+  readonly durationSec: number;
+}
+
+export function pieceInfo(report: FfprobeReport, piece: ConcatPiece): PieceInfo {
+  const v = report.streams?.find((s) => s.codec_type === 'video');
+  const [fn, fd] = (v?.avg_frame_rate ?? '').split('/').map(Number);
+  const full = mediaDuration(report) ?? 0;
+  return {
+    width: v?.width !== undefined ? Number(v.width) : undefined,
+    height: v?.height !== undefined ? Number(v.height) : undefined,
+    fps: fd ? fn / fd : undefined,
+    hasVideo: v !== undefined,
+    hasAudio: report.streams?.some((s) => s.codec_type === 'audio') ?? false,
+    durationSec: Math.max(0, Math.min(piece.endSec ?? full, full) - (piece.startSec ?? 0)),
+  };
+}
+
+/** ffmpeg arguments joining `inputs` (one per piece, in order) with the concat filter, then Transcode's encoders. Pure. */
+export function buildConcatArgs(spec: ConcatSpec, pieces: ReadonlyArray<{ input: ToolInput; piece: ConcatPiece; info: PieceInfo }>, output: string): string[] {
+  const args: string[] = [];
+  for (const { input, piece } of pieces) {
+    args.push(...inputArgs(input, [...(piece.startSec ? ['-ss', String(piece.startSec)] : []), ...(piece.endSec !== undefined ? ['-to', String(piece.endSec)] : [])]));
+  }
+  const video = spec.transcode.video !== undefined && pieces.some((p) => p.info.hasVideo);
+  const audio = spec.transcode.audio !== undefined && pieces.some((p) => p.info.hasAudio);
+  if (!video && !audio) throw invalid('The pieces hold no stream the output keeps.');
+  const first = pieces.find((p) => p.info.hasVideo)?.info;
+  const width = spec.transcode.video?.width ?? first?.width ?? 640;
+  const height = spec.transcode.video?.height ?? first?.height ?? 360;
+  const fps = spec.transcode.video?.fps ?? first?.fps ?? 25;
+  const graph: string[] = [];
+  const labels: string[] = [];
+  pieces.forEach(({ info }, i) => {
+    if (video) {
+      graph.push(info.hasVideo
+        ? `[${i}:v:0]scale=${width}:${height}:force_original_aspect_ratio=decrease,pad=${width}:${height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=${round(fps)},format=yuv420p[v${i}]`
+        : `color=c=black:s=${width}x${height}:r=${round(fps)}:d=${round(info.durationSec)},format=yuv420p,setsar=1[v${i}]`);
+      labels.push(`[v${i}]`);
+    }
+    if (audio) {
+      graph.push(info.hasAudio
+        ? `[${i}:a:0]aresample=44100,aformat=sample_fmts=fltp:channel_layouts=stereo[a${i}]`
+        : `anullsrc=r=44100:cl=stereo,atrim=duration=${round(info.durationSec)},aformat=sample_fmts=fltp:channel_layouts=stereo[a${i}]`);
+      labels.push(`[a${i}]`);
+    }
+  });
+  graph.push(`${labels.join('')}concat=n=${pieces.length}:v=${video ? 1 : 0}:a=${audio ? 1 : 0}${video ? '[v]' : ''}${audio ? '[a]' : ''}`);
+  args.push('-filter_complex', graph.join(';'));
+  if (video) args.push('-map', '[v]');
+  if (audio) args.push('-map', '[a]');
+  const transcode: TranscodeSpec = { ...spec.transcode, video: video ? spec.transcode.video : undefined, audio: audio ? spec.transcode.audio : undefined };
+  args.push(...encodeArgs(transcode, { output }));
+  return args;
+}
+
+function round(n: number): string {
+  return String(Math.round(n * 1e6) / 1e6);
+}
+
+function concatOf(operation: XmlObject, bucket: string | undefined): ConcatSpec {
+  if (!isXmlObject(operation.ConcatTemplate)) throw invalid('Operation/ConcatTemplate (or a TemplateId) is required.');
+  return parseConcat(operation.ConcatTemplate, bucket);
+}
+
+/** Submit-time checks of a Concat Operation with an inline ConcatTemplate. */
+export function checkConcatOperation(operation: XmlObject, config: Config, where: string): void {
+  try {
+    if (operation.ConcatTemplate === undefined) return;
+    // The job's bucket is not known here: fragment URLs are held to it when the job runs.
+    const spec = concatOf(operation, undefined);
+    readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
+    const needs = transcodeNeeds(spec.transcode);
+    assertFfmpegHas(config.ffmpegPath, { encoders: needs.encoders, filters: ['concat', 'scale', 'pad', 'fps', 'aresample', 'anullsrc'] });
+  } catch (err) {
+    throw asSubmitError(err, where);
+  }
+}
+
+export function createConcatProcessor(spawner: Spawner): Processor {
+  return { tag: 'Concat', slotsItsTool: true, run: (ctx) => runConcat(ctx, spawner) };
+}
+
+/** Runs `use` with local files of every key, in order; a missing one is `NoSuchKey`. */
+async function withLocalFiles<T>(ctx: ProcessorContext, keys: readonly string[], use: (files: string[]) => Promise<T>, done: string[] = []): Promise<T> {
+  if (done.length === keys.length) return use(done);
+  const key = keys[done.length];
+  try {
+    return await ctx.storage.withLocalFile(ctx.job.bucket, key, (file) => withLocalFiles(ctx, keys, use, [...done, file]));
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError && err.key === key) throw new PermanentJobError('NoSuchKey', `The specified key does not exist: ${key}`);
+    throw err;
+  }
+}
+
+async function runConcat(ctx: ProcessorContext, spawner: Spawner): Promise<XmlObject> {
+  const { job } = ctx;
+  const spec = concatOf(job.operation, job.bucket);
+  const target = readOutput(job.operation, job, false);
+  const key = safeKey(expandObject(target.object, { inputObject: job.inputObject || spec.fragments[0].key, extension: spec.transcode.container.ext, jobId: job.jobId }));
+  // An empty Input/Object: the request had no Input (CI's Concat examples send none).
+  const pieces = [...spec.fragments];
+  if (job.inputObject !== '') pieces.splice(spec.inputAt, 0, { key: job.inputObject });
+  ctx.signal.throwIfAborted();
+  ctx.setProgress(0);
+  return withLocalFiles(ctx, pieces.map((p) => safeKey(p.key, 'ConcatFragment/Url')), (files) => withWorkDir(ctx, async (dir) => {
+    const infos: PieceInfo[] = [];
+    for (const [i, file] of files.entries()) infos.push(pieceInfo(await probeInput({ ...ctx, job: { ...job, inputObject: pieces[i].key } }, spawner, file), pieces[i]));
+    const output = path.join(dir, `out.${spec.transcode.container.ext}`);
+    const total = infos.reduce((sum, info) => sum + info.durationSec, 0);
+    await withToolInputs(files, (inputs) => {
+      const args = buildConcatArgs(spec, inputs.map((input, i) => ({ input, piece: pieces[i], info: infos[i] })), output);
+      const replacements = inputs.flatMap((input, i) => inputReplacements(input, pieces[i].key, dir));
+      return ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, args, dir, total > 0 ? total : undefined, replacements));
+    });
+    ctx.setProgress(92);
+    const mediaInfo = await outputMediaInfo(ctx, spawner, output);
+    const [stored] = await storeFiles(ctx, target.bucket, [{ key, file: output }]);
+    ctx.setProgress(100);
+    return { MediaInfo: mediaInfo, MediaResult: singleMediaResult(target, stored) };
+  }));
+}

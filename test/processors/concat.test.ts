@@ -1,0 +1,62 @@
+import path from 'node:path';
+import { expect } from 'chai';
+import { runFfprobe } from '../../src/media/ffprobe.js';
+import { createSpawner } from '../../src/media/spawner.js';
+import { fragmentKey } from '../../src/processors/concat.js';
+import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+const spawner = createSpawner();
+after(() => spawner.close());
+
+describe('Concat jobs with the real ffmpeg', function () {
+  this.timeout(60_000);
+  let api: TestService;
+  before(async () => {
+    api = await startTestService({ worker: true });
+    await putFixture(api, 'fixtures/media/h264-aac.mp4', 'in/a.mp4');
+    await putFixture(api, 'fixtures/media/hevc.mp4', 'in/b.mp4');
+    await putFixture(api, 'fixtures/media/clip-12s.mp4', 'in/c.mp4');
+  });
+  after(async () => { await api.stop(); });
+
+  const probe = (key: string) => runFfprobe(path.join(api.config.dataDir, 'buckets', BUCKET, key), { spawner });
+
+  it('reads fragment URLs of the job\'s bucket only', () => {
+    expect(fragmentKey(`https://${BUCKET}.cos.ap-guangzhou.myqcloud.com/in/a%20b.mp4`, BUCKET, 'Url')).to.equal('in/a b.mp4');
+    expect(fragmentKey('in/a.mp4', BUCKET, 'Url')).to.equal('in/a.mp4');
+    expect(() => fragmentKey('https://other-1250000001.cos.ap-guangzhou.myqcloud.com/a.mp4', BUCKET, 'Url')).to.throw(/job's bucket/);
+  });
+
+  it('joins fragments without an Input (as CI\'s examples send it): different sizes, one without audio; duration = sum of the trimmed pieces', async () => {
+    const body = '<Request><Tag>Concat</Tag><Operation><ConcatTemplate>'
+      + `<ConcatFragment><Url>https://${BUCKET}.cos.ap-local.myqcloud.com/in/a.mp4</Url><FragmentIndex>0</FragmentIndex></ConcatFragment>`
+      + `<ConcatFragment><Url>https://${BUCKET}.cos.ap-local.myqcloud.com/in/b.mp4</Url><FragmentIndex>1</FragmentIndex></ConcatFragment>`
+      + `<ConcatFragment><Url>https://${BUCKET}.cos.ap-local.myqcloud.com/in/c.mp4</Url><FragmentIndex>2</FragmentIndex><StartTime>1</StartTime><EndTime>4</EndTime></ConcatFragment>`
+      + '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><Audio><Codec>aac</Codec></Audio></ConcatTemplate>'
+      + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>out/joined.\${ext}</Object></Output></Operation></Request>`;
+    const detail = await waitForState(api, await submit(api, body));
+    expect(detail.State, detail.Message).to.equal('Success');
+    const report = await probe('out/joined.mp4');
+    expect(Number(report.format?.duration)).to.be.closeTo(2 + 2 + 3, 0.2);
+    const video = report.streams?.find((s) => s.codec_type === 'video');
+    expect([video?.codec_name, Number(video?.width), Number(video?.height)]).to.deep.equal(['h264', 320, 240]);
+    expect(report.streams?.some((s) => s.codec_type === 'audio')).to.equal(true);
+    expect(detail.Operation.MediaResult.OutputFile).to.include({ ObjectName: 'out/joined.mp4', ObjectPrefix: '' });
+  });
+
+  it('puts the job\'s Input at Index among the fragments, and a missing fragment fails NoSuchKey', async () => {
+    const body = (frag: string) => '<Request><Tag>Concat</Tag><Input><Object>in/c.mp4</Object></Input><Operation><ConcatTemplate>'
+      + `<ConcatFragment><Url>${frag}</Url></ConcatFragment><Index>1</Index>`
+      + '<Container><Format>mp3</Format></Container><Audio><Codec>mp3</Codec></Audio></ConcatTemplate>'
+      + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>out/both.mp3</Object></Output></Operation></Request>`;
+    const detail = await waitForState(api, await submit(api, body('in/a.mp4')));
+    expect(detail.State, detail.Message).to.equal('Success');
+    expect(Number((await probe('out/both.mp3')).format?.duration)).to.be.closeTo(14, 0.2);
+    const missing = await waitForState(api, await submit(api, body('in/none.mp4')));
+    expect([missing.State, missing.Code]).to.deep.equal(['Failed', 'NoSuchKey']);
+    const noInput = await api.request('POST', '/jobs', { body: `<Request><Tag>Transcode</Tag><Operation><Transcode/><Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>o.mp4</Object></Output></Operation></Request>` });
+    expect(noInput.status).to.equal(400);
+    expect(noInput.xml.Error.Message).to.match(/Request\/Input is required/);
+  });
+});
