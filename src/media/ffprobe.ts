@@ -13,7 +13,7 @@
  * ```
  */
 import { createRequire } from 'node:module';
-import { withCallerPaths, withToolInput, type ToolInput } from './input-policy.js';
+import { shortRefusal, withCallerPaths, withToolInput, type ToolInput } from './input-policy.js';
 import type { Spawner } from './spawner.js';
 
 /** Numbers ffprobe prints as JSON numbers in some versions and as strings in others. */
@@ -167,7 +167,7 @@ export function bundledFfprobePath(): string {
  * that read no other file are allowed, so a playlist, an ffconcat list or an
  * external reference inside the object cannot make ffprobe open anything
  * else. Error messages name the input as `file:<absolute path of filePath>`,
- * never by that private name.
+ * never by that private name, and a refused format in one short line.
  */
 export function runFfprobe(filePath: string, options: FfprobeOptions): Promise<FfprobeReport> {
   const { signal } = options;
@@ -178,7 +178,7 @@ export function runFfprobe(filePath: string, options: FfprobeOptions): Promise<F
   return withToolInput(filePath, async (input) => {
     const args = ffprobeArgs(input);
     const run = await options.spawner.run({ binary, args, timeoutMs, maxStdoutBytes: maxOutputBytes, maxStderrBytes: MAX_STDERR_BYTES }, signal);
-    const errText = withCallerPaths(run.stderr, [input]);
+    const errText = shortRefusal(withCallerPaths(run.stderr, [input]));
     if (run.killedFor === 'abort') throw signal?.reason;
     if (run.spawnError !== undefined) {
       throw new FfprobeError('spawn', `cannot run ffprobe (${binary}): ${run.spawnError}`, errText);

@@ -195,11 +195,12 @@ export function withCallerPaths(text: string, inputs: readonly ToolInput[]): str
 /**
  * libavformat's refusal of a demuxer that is not in `SELF_CONTAINED_DEMUXERS`:
  * `[hls,applehttp @ 0x…] Format not on whitelist 'mov,matroska,…'`. The list
- * is a kilobyte long; callers show `shortRefusal(line)` instead.
+ * is most of a kilobyte; `runFfprobe`'s errors carry `shortRefusal(stderr)`
+ * instead, and ffmpeg's callers do the same.
  */
 export const FORMAT_REFUSAL = /Format not on whitelist '[^']*'/;
 
-/** The refusal line without the whole list: `[hls,applehttp @ 0x…] format not read here: it may refer to other files`. */
-export function shortRefusal(line: string): string {
-  return line.replace(FORMAT_REFUSAL, 'format not read here (playlists, references to other files and rare formats are refused)');
+/** `text` with each refusal made short: `[hls,applehttp @ 0x…] format not read here (playlists, …)`. */
+export function shortRefusal(text: string): string {
+  return text.replace(new RegExp(FORMAT_REFUSAL.source, 'g'), 'format not read here (playlists, references to other files and rare formats are refused)');
 }

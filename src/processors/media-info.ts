@@ -1,7 +1,6 @@
 import path from 'node:path';
 import { PermanentJobError } from '../engine/job-errors.js';
 import { FfprobeError, runFfprobe, type FfprobeReport } from '../media/ffprobe.js';
-import { shortRefusal } from '../media/input-policy.js';
 import { toMediaInfo } from '../media/media-info.js';
 import type { Spawner } from '../media/spawner.js';
 import { ObjectNotFoundError } from '../storage/storage.js';
@@ -91,13 +90,12 @@ async function probe(ctx: ProcessorContext, spawner: Spawner, filePath: string):
 
 /**
  * ffprobe's message without server details: the local path becomes the object
- * key, the `@ 0x55d…` context pointer is dropped, and a refused format does not
- * spell out the whole list of allowed ones (`input-policy.ts`).
+ * key, and the `@ 0x55d…` context pointer is dropped.
  * `[mov,mp4,m4a,3gp,3g2,mj2 @ 0x4257] moov atom not found` → `[mov,mp4,m4a,3gp,3g2,mj2] moov atom not found`.
  */
 function publicStderrLine(line: string, filePath: string, key: string): string {
   const absolute = path.resolve(filePath);
-  return shortRefusal(line)
+  return line
     .split(`file:${absolute}`).join(key)
     .split(absolute).join(key)
     .replace(/ @ 0x[0-9a-f]+\]/g, ']');

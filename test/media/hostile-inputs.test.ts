@@ -1,81 +1,24 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { constants, promises as fs, readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { bundledFfprobePath } from '../../src/media/ffprobe.js';
+import {
+  DREF_FIXTURE, REFUSED_FIXTURES, hostileTargets, placeRealTargets, placeTraps, putHostileFixtures, removeAbsoluteTargets, watchTraps, type OpenTrap,
+} from '../helpers/hostile-media.js';
 import { BUCKET, mediaInfoRequest, putFixture, submit, waitForState } from '../helpers/jobs.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 /*
  * Issue 20, item 1: a MediaInfo job reads its input object and nothing else.
  * Each fixture in fixtures/hostile/ (see its README) refers to real, valid
- * media outside the job's bucket; before the input policy ffprobe followed the
- * reference and the job ended Success, describing that other file.
- *
- * Where the targets are (the job's input is <data>/buckets/local-1250000000/in/<name>):
- * - /tmp/mediajobs-hostile/target.mp4, named by the absolute-path fixtures;
- * - <data>/outside/target.mp4 and target.mov, three folders up from the input;
- * - <data>/buckets/other-1250000000/secret.mp4, another bucket's object.
+ * media outside the job's bucket (test/helpers/hostile-media.ts says where);
+ * before the input policy ffprobe followed the reference and the job ended
+ * Success, describing that other file.
  */
 
 const execFileAsync = promisify(execFile);
-const HOSTILE = 'fixtures/hostile';
-const ABSOLUTE_DIR = '/tmp/mediajobs-hostile';
-const OTHER_BUCKET = 'other-1250000000';
-
-/** Fixtures that must end Failed with InvalidMedia. */
-const REFUSED = [
-  'hls-absolute-path.m3u8',
-  'hls-parent-path.m3u8',
-  'hls-file-url.m3u8',
-  'hls-other-bucket.m3u8',
-  'hls-concat-protocol.m3u8',
-  'hls-subfile-protocol.m3u8',
-  'dash-file-baseurl.mpd',
-  'chain.ffconcat',
-];
-
-/**
- * A FIFO standing where a target would be: a tool that opens it blocks there,
- * and while it does, a non-blocking open for writing succeeds (ENXIO while no
- * reader has it open). `watch` polls that, notes the opening and closes its end
- * at once, so the tool reads an empty file instead of hanging.
- */
-class OpenTrap {
-  opened = false;
-  private polling = false;
-  private loop: Promise<void> = Promise.resolve();
-
-  constructor(readonly file: string) {}
-
-  static async place(file: string): Promise<OpenTrap> {
-    await fs.rm(file, { force: true });
-    execFileSync('mkfifo', [file]);
-    return new OpenTrap(file);
-  }
-
-  watch(): void {
-    this.opened = false;
-    this.polling = true;
-    this.loop = (async () => {
-      while (this.polling) {
-        const handle = await fs.open(this.file, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined);
-        if (handle) {
-          this.opened = true;
-          await handle.close();
-        }
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    })();
-  }
-
-  async stop(): Promise<boolean> {
-    this.polling = false;
-    await this.loop;
-    return this.opened;
-  }
-}
 
 /**
  * The bundled ffprobe, and another one (Debian's 5.1, say) when
@@ -91,22 +34,6 @@ for (const [ffprobeName, ffprobePath] of FFPROBES) describe(`hostile inputs: a M
   const ffprobe = ffprobePath || bundledFfprobePath();
   let api: TestService;
   let dataDir: string;
-  const targets = (): string[] => [
-    path.join(ABSOLUTE_DIR, 'target.mp4'),
-    path.join(dataDir, 'outside', 'target.mp4'),
-    path.join(dataDir, 'buckets', OTHER_BUCKET, 'secret.mp4'),
-  ];
-
-  async function placeRealTargets(): Promise<void> {
-    const media = readFileSync('fixtures/media/h264-aac.mp4');
-    for (const target of targets()) {
-      await fs.rm(target, { force: true });
-      await fs.mkdir(path.dirname(target), { recursive: true });
-      await fs.writeFile(target, media);
-    }
-    await fs.rm(path.join(dataDir, 'outside', 'target.mov'), { force: true });
-    await fs.copyFile(path.join(HOSTILE, 'mov-dref-target.mov'), path.join(dataDir, 'outside', 'target.mov'));
-  }
 
   async function runJob(name: string): Promise<Record<string, any>> {
     return waitForState(api, await submit(api, mediaInfoRequest(`in/${name}`)));
@@ -115,25 +42,25 @@ for (const [ffprobeName, ffprobePath] of FFPROBES) describe(`hostile inputs: a M
   before(async () => {
     api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '2', ...(ffprobePath ? { MEDIAJOBS_FFPROBE_PATH: ffprobePath } : {}) } });
     dataDir = api.config.dataDir;
-    for (const name of [...REFUSED, 'mov-external-dref.mov']) await putFixture(api, path.join(HOSTILE, name), `in/${name}`);
-    await placeRealTargets();
+    await putHostileFixtures(api);
   });
   after(async () => {
     await api.stop();
-    await fs.rm(ABSOLUTE_DIR, { recursive: true, force: true });
+    await removeAbsoluteTargets();
   });
 
   describe('with real media at every target', () => {
-    before(placeRealTargets);
+    before(() => placeRealTargets(dataDir));
 
     it('the targets are real media that ffprobe describes', () => {
-      for (const target of [...targets(), path.join(dataDir, 'outside', 'target.mov')]) {
+      const { mp4, mov } = hostileTargets(dataDir);
+      for (const target of [...mp4, mov]) {
         const out = execFileSync(ffprobe, ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', target], { encoding: 'utf8' });
         expect(out, target).to.contain('h264');
       }
     });
 
-    for (const name of REFUSED) {
+    for (const name of REFUSED_FIXTURES) {
       it(`${name} ends Failed with InvalidMedia, saying nothing of the server`, async () => {
         const detail = await runJob(name);
         expect(detail.State, JSON.stringify(detail)).to.equal('Failed');
@@ -145,8 +72,8 @@ for (const [ffprobeName, ffprobePath] of FFPROBES) describe(`hostile inputs: a M
       });
     }
 
-    it('mov-external-dref.mov is described from its own header, its samples (only in the target) unread', async () => {
-      const detail = await runJob('mov-external-dref.mov');
+    it(`${DREF_FIXTURE} is described from its own header, its samples (only in the target) unread`, async () => {
+      const detail = await runJob(DREF_FIXTURE);
       expect(detail.State, JSON.stringify(detail)).to.equal('Success');
       const video = detail.Operation.MediaInfo.Stream.Video;
       expect(video).to.include({ CodecName: 'h264', Width: '64', Height: '48' });
@@ -168,26 +95,18 @@ for (const [ffprobeName, ffprobePath] of FFPROBES) describe(`hostile inputs: a M
 
   describe('with a trap at every target (a FIFO that records being opened)', () => {
     let traps: OpenTrap[];
-    before(async () => {
-      traps = [];
-      for (const target of [...targets(), path.join(dataDir, 'outside', 'target.mov')]) traps.push(await OpenTrap.place(target));
-    });
-    after(placeRealTargets);
+    before(async () => { traps = await placeTraps(dataDir); });
+    after(() => placeRealTargets(dataDir));
 
     it('the trap notices a tool that opens its target (ffprobe with external references switched on)', async () => {
-      const trap = traps[3]!;
-      trap.watch();
-      const movie = path.join(dataDir, 'buckets', BUCKET, 'in', 'mov-external-dref.mov');
-      await execFileAsync(ffprobe, ['-v', 'quiet', '-enable_drefs', '1', '-show_streams', movie], { timeout: 10_000 });
-      expect(await trap.stop()).to.equal(true);
+      const movie = path.join(dataDir, 'buckets', BUCKET, 'in', DREF_FIXTURE);
+      const { opened } = await watchTraps(traps, () => execFileAsync(ffprobe, ['-v', 'quiet', '-enable_drefs', '1', '-show_streams', movie], { timeout: 10_000 }));
+      expect(opened).to.deep.equal([hostileTargets(dataDir).mov]);
     });
 
-    for (const name of [...REFUSED, 'mov-external-dref.mov']) {
+    for (const name of [...REFUSED_FIXTURES, DREF_FIXTURE]) {
       it(`${name}: no target is ever opened`, async () => {
-        for (const trap of traps) trap.watch();
-        const detail = await runJob(name);
-        const opened = [];
-        for (const trap of traps) if (await trap.stop()) opened.push(trap.file);
+        const { result: detail, opened } = await watchTraps(traps, () => runJob(name));
         expect(opened, JSON.stringify(detail)).to.deep.equal([]);
         expect(detail.State).to.be.oneOf(['Success', 'Failed']);
       });

@@ -193,6 +193,13 @@ describe('the input policy (media/input-policy.ts)', () => {
     });
   });
 
+  it('reports a refused format in one short line, without the list of allowed ones', async () => {
+    const err = await rejection(runFfprobe(path.join(ROOT, 'fixtures/hostile/hls-absolute-path.m3u8'), { spawner }));
+    expect(err).to.be.instanceOf(FfprobeError);
+    expect((err as FfprobeError).firstStderrLine).to.match(/^\[hls,applehttp @ 0x[0-9a-f]+\] format not read here \(/);
+    expect((err as FfprobeError).stderr).not.to.contain('whitelist');
+  });
+
   it('shortens a refusal to a line without the whole list', () => {
     const line = `[hls,applehttp @ 0x2f21] Format not on whitelist '${SELF_CONTAINED_DEMUXERS.join(',')}'`;
     expect(shortRefusal(line)).to.equal('[hls,applehttp @ 0x2f21] format not read here (playlists, references to other files and rare formats are refused)');
