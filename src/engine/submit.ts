@@ -130,9 +130,16 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
   if (spec.container !== undefined && operation[spec.container] !== undefined && !templateId) echo[spec.container] = operation[spec.container];
   if (spec.needsOutput) {
     const output = operation.Output as XmlObject;
-    assertSafeObjectKey(output.Object as string, `${where}/Output/Object`);
+    // StreamExtract names its objects in Output/StreamExtract instead of Output/Object.
+    if (output.Object !== undefined || output.StreamExtract === undefined) assertSafeObjectKey(output.Object as string, `${where}/Output/Object`);
     if (typeof output.Bucket === 'string' && output.Bucket !== '') assertSameAccount(bucket, assertSafeBucket(output.Bucket, `${where}/Output/Bucket`), where);
-    echo.Output = { Region: output.Region, Bucket: output.Bucket, Object: output.Object, ...(output.SpriteObject !== undefined ? { SpriteObject: output.SpriteObject } : {}) };
+    echo.Output = {
+      Region: output.Region,
+      Bucket: output.Bucket,
+      ...(output.Object !== undefined ? { Object: output.Object } : {}),
+      ...(output.SpriteObject !== undefined ? { SpriteObject: output.SpriteObject } : {}),
+      ...(output.StreamExtract !== undefined ? { StreamExtract: output.StreamExtract } : {}),
+    };
   }
   if (operation.UserData !== undefined) echo.UserData = operation.UserData;
   const level = (operation.JobLevel as string | undefined) || '0';

@@ -37,7 +37,7 @@ export type SchemaId =
   | 'template.animation.request.json'
   | 'operation.segment.json'
   | 'operation.concat.json'
-  | 'operation.transcode.json'
+  | 'operation.stream-extract.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';

@@ -7,6 +7,7 @@ import { createSnapshotProcessor } from './snapshot.js';
 import { createAnimationProcessor } from './animation.js';
 import { createSegmentProcessor } from './segment.js';
 import { createConcatProcessor } from './concat.js';
+import { createStreamExtractProcessor } from './stream-extract.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -18,5 +19,6 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createAnimationProcessor(deps.spawner),
     createSegmentProcessor(deps.spawner),
     createConcatProcessor(deps.spawner),
+    createStreamExtractProcessor(deps.spawner),
   ].map((p) => [p.tag, p]));
 }

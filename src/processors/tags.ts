@@ -5,6 +5,7 @@ import { checkAnimationOperation } from './animation.js';
 import { checkSnapshotOperation } from './snapshot.js';
 import { checkConcatOperation } from './concat.js';
 import { checkSegmentOperation } from './segment.js';
+import { checkStreamExtractOperation } from './stream-extract.js';
 import { checkTranscodeOperation } from './transcode.js';
 
 /** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
@@ -30,6 +31,7 @@ export const SUPPORTED_TAGS = {
   Animation: { operationSchema: 'operation.animation.json', needsOutput: true, container: 'Animation', check: checkAnimationOperation },
   Segment: { operationSchema: 'operation.segment.json', needsOutput: true, container: 'Segment', check: checkSegmentOperation },
   Concat: { operationSchema: 'operation.concat.json', needsOutput: true, container: 'ConcatTemplate', check: checkConcatOperation },
+  StreamExtract: { operationSchema: 'operation.stream-extract.json', needsOutput: true, check: checkStreamExtractOperation },
 } as const satisfies Record<string, TagSpec>;
 
 /** A Tag's entry, typed with its optional fields. */
