@@ -26,7 +26,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../src/config.js';
 import type { Service } from '../src/main.js';
-import { bundledFfprobePath } from '../src/media/ffprobe.js';
+import { bundledFfprobePath, ffprobeArgs as runFfprobeArgs } from '../src/media/ffprobe.js';
+import { INPUT_OPTIONS } from '../src/media/input-policy.js';
 import { createSpawner, type Spawner } from '../src/media/spawner.js';
 import type { Processor } from '../src/processors/processor.js';
 
@@ -356,19 +357,13 @@ export function ffprobeBinary(config: Config): string {
 }
 
 /**
- * The exact argument list `runFfprobe` (src/media/ffprobe.ts) passes:
- * `-v error -print_format json -show_format -show_streams` plus the
- * `-protocol_whitelist file` / `file:<absolute path>` input hardening.
- * Keep in step with that file.
+ * The exact argument list `runFfprobe` (src/media/ffprobe.ts) passes for a
+ * path without `%`: its own `ffprobeArgs`, with the input policy's options
+ * (src/media/input-policy.ts) and `file:<absolute path>`.
  */
 export function ffprobeArgs(filePath: string): string[] {
-  return [
-    '-v', 'error',
-    '-protocol_whitelist', 'file',
-    '-print_format', 'json',
-    '-show_format', '-show_streams',
-    `file:${path.resolve(filePath)}`,
-  ];
+  const absolute = path.resolve(filePath);
+  return runFfprobeArgs({ options: INPUT_OPTIONS, url: `file:${absolute}`, filePath: absolute });
 }
 
 /** Runs ffprobe once as the service does (no shell, through a Spawner, stdout and stderr drained); resolves with its stdout size. */
