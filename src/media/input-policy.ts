@@ -18,7 +18,8 @@
  * How: two layers, both needed.
  *
  * 1. **Only self-contained demuxers** (`-format_whitelist`, an AVFormatContext
- *    option that ffprobe and ffmpeg 4.0 through 7.x accept as an input option):
+ *    option ffprobe and ffmpeg take as an input option; checked on ffprobe-static
+ *    4.0.2, @ffmpeg-installer's 2018 ffmpeg and Debian's ffmpeg 5.1.9):
  *    the demuxer probing picks must be one that reads nothing but the bytes of
  *    the file it was given, otherwise the tool fails with "Format not on
  *    whitelist" before it reads a single reference. `-protocol_whitelist file`
@@ -44,8 +45,9 @@
  *    whole CPU per MediaInfo job (4.4–4.9 ms, README), to guard against a `%`
  *    the other paths do not have.
  *
- * QuickTime external data references are off by default in every libavformat
- * since 3.1 (`mov` demuxer `enable_drefs`, default false; checked by a test
+ * QuickTime external data references are off by default in libavformat since
+ * the option appeared in 2016 (`mov` demuxer `enable_drefs`, default false; a test
+ * checks it
  * against both bundled binaries' `-h demuxer=mov`). They cannot be turned off
  * explicitly for the same reason as `pattern_type`; a MOV whose track lives in
  * another file is therefore probed from its header alone, and that file is
