@@ -46,9 +46,9 @@
  *    the other paths do not have.
  *
  * QuickTime external data references are off by default in libavformat since
- * the option appeared in 2016 (`mov` demuxer `enable_drefs`, default false; a test
- * checks it
- * against both bundled binaries' `-h demuxer=mov`). They cannot be turned off
+ * the option appeared in 2016 (`mov` demuxer `enable_drefs`, default false; a
+ * test checks both bundled binaries' `-h demuxer=mov`, Debian's 5.1.9 agrees).
+ * They cannot be turned off
  * explicitly for the same reason as `pattern_type`; a MOV whose track lives in
  * another file is therefore probed from its header alone, and that file is
  * never opened (test/media/hostile-inputs.test.ts shows it).
