@@ -48,10 +48,9 @@
  * QuickTime external data references are off by default in libavformat since
  * the option appeared in 2016 (`mov` demuxer `enable_drefs`, default false; a
  * test checks both bundled binaries' `-h demuxer=mov`, Debian's 5.1.9 agrees).
- * They cannot be turned off
- * explicitly for the same reason as `pattern_type`; a MOV whose track lives in
- * another file is therefore probed from its header alone, and that file is
- * never opened (test/media/hostile-inputs.test.ts shows it).
+ * They cannot be turned off explicitly for the same reason as `pattern_type`;
+ * a MOV whose track lives in another file is therefore probed from its header
+ * alone, and that file is never opened (test/media/hostile-inputs.test.ts).
  *
  * Rejected (figures: ffprobe-static 4.0.2 on fixtures/media/h264-aac.mp4, a
  * shared 2-core VM, 3 rounds of 100 runs each, 2026-12-07):
