@@ -18,14 +18,30 @@ for (const [from, to] of [['Submitted', 'Running'], ['Running', 'Success'], ['Ru
   if (!canTransition(from, to)) throw new Error(`the queue statements need ${from} → ${to}`);
 }
 
+/** What a claim records besides the worker's id (see `claimStatement`). */
+export interface ClaimLiveness {
+  /**
+   * The key of the advisory lock the worker holds (`WorkerLiveness`), recorded
+   * with each job so that its death is seen at once; null where there is none.
+   */
+  readonly lockKey?: number | null;
+  /**
+   * How many of the claimed jobs (in claim order) start at once: the worker's
+   * free tool slots. The others wait here for a slot (jobs ahead): until their
+   * tool starts their key is recorded negated, so that if the worker dies
+   * first they go back with their attempt uncounted. All, by default.
+   */
+  readonly startNow?: number;
+  /** Jobs ahead whose tool has started since the last statement: their key becomes positive, their attempt counts. */
+  readonly started?: readonly string[];
+}
+
 /**
  * Claims the most urgent runnable jobs, at most `limit`: highest JobLevel,
- * then oldest, in that order. `lockKey` is the key of the advisory lock the
- * worker holds (`WorkerLiveness`), recorded with each job so that its death
- * is seen at once; null where there is none (PGlite). See `claimStatement`.
+ * then oldest, in that order. See `claimStatement`.
  */
-export async function claimJobs(db: Executor, workerId: string, leaseMs: number, limit: number, lockKey: number | null = null): Promise<ClaimedJob[]> {
-  const { rows } = await claimStatement(workerId, leaseMs, limit, [], lockKey).execute(db);
+export async function claimJobs(db: Executor, workerId: string, leaseMs: number, limit: number, liveness: ClaimLiveness = {}): Promise<ClaimedJob[]> {
+  const { rows } = await claimStatement(workerId, leaseMs, limit, [], liveness).execute(db);
   return rows.map(toClaimed);
 }
 
@@ -44,9 +60,9 @@ export interface JobEnd {
  * A job no longer Running under this worker (cancelled, taken back) is left
  * as it is.
  */
-export async function endJobsAndClaimNext(db: Executor, ends: readonly JobEnd[], workerId: string, leaseMs: number, limit: number, lockKey: number | null = null): Promise<ClaimedJob[]> {
+export async function endJobsAndClaimNext(db: Executor, ends: readonly JobEnd[], workerId: string, leaseMs: number, limit: number, liveness: ClaimLiveness = {}): Promise<ClaimedJob[]> {
   if (ends.length === 0) throw new Error('endJobsAndClaimNext needs a job to end');
-  const { rows } = await claimStatement(workerId, leaseMs, limit, ends, lockKey).execute(db);
+  const { rows } = await claimStatement(workerId, leaseMs, limit, ends, liveness).execute(db);
   return rows.map(toClaimed);
 }
 
@@ -79,9 +95,12 @@ type ClaimRow = JobRow & { queue_notify_config: NotifyConfig | null };
  *    lease starts now and `attempts` counts this run. A trigger gives a slot
  *    back when its job leaves Running.
  * The queue's NotifyConfig comes back with each job, so that ending it needs
- * no second read.
+ * no second read. Liveness (`ClaimLiveness`): each claimed job records the
+ * worker's lock key, negated for the jobs beyond `startNow` (jobs ahead, whose
+ * tool has not started); `started` makes such keys positive again. Both ride
+ * on a statement the worker sends anyway.
  */
-export function claimStatement(workerId: string, leaseMs: number, limit: number, ends: readonly JobEnd[] = [], lockKey: number | null = null) {
+export function claimStatement(workerId: string, leaseMs: number, limit: number, ends: readonly JobEnd[] = [], { lockKey = null, startNow = limit, started = [] }: ClaimLiveness = {}) {
   const endsJson = JSON.stringify(ends.map(({ jobId, to, outcome }) => ({
     job_id: jobId,
     state: to,
@@ -89,8 +108,13 @@ export function claimStatement(workerId: string, leaseMs: number, limit: number,
     message: outcome.message,
     result: outcome.result ?? null,
   })));
+  // A job ahead that started and ended before this statement: its end says enough (one statement must not update a row twice).
+  const startedIds = started.filter((id) => !ends.some((end) => end.jobId === id));
   return sql<ClaimRow>`
-    WITH ended AS (
+    WITH started AS (
+      UPDATE jobs SET lock_key = -lock_key
+      WHERE job_id = ANY(${startedIds}::text[]) AND state = 'Running' AND lease_owner = ${workerId} AND lock_key < 0
+    ), ended AS (
       UPDATE jobs SET
         state = e.state,
         code = e.code,
@@ -108,7 +132,7 @@ export function claimStatement(workerId: string, leaseMs: number, limit: number,
     ), freed AS (
       SELECT queue_id, count(*)::int AS slots FROM ended GROUP BY queue_id
     ), candidate AS (
-      SELECT head.job_id, head.queue_id FROM queues q
+      SELECT head.job_id, head.queue_id, row_number() OVER (ORDER BY head.priority DESC, head.seq) AS rank FROM queues q
       LEFT JOIN freed ON freed.queue_id = q.queue_id
       CROSS JOIN LATERAL (
         SELECT j.job_id, j.queue_id, j.priority, j.seq FROM jobs j
@@ -132,7 +156,7 @@ export function claimStatement(workerId: string, leaseMs: number, limit: number,
       UPDATE jobs SET
         state = 'Running',
         lease_owner = ${workerId},
-        lock_key = ${lockKey}::int,
+        lock_key = CASE WHEN candidate.rank > ${startNow}::int THEN -${lockKey}::int ELSE ${lockKey}::int END,
         lease_expires_at = now() + ${leaseMs} * interval '1 millisecond',
         attempts = attempts + 1,
         started_at = coalesce(started_at, now()),
@@ -146,13 +170,24 @@ export function claimStatement(workerId: string, leaseMs: number, limit: number,
 }
 
 function toClaimed(row: ClaimRow): ClaimedJob {
-  return { job: jobRowToJob(row), queueNotify: row.queue_notify_config };
+  return { job: jobRowToJob(row), queueNotify: row.queue_notify_config, ahead: (row as unknown as LockedRow).lock_key! < 0 };
 }
+
+/** A job row with its worker's lock key (sql/0008; not in the shared row type, which the API does not need it in). */
+type LockedRow = JobRow & { lock_key: number | null };
 
 /** A claimed job, with its queue's NotifyConfig as it was at the claim (it decides the job's callback). */
 export interface ClaimedJob {
   readonly job: Job;
   readonly queueNotify: NotifyConfig | null;
+  /** Claimed beyond the worker's free slots (`ClaimLiveness.startNow`): its start must be reported. */
+  readonly ahead: boolean;
+}
+
+/** Reports that jobs ahead have started their tool, when no claim statement carries it soon enough (see `ClaimLiveness.started`). */
+export async function markJobsStarted(db: Executor, workerId: string, jobIds: readonly string[]): Promise<void> {
+  await sql`UPDATE jobs SET lock_key = -lock_key
+    WHERE job_id = ANY(${[...jobIds]}::text[]) AND state = 'Running' AND lease_owner = ${workerId} AND lock_key < 0`.execute(db);
 }
 
 /**
@@ -214,7 +249,7 @@ export async function retryOrFail(db: Executor, job: Job, workerId: string | und
 export async function freeWorkerLockKeys(db: Executor): Promise<number[]> {
   const { rows } = await sql<{ lock_key: number }>`
     WITH owner AS MATERIALIZED (
-      SELECT DISTINCT lock_key FROM jobs WHERE state = 'Running' AND lock_key IS NOT NULL
+      SELECT DISTINCT abs(lock_key) AS lock_key FROM jobs WHERE state = 'Running' AND lock_key IS NOT NULL
     )
     SELECT lock_key FROM owner WHERE pg_try_advisory_xact_lock(${WORKER_LOCK_NAMESPACE}, lock_key)`.execute(db);
   return rows.map((r) => r.lock_key);
@@ -235,12 +270,22 @@ export async function reapDeadWorkersJobs(db: Executor, keys: readonly number[],
       WITH gone AS MATERIALIZED (
         SELECT k AS lock_key FROM unnest(${[...keys]}::int[]) k WHERE pg_try_advisory_xact_lock(${WORKER_LOCK_NAMESPACE}, k)
       )
-      SELECT jobs.* FROM jobs JOIN gone ON gone.lock_key = jobs.lock_key
+      SELECT jobs.* FROM jobs JOIN gone ON gone.lock_key = abs(jobs.lock_key)
       WHERE jobs.state = 'Running'
       ORDER BY jobs.seq LIMIT ${limit} FOR UPDATE OF jobs SKIP LOCKED`.execute(tx);
     const reaped: Job[] = [];
     for (const row of rows.rows) {
-      const next = await retryOrFail(tx, jobRowToJob(row), undefined, 0, 'the worker running it died');
+      const job = jobRowToJob(row);
+      // A negative key: claimed ahead, and its tool never started there. Its attempt is given back.
+      const next = (row as LockedRow).lock_key! < 0
+        ? await transitionJob(tx, job.jobId, ['Running'], 'Submitted', {
+          lease_owner: null,
+          lease_expires_at: null,
+          attempts: Math.max(0, job.attempts - 1),
+          progress: 0,
+          message: 'Its worker died before the job started; not counted as an attempt.',
+        })
+        : await retryOrFail(tx, job, undefined, 0, 'the worker running it died');
       if (next) reaped.push(next);
     }
     if (reaped.some((job) => job.state === 'Submitted')) await sql`SELECT pg_notify(${CHANNELS.jobsAvailable}, '')`.execute(tx);
@@ -256,7 +301,7 @@ export async function reapDeadWorkersJobs(db: Executor, keys: readonly number[],
  */
 export async function readoptJobs(db: Executor, workerId: string, lockKey: number): Promise<Set<string>> {
   const { rows } = await sql<{ job_id: string }>`
-    UPDATE jobs SET lock_key = ${lockKey}::int
+    UPDATE jobs SET lock_key = sign(lock_key)::int * ${lockKey}::int
     WHERE state = 'Running' AND lease_owner = ${workerId}
     RETURNING job_id`.execute(db);
   return new Set(rows.map((r) => r.job_id));

@@ -14,7 +14,7 @@ import { CHANNELS } from './channels.js';
 import { PermanentJobError, RetryLaterError } from './job-errors.js';
 import { runWithinTimeout } from './job-timeout.js';
 import { callbackExpected, endJob, type Outcome } from './outcomes.js';
-import { claimJobs, type ClaimedJob, endJobsAndClaimNext, type JobEnd, expireWaitingJobs, freeWorkerLockKeys, readoptJobs, reapDeadWorkersJobs, reapExpiredLeases, releaseJob, renewLeases, resumeStrandedJobs, retryOrFail, saveProgress } from './queue.sql.js';
+import { claimJobs, type ClaimedJob, endJobsAndClaimNext, type JobEnd, expireWaitingJobs, freeWorkerLockKeys, markJobsStarted, readoptJobs, reapDeadWorkersJobs, reapExpiredLeases, releaseJob, renewLeases, resumeStrandedJobs, retryOrFail, saveProgress } from './queue.sql.js';
 import { WorkerLiveness } from './liveness.js';
 import { withDbRetry } from './db-retry.js';
 import { pruneHistory } from './retention.js';
@@ -39,6 +39,8 @@ interface RunningJob {
   /** Set when its processor has returned: the job gives up its slot while its outcome is written. */
   finished: boolean;
   done: Promise<void>;
+  /** Claimed as a job ahead (its lock key recorded negated) and its tool not started yet: see `reportStarted`. */
+  ahead: boolean;
 }
 
 /** A finished job waiting for the worker's next statement to end it. */
@@ -127,6 +129,9 @@ export class Worker {
    * worker claims nothing until it holds a new lock and has re-adopted its jobs.
    */
   private lockKey: number | null | undefined = null;
+  /** Jobs ahead whose tool started, not yet reported (`reportStarted`). */
+  private readonly startedAhead: string[] = [];
+  private startedTimer: NodeJS.Timeout | undefined;
   /** Other workers' lock keys found free, and when first (see DEAD_WORKER_GRACE_MS). */
   private readonly freeKeysSince = new Map<number, number>();
 
@@ -181,6 +186,7 @@ export class Worker {
     }
     await all();
     for (const t of this.timers.splice(0)) clearInterval(t);
+    clearTimeout(this.startedTimer);
     await this.liveness?.stop();
   }
 
@@ -217,11 +223,13 @@ export class Worker {
       let claimed: ClaimedJob[] = [];
       this.claimOut = true;
       const lockKey = this.lockKey ?? null;
+      const started = this.takeStarted();
       try {
-        claimed = await claimJobs(db.kysely, this.workerId, config.leaseMs, wanted, lockKey);
+        claimed = await claimJobs(db.kysely, this.workerId, config.leaseMs, wanted, { lockKey, startNow: this.freeSlots(), started });
         this.checkClaimKey(lockKey, claimed);
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'claim failed; will retry on the next poll');
+        this.returnStarted(started);
       } finally {
         this.claimOut = false;
       }
@@ -229,6 +237,51 @@ export class Worker {
       this.flushEnds();
       if (claimed.length < wanted) return;
     }
+  }
+
+  /** Tool slots no claimed job is waiting for: the jobs a claim sent now starts at once (`ClaimLiveness.startNow`). */
+  private freeSlots(): number {
+    return Math.max(0, this.deps.config.concurrency - this.busyJobs());
+  }
+
+  /**
+   * A job ahead has taken its first tool slot: its attempt now counts if the
+   * worker dies (its lock key becomes positive). The report rides on the
+   * worker's next claim statement, or goes alone after END_HOLD_MS: a job
+   * that kills its worker within that time goes back uncounted, so a job
+   * that kills every worker it runs on still uses up its attempts whenever
+   * it is claimed into a free slot, as the first claim of a restarted worker is.
+   */
+  private reportStarted(run: RunningJob): void {
+    if (!run.ahead) return;
+    run.ahead = false;
+    this.startedAhead.push(run.job.jobId);
+    this.startedTimer ??= setTimeout(() => {
+      this.startedTimer = undefined;
+      const ids = this.takeStarted();
+      if (ids.length === 0) return;
+      withDbRetry(() => markJobsStarted(this.deps.db.kysely, this.workerId, ids), 10_000).catch((err: Error) => {
+        this.log.warn({ err: err.message, jobIds: ids }, 'could not record that jobs ahead started; if this worker dies they go back uncounted');
+      });
+    }, END_HOLD_MS);
+  }
+
+  /** The started jobs ahead not yet reported, for the statement about to be sent. */
+  private takeStarted(): string[] {
+    clearTimeout(this.startedTimer);
+    this.startedTimer = undefined;
+    return this.startedAhead.splice(0);
+  }
+
+  /** A statement carrying `ids` failed: they are reported with the next. */
+  private returnStarted(ids: readonly string[]): void {
+    if (ids.length === 0) return;
+    this.startedAhead.push(...ids);
+    this.startedTimer ??= setTimeout(() => {
+      this.startedTimer = undefined;
+      const again = this.takeStarted();
+      if (again.length) void markJobsStarted(this.deps.db.kysely, this.workerId, again).catch(() => undefined);
+    }, END_HOLD_MS);
   }
 
   /** Jobs whose processor has not returned yet. */
@@ -269,9 +322,9 @@ export class Worker {
     }
   }
 
-  private launch({ job, queueNotify }: ClaimedJob): void {
+  private launch({ job, queueNotify, ahead }: ClaimedJob): void {
     const controller = new AbortController();
-    const run: RunningJob = { job, queueNotify, controller, finished: false, done: Promise.resolve() };
+    const run: RunningJob = { job, queueNotify, controller, finished: false, done: Promise.resolve(), ahead };
     // Claimed again while an earlier run of it here has not ended (its lease ran out in an outage
     // and was taken back): that run has lost the job.
     this.stopJob(job.jobId, 'lease-lost');
@@ -319,6 +372,7 @@ export class Worker {
         const asked = performance.now();
         return this.toolSlots.run(controller.signal, () => {
           slotWaitMs += performance.now() - asked;
+          this.reportStarted(run);
           return work();
         });
       };
@@ -399,7 +453,8 @@ export class Worker {
     const wanted = this.jobsToClaim();
     this.claimOut = true;
     const lockKey = this.lockKey ?? null;
-    endJobsAndClaimNext(db.kysely, batch.map((waiting) => waiting.end), this.workerId, config.leaseMs, wanted, lockKey).then(
+    const started = this.takeStarted();
+    endJobsAndClaimNext(db.kysely, batch.map((waiting) => waiting.end), this.workerId, config.leaseMs, wanted, { lockKey, startNow: this.freeSlots(), started }).then(
       (claimed) => {
         this.claimOut = false;
         this.checkClaimKey(lockKey, claimed);
@@ -410,6 +465,7 @@ export class Worker {
         this.claimOut = false;
         // Not retried as a whole: a claim whose answer was lost is left to the reaper. Each end alone is safe to repeat.
         this.log.warn({ err: err.message, jobs: batch.length }, 'ending jobs with the next claim failed; ending them one by one');
+        this.returnStarted(started);
         for (const { run, end, resolve, reject } of batch) withDbRetry(() => this.endOne(db.kysely, run, end)).then(() => resolve(), reject);
       },
     ).finally(() => this.flushEnds());

@@ -1,6 +1,10 @@
 import { expect } from 'chai';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { bundledFfprobePath } from '../../src/media/ffprobe.js';
 import { WORKER_LOCK_NAMESPACE } from '../../src/engine/liveness.js';
 import { freshDatabase, DB_KIND, type FreshDatabase } from '../helpers/databases.js';
 import { mediaInfoRequest, putFixture, submit, waitForState } from '../helpers/jobs.js';
@@ -18,7 +22,16 @@ const describePostgres = DB_KIND === 'postgres' ? describe : describe.skip;
 
 const RECOVERY_GOAL_MS = 2000;
 
-interface Row { job_id: string; state: string; lease_owner: string | null; attempts: number }
+interface Row { job_id: string; state: string; lease_owner: string | null; attempts: number; lock_key: number | null }
+
+/** A real ffprobe that takes a minute on inputs whose path contains "slow", and its usual time on the rest. */
+function ffprobeSlowOnSlowInputs(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mediajobs-slow-inputs-'));
+  const script = path.join(dir, 'ffprobe');
+  writeFileSync(script, `#!/bin/sh\ncase "$*" in *slow*) sleep 60;; esac\nexec "${bundledFfprobePath()}" "$@"\n`);
+  chmodSync(script, 0o755);
+  return script;
+}
 
 describePostgres('worker liveness (advisory lock)', function () {
   this.timeout(90_000);
@@ -40,7 +53,7 @@ describePostgres('worker liveness (advisory lock)', function () {
   }
 
   async function rows(ids: readonly string[]): Promise<Row[]> {
-    const { rows: found } = await sql<Row>`SELECT job_id, state, lease_owner, attempts FROM jobs WHERE job_id = ANY(${ids}::text[]) ORDER BY job_id`.execute(api.service.db.kysely);
+    const { rows: found } = await sql<Row>`SELECT job_id, state, lease_owner, attempts, lock_key FROM jobs WHERE job_id = ANY(${ids}::text[]) ORDER BY job_id`.execute(api.service.db.kysely);
     return found;
   }
 
@@ -87,6 +100,27 @@ describePostgres('worker liveness (advisory lock)', function () {
     for (const id of ids) expect((await waitForState(api, id, ['Success', 'Failed'], 30_000)).State).to.equal('Success');
     // The killed run counted: one attempt there, one here.
     expect((await rows(ids)).map((r) => r.attempts)).to.deep.equal([2, 2]);
+  });
+
+  it('gives a killed worker\'s job ahead (claimed, its tool not started) back uncounted, and counts the one it ran', async () => {
+    await putFixture(api, 'fixtures/media/h264-aac.mp4', 'input/slow.mp4');
+    const doomed = await startWorker({ MEDIAJOBS_FFPROBE_PATH: ffprobeSlowOnSlowInputs(), MEDIAJOBS_CONCURRENCY: '1' });
+    // A short job first: while jobs are short the worker holds one job ahead per slot.
+    await waitForState(api, await submit(api, mediaInfoRequest('input/demo.mp4')), 'Success');
+    const running = await submit(api, mediaInfoRequest('input/slow.mp4'));
+    await waitForState(api, running, 'Running');
+    const ahead = await submit(api, mediaInfoRequest('input/slow.mp4'));
+    await waitForState(api, ahead, 'Running');
+    const before = await rows([running, ahead]);
+    const byId = new Map(before.map((r) => [r.job_id, r]));
+    expect(byId.get(running)!.lock_key, 'the running job\'s key').to.be.greaterThan(0);
+    expect(byId.get(ahead)!.lock_key, 'the job ahead\'s key').to.be.lessThan(0);
+    await startWorker();
+
+    await doomed.kill('SIGKILL');
+    for (const id of [running, ahead]) expect((await waitForState(api, id, ['Success', 'Failed'], 30_000)).State).to.equal('Success');
+    const after = new Map((await rows([running, ahead])).map((r) => [r.job_id, r.attempts]));
+    expect({ running: after.get(running), ahead: after.get(ahead) }).to.deep.equal({ running: 2, ahead: 1 });
   });
 
   it('leaves the jobs of a hung worker (its lock still held) to the lease', async () => {
