@@ -127,7 +127,9 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
     echo.TemplateName = template.name;
   }
   if (operation.PicProcess !== undefined && !templateId) echo.PicProcess = operation.PicProcess;
-  if (spec.container !== undefined && operation[spec.container] !== undefined && !templateId) echo[spec.container] = operation[spec.container];
+  for (const name of [...(spec.container !== undefined ? [spec.container] : []), ...(spec.echoes ?? [])]) {
+    if (operation[name] !== undefined && !templateId) echo[name] = operation[name];
+  }
   if (spec.needsOutput) {
     const output = operation.Output as XmlObject;
     // StreamExtract names its objects in Output/StreamExtract instead of Output/Object.

@@ -38,6 +38,8 @@ export type SchemaId =
   | 'operation.segment.json'
   | 'operation.concat.json'
   | 'operation.stream-extract.json'
+  | 'operation.video-process.json'
+  | 'operation.noise-reduction.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';

@@ -8,6 +8,8 @@ import { createAnimationProcessor } from './animation.js';
 import { createSegmentProcessor } from './segment.js';
 import { createConcatProcessor } from './concat.js';
 import { createStreamExtractProcessor } from './stream-extract.js';
+import { createVideoProcessProcessor } from './video-process.js';
+import { createNoiseReductionProcessor } from './noise-reduction.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -20,5 +22,7 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createSegmentProcessor(deps.spawner),
     createConcatProcessor(deps.spawner),
     createStreamExtractProcessor(deps.spawner),
+    createVideoProcessProcessor(deps.spawner),
+    createNoiseReductionProcessor(deps.spawner),
   ].map((p) => [p.tag, p]));
 }

@@ -6,6 +6,8 @@ import { checkSnapshotOperation } from './snapshot.js';
 import { checkConcatOperation } from './concat.js';
 import { checkSegmentOperation } from './segment.js';
 import { checkStreamExtractOperation } from './stream-extract.js';
+import { checkNoiseReductionOperation } from './noise-reduction.js';
+import { checkVideoProcessOperation } from './video-process.js';
 import { checkTranscodeOperation } from './transcode.js';
 
 /** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
@@ -16,6 +18,8 @@ interface TagSpec {
   readonly needsOutput: boolean;
   /** The Operation's parameter container, echoed in JobsDetail when given inline. */
   readonly container?: string;
+  /** Further Operation elements echoed, and so kept for the run (VideoProcess's Transcode). */
+  readonly echoes?: readonly string[];
   readonly check?: OperationCheck;
 }
 
@@ -32,6 +36,8 @@ export const SUPPORTED_TAGS = {
   Segment: { operationSchema: 'operation.segment.json', needsOutput: true, container: 'Segment', check: checkSegmentOperation },
   Concat: { operationSchema: 'operation.concat.json', needsOutput: true, container: 'ConcatTemplate', check: checkConcatOperation },
   StreamExtract: { operationSchema: 'operation.stream-extract.json', needsOutput: true, check: checkStreamExtractOperation },
+  VideoProcess: { operationSchema: 'operation.video-process.json', needsOutput: true, container: 'VideoProcess', echoes: ['Transcode'], check: checkVideoProcessOperation },
+  NoiseReduction: { operationSchema: 'operation.noise-reduction.json', needsOutput: true, container: 'NoiseReduction', check: checkNoiseReductionOperation },
 } as const satisfies Record<string, TagSpec>;
 
 /** A Tag's entry, typed with its optional fields. */

@@ -322,7 +322,7 @@ function videoFilters(video: VideoSpec, spec: TranscodeSpec, source: SourceInfo)
  * pure, so it is unit-tested as a list. `segmentPattern` is the local name of
  * hls segments (`…/out-%d.ts`), beside the playlist `output`.
  */
-export function buildTranscodeArgs(spec: TranscodeSpec, io: { input: ToolInput; output: string; segmentPattern?: string }, source: SourceInfo = {}): string[] {
+export function buildTranscodeArgs(spec: TranscodeSpec, io: { input: ToolInput; output: string; segmentPattern?: string; extra?: ExtraFilters }, source: SourceInfo = {}): string[] {
   const args = inputArgs(io.input, spec.startSec ? ['-ss', String(spec.startSec)] : []);
   const { video, audio } = spec;
   if (video) args.push('-map', '0:v:0?');
@@ -330,9 +330,10 @@ export function buildTranscodeArgs(spec: TranscodeSpec, io: { input: ToolInput; 
   if (spec.keepSubtitles) args.push('-map', '0:s?', '-c:s', 'copy');
   if (spec.durationSec) args.push('-t', String(spec.durationSec));
   if (video) {
-    const filters = videoFilters(video, spec, source);
+    const filters = [...videoFilters(video, spec, source), ...(io.extra?.video ?? [])];
     if (filters.length) args.push('-vf', filters.join(','));
   }
+  if (audio && io.extra?.audio?.length) args.push('-af', io.extra.audio.join(','));
   args.push(...encodeArgs(spec, io, source));
   return args;
 }
@@ -433,8 +434,20 @@ export function createTranscodeProcessor(spawner: Spawner): Processor {
 }
 
 async function runTranscode(ctx: ProcessorContext, spawner: Spawner): Promise<XmlObject> {
+  return runTranscodeSpec(ctx, spawner, transcodeOf(ctx.job.operation));
+}
+
+/** Filters other Tags add to a Transcode: VideoProcess's colour and sharpening, NoiseReduction's denoising. */
+export interface ExtraFilters {
+  /** Appended to the `-vf` chain. */
+  readonly video?: readonly string[];
+  /** The `-af` chain. */
+  readonly audio?: readonly string[];
+}
+
+/** A Transcode run of `spec` (with `extra` filters) on the job's input into its Output: Transcode, VideoProcess and NoiseReduction share it. */
+export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, spec: TranscodeSpec, extra: ExtraFilters = {}): Promise<XmlObject> {
   const { job, signal } = ctx;
-  const spec = transcodeOf(job.operation);
   const target = readOutput(job.operation, job, false);
   const key = safeKey(expandObject(target.object, { inputObject: job.inputObject, extension: spec.container.ext, jobId: job.jobId }));
   signal.throwIfAborted();
@@ -456,7 +469,7 @@ async function runTranscode(ctx: ProcessorContext, spawner: Spawner): Promise<Xm
     }
     const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? 0) - (spec.startSec ?? 0));
     await withToolInput(input, (tool) => {
-      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern }, source);
+      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern, extra }, source);
       return ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, args, dir, Number.isFinite(length) && length > 0 ? length : undefined, inputReplacements(tool, job.inputObject, dir)));
     });
     ctx.setProgress(92);
