@@ -40,6 +40,7 @@ export type SchemaId =
   | 'operation.stream-extract.json'
   | 'operation.video-process.json'
   | 'operation.noise-reduction.json'
+  | 'operation.smart-cover.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';

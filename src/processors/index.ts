@@ -10,6 +10,7 @@ import { createConcatProcessor } from './concat.js';
 import { createStreamExtractProcessor } from './stream-extract.js';
 import { createVideoProcessProcessor } from './video-process.js';
 import { createNoiseReductionProcessor } from './noise-reduction.js';
+import { createSmartCoverProcessor } from './smart-cover.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -24,5 +25,6 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createStreamExtractProcessor(deps.spawner),
     createVideoProcessProcessor(deps.spawner),
     createNoiseReductionProcessor(deps.spawner),
+    createSmartCoverProcessor(deps.spawner),
   ].map((p) => [p.tag, p]));
 }

@@ -257,18 +257,20 @@ async function runSnapshot(ctx: ProcessorContext, spawner: Spawner): Promise<Xml
   }));
 }
 
-async function numbered(dir: string, format: string): Promise<string[]> {
+/** The numbered images `<dir>/<n>.<format>` ffmpeg wrote, in number order. */
+export async function numbered(dir: string, format: string): Promise<string[]> {
   const names = (await fs.readdir(dir)).filter((f) => f.endsWith(`.${format}`)).map((f) => Number(f.slice(0, -format.length - 1))).filter(Number.isInteger);
   return names.sort((a, b) => a - b).map((n) => path.join(dir, `${n}.${format}`));
 }
 
-function plan(target: OutputTarget, files: string[], job: ProcessorContext['job'], format: string) {
+/** The keys of `files` under a `${Number}` Output template, from 0. */
+export function plan(target: OutputTarget, files: string[], job: ProcessorContext['job'], format: string) {
   const expanded = expandObject(target.object, { inputObject: job.inputObject, extension: format, jobId: job.jobId });
   return { target, names: files.map((_, i) => numberedKey(expanded, i)), files };
 }
 
 /** CI's Snapshot OutputFile: prefix, names relative to it, an empty Md5Info; one name is a single element. */
-function outputFile(output: { target: OutputTarget; names: ReturnType<typeof numberedKey>[] }): XmlObject {
+export function outputFile(output: { target: OutputTarget; names: ReturnType<typeof numberedKey>[] }): XmlObject {
   const names = output.names.map((n) => n.name);
   return {
     Bucket: output.target.bucket,

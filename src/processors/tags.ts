@@ -8,6 +8,7 @@ import { checkSegmentOperation } from './segment.js';
 import { checkStreamExtractOperation } from './stream-extract.js';
 import { checkNoiseReductionOperation } from './noise-reduction.js';
 import { checkVideoProcessOperation } from './video-process.js';
+import { checkSmartCoverOperation } from './smart-cover.js';
 import { checkTranscodeOperation } from './transcode.js';
 
 /** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
@@ -38,6 +39,7 @@ export const SUPPORTED_TAGS = {
   StreamExtract: { operationSchema: 'operation.stream-extract.json', needsOutput: true, check: checkStreamExtractOperation },
   VideoProcess: { operationSchema: 'operation.video-process.json', needsOutput: true, container: 'VideoProcess', echoes: ['Transcode'], check: checkVideoProcessOperation },
   NoiseReduction: { operationSchema: 'operation.noise-reduction.json', needsOutput: true, container: 'NoiseReduction', check: checkNoiseReductionOperation },
+  SmartCover: { operationSchema: 'operation.smart-cover.json', needsOutput: true, container: 'SmartCover', check: checkSmartCoverOperation },
 } as const satisfies Record<string, TagSpec>;
 
 /** A Tag's entry, typed with its optional fields. */
