@@ -16,7 +16,14 @@ build/vfork-spawn.node: src/media/vfork-spawn.c
 	$(CC) -O2 -Wall -Wextra -shared -fPIC -I$(NODE_INCLUDE) -o $@ $< \
 	  || echo "warning: could not build $@; tools will be spawned from a helper process"
 
-install: node_modules/.installed build/vfork-spawn.node
+# glibc's mmap threshold fixed, so freed pixel memory goes back to the system
+# (src/images/malloc-tune.ts). Without it the service works, and keeps more memory.
+build/malloc-tune.node: src/images/malloc-tune.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -shared -fPIC -I$(NODE_INCLUDE) -o $@ $< \
+	  || echo "warning: could not build $@; freed image memory will stay with the process"
+
+install: node_modules/.installed build/vfork-spawn.node build/malloc-tune.node
 
 build: install
 	npx tsc -p tsconfig.json

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import sharp from 'sharp';
+import { tuneMalloc } from './malloc-tune.js';
 
 // libvips caches what it loaded by file name, and an object can be replaced
 // under the same key: a cached load would process the old image. The cache
@@ -10,13 +11,10 @@ sharp.cache(false);
 // slots (MEDIAJOBS_CONCURRENCY, one per core), so more threads per pipeline
 // would only oversubscribe the cores, and every extra thread gets a glibc
 // malloc arena of its own that keeps freed tiles. sharp already picks 1 on
-// glibc without jemalloc; this says so for every platform. Measured on a
-// corpus of admitted heavy rules (48 Mpx thumbnails with 5 blurs, rotations,
-// masks; 2 at a time): RSS 95 MB idle, 0.7–0.9 GB peak, 240–260 MB once idle
-// again with glibc's defaults; ~100 MB (idle + 8) when the process is started
-// with MALLOC_MMAP_THRESHOLD_=131072, which makes glibc return every freed
-// block over 128 KB at once (see README, "Memory").
+// glibc without jemalloc; this says so for every platform.
 sharp.concurrency(1);
+// And glibc returns the freed pixel memory (figures in malloc-tune.ts).
+export const MALLOC_TUNING = tuneMalloc();
 
 /** Enough for every header read here: JPEG quantization tables sit behind at most a few APPn segments. */
 const HEAD_BYTES = 64 * 1024;
