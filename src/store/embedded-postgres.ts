@@ -95,8 +95,12 @@ export interface EmbeddedPostgres {
   readonly role: 'owner' | 'joined';
   /** The server's pid. */
   readonly pid: number;
-  /** Stops the server if this process owns it, and stops watching it. */
-  close(): Promise<void>;
+  /**
+   * Stops the server if this process owns it, and stops watching it. With
+   * `waitForClientsMs`, sessions get that long to end by themselves first
+   * (smart shutdown) before they are ended (fast shutdown).
+   */
+  close(options?: { readonly waitForClientsMs?: number }): Promise<void>;
 }
 
 /**
@@ -443,7 +447,7 @@ class EmbeddedServer implements EmbeddedPostgres {
     return { ready: false, error: `${exit}${log ? `:\n${log}` : ''}` };
   }
 
-  async close(): Promise<void> {
+  async close({ waitForClientsMs = 0 } = {}): Promise<void> {
     this.closed = true;
     clearInterval(this.watch);
     await this.restarting;
@@ -452,9 +456,13 @@ class EmbeddedServer implements EmbeddedPostgres {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     // Fast shutdown: sessions of joined processes are ended too (they start it again).
-    child.kill('SIGINT');
-    const timer = setTimeout(() => child.kill('SIGQUIT'), 30_000);
+    // Smart shutdown first when asked: a client still saying goodbye gets no error.
+    const timers = [
+      setTimeout(() => child.kill('SIGINT'), waitForClientsMs),
+      setTimeout(() => child.kill('SIGQUIT'), waitForClientsMs + 30_000),
+    ];
+    if (waitForClientsMs > 0) child.kill('SIGTERM');
     await exited;
-    clearTimeout(timer);
+    for (const timer of timers) clearTimeout(timer);
   }
 }

@@ -6,9 +6,9 @@ import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { isRetryableDbError } from '../../src/engine/db-retry.js';
 import { openDatabase, type Db } from '../../src/store/database.js';
-import { DB_KIND, freshDatabase } from '../helpers/databases.js';
+import { freshDatabase } from '../helpers/databases.js';
 
-(DB_KIND === 'postgres' ? describe : describe.skip)('database connections (PostgreSQL)', () => {
+describe('database connections', () => {
   let db: Db;
   let databaseUrl: string;
 

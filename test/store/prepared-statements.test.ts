@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { preparingPool } from '../../src/store/prepared-statements.js';
-import { DB_KIND, freshDatabase } from '../helpers/databases.js';
+import { freshDatabase } from '../helpers/databases.js';
 
 interface Scratch {
   items: { id: number; label: string };
@@ -16,7 +16,7 @@ async function preparedTexts(db: Kysely<Scratch>): Promise<string[]> {
 
 const byId = (db: Kysely<Scratch>, id: number) => db.selectFrom('items').selectAll().where('id', '=', id).execute();
 
-(DB_KIND === 'postgres' ? describe : describe.skip)('prepared statements (PostgreSQL)', () => {
+describe('prepared statements', () => {
   let pool: pg.Pool;
   let db: Kysely<Scratch>;
 
