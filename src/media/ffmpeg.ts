@@ -92,6 +92,8 @@ export async function runFfmpeg(args: readonly string[], options: FfmpegRunOptio
       const first = stderr.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
       throw new FfmpegError('exit', `ffmpeg exited with code ${run.code}${first ? `: ${first}` : ''}`, stderr);
     }
+    // The last block may have come after the last poll.
+    if (watch) options.onProgress?.(1);
   } finally {
     watch?.stop();
   }

@@ -7,6 +7,7 @@ import { runFfprobe, type FfprobeReport } from '../../src/media/ffprobe.js';
 import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { INPUT_OPTIONS, type ToolInput } from '../../src/media/input-policy.js';
 import { createSpawner } from '../../src/media/spawner.js';
+import { FfmpegError, runFfmpeg } from '../../src/media/ffmpeg.js';
 import { buildTranscodeArgs, parseTranscode } from '../../src/processors/transcode.js';
 import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
 import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
@@ -64,6 +65,38 @@ describe('Transcode command lines', () => {
     expect(() => parseTranscode({ Video: { Width: '161' } })).to.throw(/even/);
     expect(() => parseTranscode({ Container: { Format: 'rm' } })).to.throw(/Container\/Format/);
     expect(() => parseTranscode({ Container: { Format: 'mp3' }, Audio: { Codec: 'aac' } })).to.throw(/cannot go into/);
+  });
+});
+
+describe('the ffmpeg runner', function () {
+  this.timeout(60_000);
+
+  it('reports progress from -progress while ffmpeg runs, and kills it at its timeout', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ffmpeg-run-'));
+    try {
+      // Long enough for a few progress polls (every 500 ms): the 12 s clip scaled up to 960 px, ~2.5 s on the 2-core host.
+      const spec = parseTranscode({ Video: { Codec: 'H.264', Width: '960', Preset: 'fast' }, Audio: { Remove: 'true' } });
+      const file = path.resolve('fixtures/media/clip-12s.mp4');
+      const input: ToolInput = { options: INPUT_OPTIONS, url: `file:${file}`, filePath: file };
+      const args = buildTranscodeArgs(spec, { input, output: path.join(dir, 'out.mp4') });
+      const seen: number[] = [];
+      const run = (timeoutMs: number) => runFfmpeg(args, {
+        spawner, binary: bundledFfmpegPath(), signal: new AbortController().signal, timeoutMs,
+        progressFile: path.join(dir, 'progress.txt'), durationSec: 12, onProgress: (f) => seen.push(f),
+      });
+      await run(60_000);
+      expect(seen.length).to.be.greaterThan(1);
+      expect(seen).to.deep.equal([...seen].sort((a, b) => a - b));
+      expect(seen[0]).to.be.below(1);
+      expect(seen.filter((f) => f > 0 && f < 1)).to.not.be.empty;
+      expect(seen.at(-1)).to.equal(1);
+      const started = Date.now();
+      const err = await run(700).then(() => undefined, (e: unknown) => e);
+      expect(err).to.be.instanceOf(FfmpegError).and.include({ reason: 'timeout' });
+      expect(Date.now() - started).to.be.below(5_000);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -183,6 +216,20 @@ describe('Transcode jobs with the real ffmpeg', function () {
       expect(ok.status, ok.text).to.equal(200);
     } finally {
       await other.stop();
+    }
+  });
+
+  it('fails JobTimeout when ffmpeg runs past MEDIAJOBS_FFMPEG_TIMEOUT, and leaves no output', async () => {
+    const short = await startTestService({ worker: true, env: { MEDIAJOBS_FFMPEG_TIMEOUT: '1s' } });
+    try {
+      await putFixture(short, 'fixtures/media/clip-12s.mp4', 'input/test.mp4');
+      const detail = await waitForState(short, await submit(short, transcodeRequest('input/test.mp4',
+        '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>1920</Width><Preset>veryslow</Preset></Video>', 'output/slow.mp4')));
+      expect([detail.State, detail.Code]).to.deep.equal(['Failed', 'JobTimeout']);
+      expect(detail.Message).to.include('MEDIAJOBS_FFMPEG_TIMEOUT');
+      expect(await short.service.storage.stat(BUCKET, 'output/slow.mp4')).to.equal(undefined);
+    } finally {
+      await short.stop();
     }
   });
 
