@@ -49,6 +49,7 @@ bench: build
 	node dist/bench/memory.bench.js
 	node dist/bench/queue-core.bench.js
 	node dist/bench/scale.js
+	node dist/bench/task-api.bench.js
 
 clean:
 	rm -rf dist build node_modules/.installed

@@ -3,9 +3,8 @@ import { findAppByAppKey } from '../auth/credentials.js';
 import type { App } from '../store/apps.repository.js';
 import { TaskError, toTaskError } from '../tasks/task-errors.js';
 import {
-  cancelTask, completeTask, createTask, failTask, getTask, listTasks, nextTask, updateProgress, type TaskDeps,
+  cancelTask, completeTask, createTask, createTaskDeps, failTask, getTask, listTasks, nextTask, updateProgress, type TaskDeps,
 } from '../tasks/task-service.js';
-import { TaskWaiters } from '../tasks/task-waiters.js';
 import { ExternalWorkers } from '../tasks/worker-registry.js';
 import { readBody } from './body.js';
 import type { AppContext, RequestState } from './context.js';
@@ -42,7 +41,7 @@ const ACTION_LIST = Object.keys(ACTIONS).join(', ');
 export const TASK_API_PATH = '/api.php';
 
 export function taskApi(deps: AppDeps): Middleware<RequestState> {
-  const taskDeps: TaskDeps = { db: deps.db, config: deps.config, jobInserter: deps.jobInserter, waiters: new TaskWaiters(deps.db), queueIds: new Map() };
+  const taskDeps: TaskDeps = createTaskDeps(deps);
   const workers = new ExternalWorkers(deps.db, deps.logger);
   return async (ctx, next) => {
     if (ctx.path !== TASK_API_PATH) return next();

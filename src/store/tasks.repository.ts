@@ -21,27 +21,45 @@ export interface NewTask {
 export const TASKS_CHANNEL = 'mediajobs_tasks_available';
 
 /**
- * Inserts a task into its queue: `Pause` in a paused queue, else
- * `Submitted`, and wakes the long polls of its app (external tasks) or our
- * workers (the others) when it commits. One statement, atomic by itself.
- * With a `uniqueKey` already held by an unfinished task of the app nothing
- * is inserted and undefined comes back (the caller reads that task).
- * Also undefined when the queue does not exist.
+ * Inserts tasks, each into its queue: `Pause` in a paused queue, else
+ * `Submitted`, in the given order (their task ids follow it), and wakes the
+ * long polls of their app (external tasks) or our workers (the others) when
+ * the statement commits. One statement, atomic by itself, for any number of
+ * tasks (the task API groups concurrent creates, src/tasks/batcher.ts).
+ * Returns the rows stored, by job id. A task whose `uniqueKey` is held by
+ * an unfinished task of its app (or by an earlier task of the same
+ * statement) is not stored, nor is one whose queue does not exist.
  */
-export async function insertTask(db: Executor, task: NewTask): Promise<JobRow | undefined> {
+export async function insertTasks(db: Executor, tasks: readonly NewTask[]): Promise<Map<string, JobRow>> {
+  const records = tasks.map((task, ord) => ({
+    ord,
+    job_id: task.jobId,
+    queue_id: task.queueId,
+    region: task.region,
+    tag: task.taskType,
+    priority: task.priority,
+    callback_url: task.callbackUrl ?? null,
+    max_attempts: task.maxAttempts,
+    expires_at: task.expiresAt.toISOString(),
+    external: task.external,
+    task_data: task.taskData,
+    unique_key: task.uniqueKey ?? null,
+  }));
   const { rows } = await sql<JobRow>`
     INSERT INTO jobs (job_id, bucket, region, queue_id, tag, state, priority, input_object, operation,
                       callback_url, callback_format, callback_type, max_attempts, expires_at, external, task_data, unique_key)
-    SELECT ${task.jobId}, q.bucket, ${task.region}, q.queue_id, ${task.taskType},
+    SELECT r.job_id, q.bucket, r.region, q.queue_id, r.tag,
            CASE WHEN q.state = 'Paused' THEN 'Pause' ELSE 'Submitted' END,
-           ${task.priority}, '', '{}'::json, ${task.callbackUrl ?? null}, 'JSON', 'Task',
-           ${task.maxAttempts}, ${task.expiresAt.toISOString()}::timestamptz, ${task.external},
-           ${JSON.stringify(task.taskData)}::json, ${task.uniqueKey ?? null}
-    FROM queues q WHERE q.queue_id = ${task.queueId}
+           r.priority, '', '{}'::json, r.callback_url, 'JSON', 'Task', r.max_attempts, r.expires_at, r.external, r.task_data, r.unique_key
+    FROM json_to_recordset(${JSON.stringify(records)}::json) AS r(
+           ord int, job_id text, queue_id text, region text, tag text, priority smallint, callback_url text,
+           max_attempts int, expires_at timestamptz, external boolean, task_data json, unique_key text)
+    JOIN queues q ON q.queue_id = r.queue_id
+    ORDER BY r.ord
     ON CONFLICT (appid, unique_key) WHERE unique_key IS NOT NULL AND state IN ('Submitted', 'Running', 'Pause') DO NOTHING
     RETURNING *, CASE WHEN state = 'Submitted' THEN
       pg_notify(CASE WHEN external THEN ${TASKS_CHANNEL} ELSE ${CHANNELS.jobsAvailable} END, CASE WHEN external THEN appid ELSE '' END) END AS notified`.execute(db);
-  return rows[0];
+  return new Map(rows.map((row) => [row.job_id, row]));
 }
 
 /** The unfinished task of an app holding `uniqueKey`, if any. */

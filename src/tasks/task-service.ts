@@ -13,12 +13,13 @@ import type { App } from '../store/apps.repository.js';
 import type { Db } from '../store/database.js';
 import { jobRowToJob, type JobRow } from '../store/jobs.repository.js';
 import { ensureDefaultQueue } from '../store/queues.repository.js';
-import { findTask, findTaskByUniqueKey, insertTask, listTasks as listTaskRows } from '../store/tasks.repository.js';
+import { findTask, findTaskByUniqueKey, insertTasks, listTasks as listTaskRows, type NewTask } from '../store/tasks.repository.js';
+import { Batcher } from './batcher.js';
 import type { XmlObject, XmlValue } from '../xml/tree.js';
 import { TaskError } from './task-errors.js';
-import { claimTask, endTaskWithoutCallback, saveTaskProgress, type HeldTask } from './task-queue.sql.js';
+import { claimTasks, endTasksWithoutCallback, saveTaskProgress, type HeldTask, type TaskEnd } from './task-queue.sql.js';
 import { handedOutTask, externalOwner, taskIdOf, taskStatus, taskView, type TaskStatus } from './task-view.js';
-import type { TaskWaiters } from './task-waiters.js';
+import { TaskWaiters } from './task-waiters.js';
 
 /*
  * The task API's operations, one function per action, on the engine below
@@ -33,6 +34,31 @@ export interface TaskDeps {
   readonly waiters: TaskWaiters;
   /** Queue ids by bucket and name: queues are never deleted, so an id once found stays right. */
   readonly queueIds: Map<string, string>;
+  /** Concurrent creates, claims and ends, each kind grouped into shared statements (see Batcher). */
+  readonly inserts: Batcher<NewTask, JobRow | undefined>;
+  readonly claims: Batcher<string, JobRow | undefined>;
+  readonly ends: Batcher<TaskEnd, JobRow | undefined>;
+}
+
+/** The task API's engine for one HTTP server: its long-poll waiters, queue-id cache and statement groups. */
+export function createTaskDeps(base: { db: Db; config: Config; jobInserter: JobInserter }): TaskDeps {
+  const { db, config } = base;
+  return {
+    ...base,
+    waiters: new TaskWaiters(db),
+    queueIds: new Map(),
+    inserts: new Batcher(async (_key, tasks) => {
+      const stored = await insertTasks(db.kysely, tasks);
+      return tasks.map((task) => stored.get(task.jobId));
+    }),
+    // Keyed by app and types: one statement serves calls that would take from the same rows.
+    claims: new Batcher(async (key, owners) => {
+      const [appid, types] = JSON.parse(key) as [string, string[]];
+      const rows = await claimTasks(db.kysely, appid, types, owners, config.tasks.leaseMs);
+      return owners.map((_, i) => rows[i]);
+    }),
+    ends: new Batcher((_key, ends) => endTasksWithoutCallback(db.kysely, ends)),
+  };
 }
 
 /** task_data may be up to this large (as JSON). */
@@ -106,7 +132,7 @@ export async function createTask(deps: TaskDeps, app: App, body: CreateTaskBody)
   const maxAttempts = (body.max_retries ?? 3) + 1;
   const expiresAt = new Date(Date.now() + (body.expire_in !== undefined ? body.expire_in * 1000 : config.jobTtlMs));
   for (let tries = 0; tries < 3; tries++) {
-    const row = await insertTask(db.kysely, {
+    const row = await deps.inserts.submit('', {
       jobId: newId('j'),
       queueId,
       region: config.region,
@@ -155,7 +181,7 @@ export async function nextTask(deps: TaskDeps, app: App, body: NextTaskBody, sig
   const owner = externalOwner(body.worker_id);
   const types = body.task_types ?? [];
   const claim = async () => {
-    const row = await claimTask(db.kysely, app.appid, types, owner, config.tasks.leaseMs);
+    const row = await deps.claims.submit(JSON.stringify([app.appid, [...new Set(types)].sort()]), owner);
     if (row && signal.aborted) {
       // The client hung up while the claim was out: back to pending, its attempt uncounted.
       await releaseJob(db.kysely, jobRowToJob(row), owner);
@@ -214,7 +240,7 @@ export async function updateProgress(deps: TaskDeps, app: App, body: HeldTaskBod
  */
 async function endTask(deps: TaskDeps, app: App, body: HeldTaskBody, to: 'Success' | 'Failed', outcome: Outcome, result: unknown): Promise<JobRow | undefined> {
   const task = heldTask(app, body);
-  const fast = await endTaskWithoutCallback(deps.db.kysely, task, to, outcome, result);
+  const fast = await deps.ends.submit('', { task, to, outcome, taskResult: result });
   if (fast) return fast;
   const row = await findTask(deps.db.kysely, app.appid, body.task_id);
   if (!row || row.state !== 'Running' || (task.owner !== undefined && row.lease_owner !== task.owner)) return undefined;

@@ -122,6 +122,29 @@ describe('task API: clients, concurrent workers, long polls, callbacks', functio
     });
   });
 
+  it('ends a task in the grouped statement with the same row as endJob gives one with a callback', async () => {
+    const receiver = await startReceiver();
+    try {
+      const ids: number[] = [];
+      for (const callback_url of [receiver.url, undefined]) {
+        const { task_id } = await okTask(api, 'create_task', { app_key: key, task_type: 'same_row', ...(callback_url ? { callback_url } : {}) });
+        await okTask(api, 'get_next_task', { app_key: key, worker_id: 'sr', task_types: ['same_row'] });
+        await okTask(api, 'update_progress', { app_key: key, task_id, progress: 40, worker_id: 'sr' });
+        await okTask(api, 'complete_task', { app_key: key, task_id, worker_id: 'sr', result: { a: [1, 2] } });
+        ids.push(task_id);
+      }
+      const rows = await api.service.db.kysely.selectFrom('jobs')
+        .select(['seq', 'state', 'code', 'message', 'progress', 'lease_owner', 'lease_expires_at', 'attempts', 'result', 'task_result'])
+        .select((eb) => eb('ended_at', 'is not', null).as('ended'))
+        .where('tag', '=', 'same_row').orderBy('seq').execute();
+      const [viaEndJob, grouped] = rows.map(({ seq: _seq, ...row }) => row);
+      expect(grouped).to.deep.equal(viaEndJob);
+      expect(grouped).to.include({ state: 'Success', code: 'Success', progress: 100, lease_owner: null, ended: true });
+    } finally {
+      await receiver.close();
+    }
+  });
+
   describe('GET /admin/workers', () => {
     it('lists an external worker with what it runs, and our own workers', async () => {
       const withWorker = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '2' } });
