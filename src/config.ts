@@ -47,9 +47,11 @@ export interface Config {
   /** Time running jobs get to finish after SIGTERM before they are handed back. */
   readonly shutdownGraceMs: number;
   /**
-   * How long a job's processor may run (MEDIAJOBS_JOB_TIMEOUT, 10 min; the
-   * ffmpeg Tags 2 h 10 min) before it is stopped and the job ends Failed with
-   * `JobTimeout`; MEDIAJOBS_JOB_TIMEOUT_<TAG in capitals> (e.g.
+   * How long a job's processor may run before it is stopped and the job ends
+   * Failed with `JobTimeout`: MEDIAJOBS_JOB_TIMEOUT (10 min) for MediaInfo and
+   * PicProcess; the Tags that run ffmpeg over a whole file get
+   * MEDIAJOBS_FFMPEG_TIMEOUT plus 10 min (2 h 10 min), or MEDIAJOBS_JOB_TIMEOUT
+   * if longer; MEDIAJOBS_JOB_TIMEOUT_<TAG in capitals> (e.g.
    * MEDIAJOBS_JOB_TIMEOUT_PICPROCESS=2m) sets one Tag's. Read it through
    * `jobTimeoutMs(config, tag)`.
    */
@@ -83,15 +85,29 @@ export interface PicLimits {
 }
 
 export interface JobTimeouts {
+  /** MEDIAJOBS_JOB_TIMEOUT. */
   readonly defaultMs: number;
-  /** Tag in capitals → its own limit (the long-running Tags' defaults and every MEDIAJOBS_JOB_TIMEOUT_<TAG> set). */
+  /** Tag in capitals → its own limit, for every MEDIAJOBS_JOB_TIMEOUT_<TAG> set. */
   readonly byTag: Readonly<Record<string, number>>;
 }
 
+/**
+ * The Tags whose work is bounded without ffmpeg's own limit: a probe takes
+ * milliseconds, and a PicProcess rule is bounded at submit to seconds of work.
+ * Every other Tag runs ffmpeg over a whole video or audio file, where an
+ * hour-long transcode is normal.
+ */
+const BOUNDED_TAGS: ReadonlySet<string> = new Set(['MEDIAINFO', 'PICPROCESS']);
+
+/** Time an ffmpeg Tag gets beyond its ffmpeg run, to probe, upload and clean up. */
+const FFMPEG_JOB_MARGIN_MS = 10 * 60_000;
+
 /** The run-time limit of a job of `tag` (see `Config.jobTimeout`). */
-export function jobTimeoutMs(config: Pick<Config, 'jobTimeout'>, tag: string): number {
+export function jobTimeoutMs(config: Pick<Config, 'jobTimeout' | 'ffmpegTimeoutMs'>, tag: string): number {
   const key = tag.toUpperCase();
-  return Object.hasOwn(config.jobTimeout.byTag, key) ? config.jobTimeout.byTag[key] : config.jobTimeout.defaultMs;
+  const { defaultMs, byTag } = config.jobTimeout;
+  if (Object.hasOwn(byTag, key)) return byTag[key];
+  return BOUNDED_TAGS.has(key) ? defaultMs : Math.max(defaultMs, config.ffmpegTimeoutMs + FFMPEG_JOB_MARGIN_MS);
 }
 
 export interface CallbackConfig {
@@ -172,17 +188,6 @@ function tagList(env: Env, name: string): string[] {
 
 const JOB_TIMEOUT_PREFIX = 'MEDIAJOBS_JOB_TIMEOUT_';
 
-/**
- * Tags whose jobs may rightly run longer than MEDIAJOBS_JOB_TIMEOUT: those
- * that run ffmpeg over a whole video or audio file (an hour-long transcode
- * is normal). Their ffmpeg is bounded by MEDIAJOBS_FFMPEG_TIMEOUT (2 h); the
- * job gets that plus time to probe, upload and clean up. MediaInfo and
- * PicProcess keep the default: a probe takes milliseconds, and a PicProcess
- * rule is bounded at submit to seconds of work.
- */
-const LONG_TAG_TIMEOUT_MS = 2 * 3_600_000 + 10 * 60_000;
-const LONG_TAGS = ['Transcode', 'Snapshot', 'Animation', 'Concat', 'Segment', 'VideoMontage', 'VoiceSeparate'];
-
 /** MEDIAJOBS_JOB_TIMEOUT and every MEDIAJOBS_JOB_TIMEOUT_<TAG>, keyed by the Tag in capitals. */
 function jobTimeouts(env: Env): JobTimeouts {
   const positive = (name: string, fallbackMs: number) => {
@@ -190,7 +195,7 @@ function jobTimeouts(env: Env): JobTimeouts {
     if (ms <= 0) throw new ConfigError(name, String(env[name]), 'a positive duration such as 30s or 10m');
     return ms;
   };
-  const byTag: Record<string, number> = Object.fromEntries(LONG_TAGS.map((tag) => [tag.toUpperCase(), LONG_TAG_TIMEOUT_MS]));
+  const byTag: Record<string, number> = {};
   for (const name of Object.keys(env)) {
     if (name.startsWith(JOB_TIMEOUT_PREFIX) && read(env, name) !== undefined) byTag[name.slice(JOB_TIMEOUT_PREFIX.length)] = positive(name, 0);
   }

@@ -21,15 +21,19 @@ function alive(pid: number): boolean {
 }
 
 describe('MEDIAJOBS_JOB_TIMEOUT', () => {
-  it('applies to every Tag, with a per-Tag MEDIAJOBS_JOB_TIMEOUT_<TAG> and longer defaults for the ffmpeg Tags', () => {
+  it('bounds MediaInfo and PicProcess, gives the ffmpeg Tags MEDIAJOBS_FFMPEG_TIMEOUT plus 10 min, and MEDIAJOBS_JOB_TIMEOUT_<TAG> sets one Tag\'s', () => {
     const defaults = loadConfig({});
     expect(jobTimeoutMs(defaults, 'MediaInfo')).to.equal(600_000);
     expect(jobTimeoutMs(defaults, 'PicProcess')).to.equal(600_000);
-    expect(jobTimeoutMs(defaults, 'Transcode')).to.equal(2 * 3_600_000 + 600_000);
-    const set = loadConfig({ MEDIAJOBS_JOB_TIMEOUT: '5m', MEDIAJOBS_JOB_TIMEOUT_PICPROCESS: '30s', MEDIAJOBS_JOB_TIMEOUT_TRANSCODE: '6h' });
+    for (const tag of ['Transcode', 'Snapshot', 'VideoProcess', 'SmartCover', 'AnyFutureFfmpegTag']) {
+      expect(jobTimeoutMs(defaults, tag), tag).to.equal(2 * 3_600_000 + 600_000);
+    }
+    const set = loadConfig({ MEDIAJOBS_JOB_TIMEOUT: '5m', MEDIAJOBS_JOB_TIMEOUT_PICPROCESS: '30s', MEDIAJOBS_JOB_TIMEOUT_TRANSCODE: '6h', MEDIAJOBS_FFMPEG_TIMEOUT: '3h' });
     expect(jobTimeoutMs(set, 'MediaInfo')).to.equal(300_000);
     expect(jobTimeoutMs(set, 'PicProcess')).to.equal(30_000);
     expect(jobTimeoutMs(set, 'Transcode')).to.equal(6 * 3_600_000);
+    expect(jobTimeoutMs(set, 'Snapshot')).to.equal(3 * 3_600_000 + 600_000);
+    expect(jobTimeoutMs(loadConfig({ MEDIAJOBS_JOB_TIMEOUT: '4h' }), 'Snapshot')).to.equal(4 * 3_600_000);
     expect(() => loadConfig({ MEDIAJOBS_JOB_TIMEOUT: '0' })).to.throw(/MEDIAJOBS_JOB_TIMEOUT/);
     expect(() => loadConfig({ MEDIAJOBS_JOB_TIMEOUT_PICPROCESS: 'soon' })).to.throw(/MEDIAJOBS_JOB_TIMEOUT_PICPROCESS/);
   });
