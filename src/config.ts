@@ -67,6 +67,8 @@ export interface Config {
   readonly requireAuth: boolean;
   /** A signature whose q-sign-time or q-key-time spans longer than this is refused. */
   readonly maxSignatureAgeMs: number;
+  /** When set, GET /metrics requires `Authorization: Bearer <this>` (MEDIAJOBS_METRICS_TOKEN). */
+  readonly metricsToken: string;
   readonly apps: AppsConfig;
   readonly tasks: TasksConfig;
   readonly logLevel: string;
@@ -228,6 +230,7 @@ export function loadConfig(env: Env = process.env): Config {
     region,
     defaultBucket,
     maxBodyBytes: integer(env, 'MEDIAJOBS_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
+    metricsToken: read(env, 'MEDIAJOBS_METRICS_TOKEN') ?? '',
     workers: integer(env, 'MEDIAJOBS_WORKERS', 1, 0, 1),
     concurrency: integer(env, 'MEDIAJOBS_CONCURRENCY', os.availableParallelism(), 1, 256),
     lookaheadMs: duration(env, 'MEDIAJOBS_LOOKAHEAD', 1000),

@@ -6,4 +6,6 @@ export const CHANNELS = {
   jobCancelled: 'mediajobs_job_cancelled',
   /** A callback delivery is due. */
   deliveriesAvailable: 'mediajobs_deliveries_available',
+  /** Jobs, callback deliveries and queues that changed, sent by triggers (sql/0012): the console's feed and the metrics' counts. */
+  changes: 'mediajobs_changes',
 } as const;

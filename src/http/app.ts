@@ -16,6 +16,7 @@ import { errorResponder } from './middleware/errors.js';
 import { requestContext } from './middleware/request-context.js';
 import { ROUTES } from './routes.js';
 import { taskApi } from './task-api.handlers.js';
+import { createMetrics } from '../metrics/metrics.js';
 
 /**
  * The CI error for a request Node's HTTP parser refused, with the status
@@ -111,6 +112,8 @@ export function createHttpServer(deps: AppDeps): HttpServer {
   // a listener. The listener (in start) hands such requests to Koa marked, and they are refused
   // here, after the request id is set, so the 417 has the same shape as every other error.
   const unmetExpectations = new WeakSet<IncomingMessage>();
+  const metrics = createMetrics(deps);
+  koa.use(metrics.http);
   koa.use(requestContext(deps.config, deps.logger));
   const outages = new DatabaseOutageLog(() => sql`SELECT 1`.execute(deps.db.kysely), deps.logger);
   koa.use(errorResponder(outages));
@@ -120,6 +123,8 @@ export function createHttpServer(deps: AppDeps): HttpServer {
     }
     return next();
   });
+  // /metrics, /healthz, /readyz (issue 19) are answered here, before the front doors and any catch-all.
+  koa.use(metrics.endpoints);
   // The task API and the admin API have their own keys and error envelopes (G16): they answer before the CI API's signature check.
   koa.use(taskApi(deps));
   koa.use(adminApi(deps));
@@ -136,7 +141,8 @@ export function createHttpServer(deps: AppDeps): HttpServer {
   let server: Server | undefined;
   return {
     koa,
-    start(port, host) {
+    async start(port, host) {
+      await metrics.start();
       return new Promise((resolve, reject) => {
         const listening = koa.listen(port, host);
         listening.once('error', reject);
@@ -161,6 +167,7 @@ export function createHttpServer(deps: AppDeps): HttpServer {
     },
     async stop() {
       outages.stop();
+      await metrics.stop();
       if (!server) return;
       const closing = server;
       server = undefined;
