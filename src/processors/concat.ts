@@ -23,15 +23,16 @@
  */
 import path from 'node:path';
 import type { Config } from '../config.js';
-import { PermanentJobError } from '../engine/job-errors.js';
 import { withToolInputs, type ToolInput } from '../media/input-policy.js';
 import { inputArgs } from '../media/ffmpeg.js';
 import type { FfprobeReport } from '../media/ffprobe.js';
 import type { Spawner } from '../media/spawner.js';
-import { ObjectNotFoundError } from '../storage/storage.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
+
+/** Kept under its first name for callers that know it. */
+export { objectKeyOfUrl as fragmentKey } from './media-output.js';
 import {
-  asSubmitError, assertFfmpegHas, child, expandObject, invalid, mediaDuration, number, outputMediaInfo, probeInput, readOutput, safeKey,
+  asSubmitError, assertFfmpegHas, child, objectKeyOfUrl, withLocalFiles, expandObject, invalid, mediaDuration, number, outputMediaInfo, probeInput, readOutput, safeKey,
   singleMediaResult, storeFiles, text, withWorkDir,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
@@ -53,19 +54,6 @@ export interface ConcatSpec {
   readonly transcode: TranscodeSpec;
 }
 
-/** The key of a fragment Url: an object URL of `bucket`, or a bare key. */
-export function fragmentKey(url: string, bucket: string | undefined, where: string): string {
-  if (!/^https?:\/\//i.test(url)) return decodeURIComponent(url.replace(/^\/+/, ''));
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw invalid(`${where} is not a URL.`);
-  }
-  if (bucket !== undefined && !parsed.hostname.startsWith(`${bucket}.`)) throw invalid(`${where} must name an object of the job's bucket ${bucket}.`);
-  return decodeURIComponent(parsed.pathname.replace(/^\/+/, ''));
-}
-
 function asList(value: XmlValue | undefined): XmlObject[] {
   if (value === undefined) return [];
   return (Array.isArray(value) ? value : [value]).map((v) => (isXmlObject(v) ? v : {}));
@@ -84,7 +72,7 @@ export function parseConcat(concat: XmlObject, bucket: string | undefined): Conc
     const mode = text(f.Mode)?.toLowerCase();
     if (mode !== undefined && mode !== 'start' && mode !== 'end') throw invalid('ConcatFragment/Mode must be Start or End.');
     return {
-      piece: { key: fragmentKey(url, bucket, 'ConcatFragment/Url'), startSec, endSec },
+      piece: { key: objectKeyOfUrl(url, bucket, 'ConcatFragment/Url'), startSec, endSec },
       order: number(f.FragmentIndex, 'ConcatFragment/FragmentIndex', 0, 1e6, { integer: true }) ?? i,
       position: i,
       mode,
@@ -190,18 +178,6 @@ export function checkConcatOperation(operation: XmlObject, config: Config, where
 
 export function createConcatProcessor(spawner: Spawner): Processor {
   return { tag: 'Concat', slotsItsTool: true, run: (ctx) => runConcat(ctx, spawner) };
-}
-
-/** Runs `use` with local files of every key, in order; a missing one is `NoSuchKey`. */
-async function withLocalFiles<T>(ctx: ProcessorContext, keys: readonly string[], use: (files: string[]) => Promise<T>, done: string[] = []): Promise<T> {
-  if (done.length === keys.length) return use(done);
-  const key = keys[done.length];
-  try {
-    return await ctx.storage.withLocalFile(ctx.job.bucket, key, (file) => withLocalFiles(ctx, keys, use, [...done, file]));
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError && err.key === key) throw new PermanentJobError('NoSuchKey', `The specified key does not exist: ${key}`);
-    throw err;
-  }
 }
 
 async function runConcat(ctx: ProcessorContext, spawner: Spawner): Promise<XmlObject> {

@@ -260,3 +260,35 @@ export function safeKey(key: string, where = 'Output/Object'): string {
     throw err instanceof CiError ? invalid(err.message) : err;
   }
 }
+
+/** The key named by a Url of CI's requests (a ConcatFragment, a watermark image): an object URL of `bucket` (undefined: any bucket, at submit), or a bare key. */
+export function objectKeyOfUrl(url: string, bucket: string | undefined, where: string): string {
+  const decode = (text: string) => {
+    try {
+      return decodeURIComponent(text);
+    } catch {
+      throw invalid(`${where} is not a well-formed URL.`);
+    }
+  };
+  if (!/^https?:\/\//i.test(url)) return decode(url.replace(/^\/+/, ''));
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw invalid(`${where} is not a URL.`);
+  }
+  if (bucket !== undefined && !parsed.hostname.startsWith(`${bucket}.`)) throw invalid(`${where} must name an object of the job's bucket ${bucket}.`);
+  return decode(parsed.pathname.replace(/^\/+/, ''));
+}
+
+/** Runs `use` with local files of every key, in order; a missing one is `NoSuchKey`. */
+export async function withLocalFiles<T>(ctx: ProcessorContext, keys: readonly string[], use: (files: string[]) => Promise<T>, done: string[] = []): Promise<T> {
+  if (done.length === keys.length) return use(done);
+  const key = keys[done.length];
+  try {
+    return await ctx.storage.withLocalFile(ctx.job.bucket, key, (file) => withLocalFiles(ctx, keys, use, [...done, file]));
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError && err.key === key) throw new PermanentJobError('NoSuchKey', `The specified key does not exist: ${key}`);
+    throw err;
+  }
+}

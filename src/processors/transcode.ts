@@ -29,14 +29,15 @@ import { promises as fs } from 'node:fs';
 import type { Config } from '../config.js';
 import { inputArgs, runFfmpeg } from '../media/ffmpeg.js';
 import { resolveFfmpegPath } from '../media/ffmpeg-capabilities.js';
-import { withToolInput, type ToolInput } from '../media/input-policy.js';
+import { withToolInputs, type ToolInput } from '../media/input-policy.js';
 import type { FfprobeReport } from '../media/ffprobe.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
   assertFfmpegHas, asSubmitError, child, expandObject, ffmpegFailure, flag, invalid, mediaDuration, number, outputMediaInfo,
-  probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withWorkDir, type OutputTarget,
+  probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withLocalFiles, withWorkDir, type OutputTarget,
 } from './media-output.js';
+import { parseWatermarks, watermarkFilters, watermarkGraph, type WatermarkSpec } from './watermark.js';
 import type { Processor, ProcessorContext } from './processor.js';
 
 /** Inputs from this size on are probed before the run, so that progress can be reported (see runTranscode). */
@@ -322,17 +323,28 @@ function videoFilters(video: VideoSpec, spec: TranscodeSpec, source: SourceInfo)
  * pure, so it is unit-tested as a list. `segmentPattern` is the local name of
  * hls segments (`…/out-%d.ts`), beside the playlist `output`.
  */
-export function buildTranscodeArgs(spec: TranscodeSpec, io: { input: ToolInput; output: string; segmentPattern?: string; extra?: ExtraFilters }, source: SourceInfo = {}): string[] {
+export function buildTranscodeArgs(
+  spec: TranscodeSpec,
+  io: { input: ToolInput; output: string; segmentPattern?: string; extra?: ExtraFilters; watermarkInputs?: readonly ToolInput[] },
+  source: SourceInfo = {},
+): string[] {
   const args = inputArgs(io.input, spec.startSec ? ['-ss', String(spec.startSec)] : []);
   const { video, audio } = spec;
-  if (video) args.push('-map', '0:v:0?');
+  const marks = video ? io.extra?.watermarks ?? [] : [];
+  // Watermark images are inputs 1, 2, … after the job's input.
+  for (const image of io.watermarkInputs ?? []) args.push(...inputArgs(image));
+  if (video) {
+    const filters = [...videoFilters(video, spec, source), ...(io.extra?.video ?? [])];
+    if (marks.length) {
+      args.push('-filter_complex', [`[0:v:0]${filters.length ? filters.join(',') : 'null'}[base]`, ...watermarkGraph(marks, 1)].join(';'), '-map', '[vout]');
+    } else {
+      args.push('-map', '0:v:0?');
+      if (filters.length) args.push('-vf', filters.join(','));
+    }
+  }
   if (audio) args.push('-map', '0:a:0?');
   if (spec.keepSubtitles) args.push('-map', '0:s?', '-c:s', 'copy');
   if (spec.durationSec) args.push('-t', String(spec.durationSec));
-  if (video) {
-    const filters = [...videoFilters(video, spec, source), ...(io.extra?.video ?? [])];
-    if (filters.length) args.push('-vf', filters.join(','));
-  }
   if (audio && io.extra?.audio?.length) args.push('-af', io.extra.audio.join(','));
   args.push(...encodeArgs(spec, io, source));
   return args;
@@ -420,9 +432,12 @@ function transcodeOf(operation: XmlObject): TranscodeSpec {
 /** Submit-time checks of a Transcode Operation (with an inline container): 400 InvalidArgument on what would fail. */
 export function checkTranscodeOperation(operation: XmlObject, config: Config, where: string): void {
   try {
+    const watermarks = parseWatermarks(operation.Watermark, undefined);
     if (operation.Transcode === undefined) return;
     const spec = transcodeOf(operation);
-    assertFfmpegHas(config.ffmpegPath, transcodeNeeds(spec));
+    if (watermarks.length && !spec.video) throw invalid('Watermark needs a Transcode that keeps the video.');
+    const needs = transcodeNeeds(spec);
+    assertFfmpegHas(config.ffmpegPath, { encoders: needs.encoders, filters: [...needs.filters, ...watermarkFilters(watermarks)] });
     readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
   } catch (err) {
     throw asSubmitError(err, where);
@@ -434,7 +449,10 @@ export function createTranscodeProcessor(spawner: Spawner): Processor {
 }
 
 async function runTranscode(ctx: ProcessorContext, spawner: Spawner): Promise<XmlObject> {
-  return runTranscodeSpec(ctx, spawner, transcodeOf(ctx.job.operation));
+  const spec = transcodeOf(ctx.job.operation);
+  const watermarks = parseWatermarks(ctx.job.operation.Watermark, ctx.job.bucket);
+  if (watermarks.length && !spec.video) throw invalid('Watermark needs a Transcode that keeps the video.');
+  return runTranscodeSpec(ctx, spawner, spec, { watermarks });
 }
 
 /** Filters other Tags add to a Transcode: VideoProcess's colour and sharpening, NoiseReduction's denoising. */
@@ -443,6 +461,8 @@ export interface ExtraFilters {
   readonly video?: readonly string[];
   /** The `-af` chain. */
   readonly audio?: readonly string[];
+  /** Drawn last, in order (image marks need `watermarkInputs`). */
+  readonly watermarks?: readonly WatermarkSpec[];
 }
 
 /** A Transcode run of `spec` (with `extra` filters) on the job's input into its Output: Transcode, VideoProcess and NoiseReduction share it. */
@@ -452,7 +472,8 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
   const key = safeKey(expandObject(target.object, { inputObject: job.inputObject, extension: spec.container.ext, jobId: job.jobId }));
   signal.throwIfAborted();
   ctx.setProgress(0);
-  return withInputFile(ctx, (input) => withWorkDir(ctx, async (dir) => {
+  const imageKeys = (extra.watermarks ?? []).flatMap((mark) => (mark.image ? [safeKey(mark.image.key, 'Watermark/Image/Url')] : []));
+  return withInputFile(ctx, (input) => withLocalFiles(ctx, imageKeys, (images) => withWorkDir(ctx, async (dir) => {
     const base = path.posix.basename(key).replace(/\.[^.]*$/, '') || 'out';
     const output = path.join(dir, spec.container.muxer === 'hls' ? `${base}.m3u8` : `out.${spec.container.ext}`);
     const segmentPattern = spec.container.muxer === 'hls' ? path.join(dir, `${base}-%d.ts`) : undefined;
@@ -468,9 +489,10 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
       throw invalid(`TimeInterval/Start ${spec.startSec} is past the end of the input (${source.durationSec.toFixed(3)} s).`);
     }
     const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? 0) - (spec.startSec ?? 0));
-    await withToolInput(input, (tool) => {
-      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern, extra }, source);
-      return ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, args, dir, Number.isFinite(length) && length > 0 ? length : undefined, inputReplacements(tool, job.inputObject, dir)));
+    await withToolInputs([input, ...images], ([tool, ...watermarkInputs]) => {
+      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern, extra, watermarkInputs }, source);
+      const replacements = [...inputReplacements(tool, job.inputObject, dir), ...watermarkInputs.flatMap((w, i) => inputReplacements(w, imageKeys[i], dir))];
+      return ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, args, dir, Number.isFinite(length) && length > 0 ? length : undefined, replacements));
     });
     ctx.setProgress(92);
     const files = [{ key, file: output }];
@@ -492,7 +514,7 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
     const stored = await storeFiles(ctx, target.bucket, files);
     ctx.setProgress(100);
     return { MediaInfo: mediaInfo, MediaResult: mediaResult(target, stored) };
-  }));
+  })));
 }
 
 /**

@@ -44,8 +44,8 @@ describe('Transcode command lines', () => {
     });
     expect(buildTranscodeArgs(spec, { input: INPUT, output: '/w/out.mp4' })).to.deep.equal([
       '-ss', '1.5', ...INPUT_OPTIONS, '-i', 'file:/d/in.mp4',
-      '-map', '0:v:0?', '-map', '0:a:0?', '-t', '2',
-      '-vf', 'scale=160:-2,setsar=1', '-c:v', 'libx264', '-r', '15', '-crf', '30', '-preset', 'veryfast', '-profile:v', 'main', '-pix_fmt', 'yuv420p',
+      '-map', '0:v:0?', '-vf', 'scale=160:-2,setsar=1', '-map', '0:a:0?', '-t', '2',
+      '-c:v', 'libx264', '-r', '15', '-crf', '30', '-preset', 'veryfast', '-profile:v', 'main', '-pix_fmt', 'yuv420p',
       '-c:a', 'aac', '-ar', '44100', '-b:a', '64k', '-ac', '1',
       '-sn', '-dn', '-movflags', '+faststart', '-f', 'mp4', '/w/out.mp4',
     ]);

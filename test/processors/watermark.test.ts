@@ -1,0 +1,69 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { expect } from 'chai';
+import sharp from 'sharp';
+import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
+import { parseWatermarks, watermarkGraph } from '../../src/processors/watermark.js';
+import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+function request(watermarks: string, object: string, extra = ''): string {
+  return '<Request><Tag>Transcode</Tag><Input><Object>in/test.mp4</Object></Input><Operation>'
+    + `<Transcode><Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset><Crf>18</Crf></Video><TimeInterval><Duration>2</Duration></TimeInterval></Transcode>${extra}`
+    + `${watermarks}<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>${object}</Object></Output></Operation></Request>`;
+}
+
+describe('Transcode watermarks', function () {
+  this.timeout(60_000);
+
+  it('place marks by Pos, LocMode and Dx/Dy, in a filter graph ending in [vout]', () => {
+    const marks = parseWatermarks([
+      { Type: 'Image', Pos: 'BottomRight', LocMode: 'Relativity', Dx: '10', Dy: '5', Image: { Url: 'logo.png', Mode: 'Proportion', Width: '20', Transparency: '50' } },
+      { Type: 'Text', Pos: 'Top', LocMode: 'Absolute', Dx: '99', Dy: '4', StartTime: '1', EndTime: '2', Text: { Text: 'demo', FontSize: '12', FontColor: '#00ff00', Transparency: '70' } },
+    ], BUCKET);
+    expect(watermarkGraph(marks, 1)).to.deep.equal([
+      '[1:v]format=rgba,colorchannelmixer=aa=0.5[img0raw]',
+      '[img0raw][base]scale2ref=w=main_w*0.2:h=ow/a[img0][baseref]',
+      '[baseref][img0]overlay=x=main_w-overlay_w-main_w*0.1:y=main_h-overlay_h-main_h*0.05[wm0]',
+      "[wm0]drawtext=text='demo':fontsize=12:fontcolor=0x00ff00@0.7:x=(w-text_w)/2:y=4:enable='between(t,1,2)'[vout]",
+    ]);
+    expect(() => parseWatermarks({ Type: 'Text', Pos: 'Top', LocMode: 'Absolute', Text: { Text: "a'b" } }, BUCKET)).to.throw(/Text\/Text/);
+    expect(() => parseWatermarks({ Type: 'Image', Pos: 'Top', LocMode: 'Absolute', Image: { Url: 'https://other-1250000009.cos.x.myqcloud.com/l.png' } }, BUCKET)).to.throw(/job's bucket/);
+  });
+
+  describe('jobs with the real ffmpeg', () => {
+    let api: TestService;
+    before(async () => {
+      api = await startTestService({ worker: true });
+      await putFixture(api, 'fixtures/media/clip-12s.mp4', 'in/test.mp4');
+      await putFixture(api, 'fixtures/media/logo.png', 'marks/logo.png');
+    });
+    after(async () => { await api.stop(); });
+
+    /** The RGB of one pixel of the output's first frame. */
+    async function pixel(key: string, x: number, y: number): Promise<number[]> {
+      const png = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-i', path.join(api.config.dataDir, 'buckets', BUCKET, key), '-frames:v', '1', '-f', 'image2', '-c:v', 'png', 'pipe:1']);
+      const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+      const at = (y * info.width + x) * info.channels;
+      return [data[at], data[at + 1], data[at + 2]];
+    }
+
+    it('draws an image object at TopLeft + (8, 8) and a text mark, and echoes the Watermarks', async () => {
+      const mark = `<Watermark><Type>Image</Type><Pos>TopLeft</Pos><LocMode>Absolute</LocMode><Dx>8</Dx><Dy>8</Dy>`
+        + `<Image><Url>https://${BUCKET}.cos.ap-local.myqcloud.com/marks/logo.png</Url><Mode>Original</Mode><Transparency>100</Transparency></Image></Watermark>`
+        + '<Watermark><Type>Text</Type><Pos>Bottom</Pos><LocMode>Absolute</LocMode><Dy>4</Dy><Text><Text>demo</Text><FontSize>12</FontSize><FontColor>0xFFFFFF</FontColor><Transparency>80</Transparency></Text></Watermark>';
+      const detail = await waitForState(api, await submit(api, request(mark, 'out/marked.mp4')));
+      expect(detail.State, detail.Message).to.equal('Success');
+      const [r, g, b] = await pixel('out/marked.mp4', 8 + 20, 8 + 10);
+      expect(r).to.be.above(200);
+      expect(g + b).to.be.below(120);
+      expect(detail.Operation.Watermark).to.have.length(2);
+    });
+
+    it('fails NoSuchKey for a watermark image that does not exist', async () => {
+      const mark = '<Watermark><Type>Image</Type><Pos>Center</Pos><LocMode>Absolute</LocMode><Image><Url>marks/none.png</Url><Mode>Original</Mode><Transparency>50</Transparency></Image></Watermark>';
+      const detail = await waitForState(api, await submit(api, request(mark, 'out/none.mp4')));
+      expect([detail.State, detail.Code]).to.deep.equal(['Failed', 'NoSuchKey']);
+    });
+  });
+});
