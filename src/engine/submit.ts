@@ -131,9 +131,6 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
     // A template replaces the Tag's container only: Transcode's Watermarks still come from the request.
     if (operation[name] !== undefined && (!templateId || name !== spec.container)) echo[name] = operation[name];
   }
-  for (const name of [...(spec.container !== undefined ? [spec.container] : []), ...(spec.echoes ?? [])]) {
-    if (operation[name] !== undefined && !templateId) echo[name] = operation[name];
-  }
   if (spec.needsOutput) {
     const output = operation.Output as XmlObject;
     // StreamExtract names its objects in Output/StreamExtract instead of Output/Object.
