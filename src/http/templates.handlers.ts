@@ -5,13 +5,17 @@ import { parseMogrRule } from '../images/mogr-rule.js';
 import { parseAnimation } from '../processors/animation.js';
 import { parseSnapshot } from '../processors/snapshot.js';
 import { parseTranscode } from '../processors/transcode.js';
+import { parseConcat } from '../processors/concat.js';
+import { noiseReductionSpec } from '../processors/noise-reduction.js';
+import { parseSmartCover } from '../processors/smart-cover.js';
+import { videoProcessFilters } from '../processors/video-process.js';
 import { deleteTemplate, insertTemplate, listTemplates, updateTemplate } from '../store/templates.repository.js';
 import {
   buildDeleteMediaTemplateResponse,
   buildDescribeMediaTemplatesResponse,
   buildTemplateResponse,
 } from '../xml/responses.js';
-import type { XmlObject, XmlValue } from '../xml/tree.js';
+import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import { readXmlBody } from './body.js';
 import type { AppContext } from './context.js';
 import { optionalPositiveQuery, optionalQuery, writeXml, type Handler } from './handler.js';
@@ -25,7 +29,22 @@ import { assertMatchesSchema, type SchemaId } from './validate.js';
  */
 
 /** Template Tags this service stores; each names the container that holds its parameters. */
-const TEMPLATE_TAGS = ['PicProcess', 'Transcode', 'Snapshot', 'Animation'] as const;
+const TEMPLATE_TAGS = [
+  'PicProcess', 'Transcode', 'Snapshot', 'Animation',
+  'Concat', 'SmartCover', 'VideoProcess', 'NoiseReduction', 'Watermark', 'VideoMontage', 'VoiceSeparate', 'TranscodePro',
+] as const;
+
+/**
+ * Template Tags whose parameters come in one container of the request (the
+ * others send theirs flat under Request). Concat, SmartCover, VideoProcess and
+ * NoiseReduction templates are checked as their jobs are and run by them;
+ * Watermark, VideoMontage, VoiceSeparate and TranscodePro templates are stored
+ * as sent (their Tags or WatermarkTemplateId do not run here), so that
+ * provisioning scripts work.
+ */
+const CONTAINER_IN_REQUEST: Readonly<Record<string, string>> = {
+  Snapshot: 'Snapshot', Concat: 'ConcatTemplate', SmartCover: 'SmartCover', NoiseReduction: 'NoiseReduction', Watermark: 'Watermark',
+};
 type TemplateTag = (typeof TEMPLATE_TAGS)[number];
 
 const MAX_IDS = 100;
@@ -113,9 +132,20 @@ function parseTemplateRequest(request: XmlObject, schema: SchemaId): { tag: Temp
  */
 function parseMediaTemplate(tag: Exclude<TemplateTag, 'PicProcess'>, request: XmlObject): XmlObject {
   const schemas = { Transcode: 'template.transcode.request.json', Snapshot: 'template.snapshot.request.json', Animation: 'template.animation.request.json' } as const;
-  assertMatchesSchema(schemas[tag], request, 'Request');
+  if (tag === 'Transcode' || tag === 'Snapshot' || tag === 'Animation') assertMatchesSchema(schemas[tag], request, 'Request');
+  else assertMatchesSchema('template.stored.request.json', request, 'Request');
   const pick = (names: readonly string[]) => Object.fromEntries(names.filter((n) => request[n] !== undefined).map((n) => [n, request[n]!]));
   try {
+    if (tag !== 'Transcode' && tag !== 'Snapshot' && tag !== 'Animation') {
+      const name = CONTAINER_IN_REQUEST[tag];
+      const body = name ? request[name] : pick(Object.keys(request).filter((n) => !['Tag', 'Name', 'TemplateId'].includes(n)));
+      if (!isXmlObject(body) || Object.keys(body).length === 0) throw new CiError('InvalidArgument', `Request/${name ?? 'the parameters of the template'} ${name ? 'is required' : 'are required'}.`);
+      if (tag === 'Concat') parseConcat(body, undefined);
+      if (tag === 'SmartCover') parseSmartCover(body);
+      if (tag === 'VideoProcess') videoProcessFilters(body);
+      if (tag === 'NoiseReduction') noiseReductionSpec({ NoiseReduction: body });
+      return body;
+    }
     if (tag === 'Snapshot') {
       parseSnapshot(request.Snapshot as XmlObject);
       return request.Snapshot as XmlObject;

@@ -35,6 +35,7 @@ export type SchemaId =
   | 'template.transcode.request.json'
   | 'template.snapshot.request.json'
   | 'template.animation.request.json'
+  | 'template.stored.request.json'
   | 'operation.segment.json'
   | 'operation.concat.json'
   | 'operation.stream-extract.json'

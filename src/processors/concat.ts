@@ -158,8 +158,10 @@ function round(n: number): string {
 }
 
 function concatOf(operation: XmlObject, bucket: string | undefined): ConcatSpec {
-  if (!isXmlObject(operation.ConcatTemplate)) throw invalid('Operation/ConcatTemplate (or a TemplateId) is required.');
-  return parseConcat(operation.ConcatTemplate, bucket);
+  // A Concat template's ConcatTemplate reaches the run under the template's Tag (the worker's template merge).
+  const concat = operation.ConcatTemplate ?? operation.Concat;
+  if (!isXmlObject(concat)) throw invalid('Operation/ConcatTemplate (or a TemplateId) is required.');
+  return parseConcat(concat, bucket);
 }
 
 /** Submit-time checks of a Concat Operation with an inline ConcatTemplate. */

@@ -77,7 +77,7 @@ export function buildUpdateMediaQueueResponse(requestId: string, queue: Queue): 
 }
 
 /** Template Tags whose answer does not name the container after the Tag (shared/ci-media-tags.md 1.5: the Go SDK reads `TransTpl`). */
-const TEMPLATE_CONTAINERS: Readonly<Record<string, string>> = { Transcode: 'TransTpl', Animation: 'TransTpl' };
+const TEMPLATE_CONTAINERS: Readonly<Record<string, string>> = { Transcode: 'TransTpl', Animation: 'TransTpl', Concat: 'ConcatTemplate', TranscodePro: 'TransProTpl' };
 
 /**
  * One template as CI shows it, inside `<Template>` or a `<TemplateList>`:

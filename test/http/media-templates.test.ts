@@ -53,6 +53,29 @@ describe('Transcode, Snapshot and Animation templates', function () {
     expect((await sharp(await api.service.storage.get(BUCKET, 'output/tpl.gif'), { animated: true }).metadata()).pages).to.equal(3);
   });
 
+  it('stores Concat templates that Concat jobs run, and keeps Watermark and VoiceSeparate templates in CI\'s shapes', async () => {
+    const concat = await create('<Request><Tag>Concat</Tag><Name>join</Name><ConcatTemplate>'
+      + '<ConcatFragment><Url>input/test.mp4</Url><StartTime>0</StartTime><EndTime>2</EndTime></ConcatFragment>'
+      + '<ConcatFragment><Url>input/test.mp4</Url><StartTime>5</StartTime><EndTime>6</EndTime></ConcatFragment>'
+      + '<Container><Format>mp3</Format></Container><Audio><Codec>mp3</Codec></Audio></ConcatTemplate></Request>');
+    expect(concat.ConcatTemplate.Container.Format).to.equal('mp3');
+    const joined = await waitForState(api, await submit(api, `<Request><Tag>Concat</Tag><Operation><TemplateId>${concat.TemplateId as string}</TemplateId>`
+      + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>output/joined.mp3</Object></Output></Operation></Request>`));
+    expect(joined.State, joined.Message).to.equal('Success');
+    expect(Number(joined.Operation.MediaInfo.Format.Duration)).to.be.closeTo(3, 0.15);
+
+    const watermark = await create('<Request><Tag>Watermark</Tag><Name>logo</Name><Watermark><Type>Text</Type><Pos>TopRight</Pos><LocMode>Absolute</LocMode>'
+      + '<Dx>8</Dx><Dy>8</Dy><Text><Text>demo</Text><FontSize>20</FontSize><FontType>simfang.ttf</FontType><FontColor>0xFFFFFF</FontColor><Transparency>80</Transparency></Text></Watermark></Request>');
+    expect(watermark.Watermark.Text.Text).to.equal('demo');
+    const voice = await create('<Request><Tag>VoiceSeparate</Tag><Name>vocals</Name><AudioMode>IsAudio</AudioMode><AudioConfig><Codec>mp3</Codec></AudioConfig></Request>');
+    expect(voice.VoiceSeparate).to.deep.equal({ AudioMode: 'IsAudio', AudioConfig: { Codec: 'mp3' } });
+    const listed = await api.request('GET', '/template?tag=VoiceSeparate');
+    expect(asArray(listed.xml.Response.TemplateList).map((t) => t.Name)).to.deep.equal(['vocals']);
+    const bad = await api.request('POST', '/template', { body: '<Request><Tag>SmartCover</Tag><Name>x</Name><SmartCover><Count>20</Count></SmartCover></Request>' });
+    expect(bad.status).to.equal(400);
+    expect(bad.xml.Error.Message).to.match(/SmartCover\/Count/);
+  });
+
   it('refuses a template no job could run, naming the element, and a TemplateId of another Tag', async () => {
     for (const [body, message] of [
       ['<Request><Tag>Transcode</Tag><Name>x</Name><Container><Format>webm</Format></Container><Video><Codec>H.264</Codec></Video></Request>', /Video\/Codec H.264 cannot go into/],
