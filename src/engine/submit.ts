@@ -24,6 +24,8 @@ interface PlannedOperation {
   readonly tag: string;
   readonly operation: XmlObject;
   readonly priority: number;
+  /** A Tag of MEDIAJOBS_EXTERNAL_TAGS: for external workers. */
+  readonly external?: boolean;
 }
 
 export interface SubmitDeps {
@@ -44,7 +46,7 @@ export async function submitJobs(deps: SubmitDeps, target: SubmitTarget, request
   if (multi) {
     assertMatchesSchema('create-multi-media-jobs.request.json', { ...request, Operation: operations }, 'Request');
   } else {
-    assertSupportedTag(request.Tag, 'Request/Tag');
+    if (!isExternalTag(config, request.Tag)) assertSupportedTag(request.Tag, 'Request/Tag');
     assertMatchesSchema('create-media-jobs.request.json', { ...request, Operation: operations[0] }, 'Request');
   }
   // Concat alone may come without Input (its pieces are its ConcatFragments); the job's Input/Object is then empty.
@@ -59,7 +61,7 @@ export async function submitJobs(deps: SubmitDeps, target: SubmitTarget, request
     const tag = multi ? (operation.Tag as string) : (request.Tag as string);
     const where = multi ? `Request/Operation[${index + 1}]` : 'Request/Operation';
     planned.push(await planOperation(db.kysely, config, target.bucket, tag, operation, where, multi));
-    if (tag === 'PicProcess') await assertPicProcessRuleAllowed(db.kysely, target.bucket, operation, where, config.picLimits);
+    if (tag === 'PicProcess' && !isExternalTag(config, tag)) await assertPicProcessRuleAllowed(db.kysely, target.bucket, operation, where, config.picLimits);
   }
   const expiresAt = new Date(Date.now() + config.jobTtlMs);
   const jobs: NewJob[] = planned.map((op) => ({
@@ -73,6 +75,8 @@ export async function submitJobs(deps: SubmitDeps, target: SubmitTarget, request
     callback,
     maxAttempts: config.maxAttempts,
     expiresAt,
+    // An external Tag's job waits for a worker of the task API, which gets its Input and Operation as task_data.
+    ...(op.external ? { external: true, taskData: { Input: request.Input ?? '', Operation: op.operation } } : {}),
   }));
   // No transaction: one INSERT … SELECT reads the queue and stores every job,
   // atomically by itself, together with the submissions that arrive at the
@@ -110,7 +114,27 @@ function assertSupportedTag(tag: XmlValue | undefined, where: string): asserts t
   }
 }
 
+/** A Tag named in MEDIAJOBS_EXTERNAL_TAGS: accepted here, run by external workers (the task API's get_next_task). */
+function isExternalTag(config: Config, tag: XmlValue | undefined): tag is string {
+  return typeof tag === 'string' && config.tasks.externalTags.includes(tag);
+}
+
+/**
+ * An external Tag's Operation: only what every Tag shares is checked (the
+ * external worker knows the rest), and it is echoed as given, Tag first in
+ * the multi form.
+ */
+function planExternalOperation(tag: string, operation: XmlObject, where: string, multi: boolean): PlannedOperation {
+  assertMatchesSchema('operation.common.json', operation, where);
+  const { Tag: _tag, ...rest } = operation;
+  const echo: XmlObject = multi ? { Tag: tag, ...rest } : { ...rest };
+  const level = (operation.JobLevel as string | undefined) || '0';
+  echo.JobLevel = level;
+  return { tag, operation: echo, priority: Number(level), external: true };
+}
+
 async function planOperation(tx: Executor, config: Config, bucket: string, tag: string, operation: XmlObject, where: string, multi: boolean): Promise<PlannedOperation> {
+  if (isExternalTag(config, tag)) return planExternalOperation(tag, operation, where, multi);
   assertSupportedTag(tag, `${where}/Tag`);
   const spec = tagSpec(tag);
   assertMatchesSchema(spec.operationSchema, operation, where);

@@ -3,6 +3,7 @@ import { canTransition, type JobState } from '../engine/job-state.js';
 import type { XmlObject } from '../xml/tree.js';
 import type { Database, JobsTable } from './schema.js';
 import { DB_NOW } from './now.js';
+import { TASKS_CHANNEL } from './tasks.repository.js';
 
 export type Executor = Kysely<Database> | Transaction<Database>;
 
@@ -81,6 +82,9 @@ export interface NewJob {
   readonly callback: JobCallback;
   readonly maxAttempts: number;
   readonly expiresAt: Date;
+  /** For external workers (the task API), never ours; `taskData` is what get_next_task hands them. */
+  readonly external?: boolean;
+  readonly taskData?: unknown;
 }
 
 /** Which queue new jobs go to: the bucket's default queue, or the bucket's queue `queueId`. */
@@ -112,20 +116,25 @@ export async function insertJobs(db: Executor, queue: QueueChoice, jobs: readonl
     callback_type: job.callback.type ?? null,
     max_attempts: job.maxAttempts,
     expires_at: job.expiresAt.toISOString(),
+    external: job.external ?? false,
+    task_data: job.taskData ?? null,
   }));
   const { rows } = await sql<JobRow>`
     INSERT INTO jobs (job_id, bucket, region, queue_id, tag, state, priority, input_object, operation,
-                      callback_url, callback_format, callback_type, max_attempts, expires_at)
+                      callback_url, callback_format, callback_type, max_attempts, expires_at, external, task_data)
     SELECT r.job_id, r.bucket, r.region, q.queue_id, r.tag,
            CASE WHEN q.state = 'Paused' THEN 'Pause' ELSE 'Submitted' END,
-           r.priority, r.input_object, r.operation, r.callback_url, r.callback_format, r.callback_type, r.max_attempts, r.expires_at
+           r.priority, r.input_object, r.operation, r.callback_url, r.callback_format, r.callback_type, r.max_attempts, r.expires_at,
+           r.external, r.task_data
     FROM queues q,
          json_to_recordset(${JSON.stringify(records)}::json) AS r(
            ord int, job_id text, bucket text, region text, tag text, priority smallint, input_object text, operation json,
-           callback_url text, callback_format text, callback_type text, max_attempts int, expires_at timestamptz)
+           callback_url text, callback_format text, callback_type text, max_attempts int, expires_at timestamptz,
+           external boolean, task_data json)
     WHERE q.bucket = ${queue.bucket} AND ${queue.queueId === undefined ? sql`q.is_default` : sql`q.queue_id = ${queue.queueId}`}
     ORDER BY r.ord
-    RETURNING *, CASE WHEN state = 'Submitted' THEN pg_notify(${notifyChannel}, '') END AS notified`.execute(db);
+    RETURNING *, CASE WHEN state = 'Submitted' THEN
+      pg_notify(CASE WHEN external THEN ${TASKS_CHANNEL} ELSE ${notifyChannel} END, CASE WHEN external THEN appid ELSE '' END) END AS notified`.execute(db);
   return rows.map(jobRowToJob).sort((a, b) => compareSeq(a.seq, b.seq));
 }
 

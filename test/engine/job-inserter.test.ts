@@ -62,7 +62,7 @@ describe('JobInserter', () => {
     const inserter = new JobInserter(api.service.db.kysely);
     const first = newJobs(bucket, 1);
     const good = newJobs(bucket, 2);
-    const bad = [...newJobs(bucket, 1), ...newJobs(bucket, 1, 7)]; // JobLevel 7 breaks the table's CHECK
+    const bad = [...newJobs(bucket, 1), ...newJobs(bucket, 1, 11)]; // priority 11 breaks the table's CHECK (0–10: JobLevel 0–2, task priorities 1–10)
     const later = newJobs(bucket, 1);
     const answers = await Promise.allSettled([first, good, bad, later].map((jobs) => inserter.insert({ bucket }, jobs)));
 
