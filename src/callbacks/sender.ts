@@ -72,7 +72,8 @@ export class CallbackSender {
     clearInterval(this.timer);
     await this.unsubscribe?.().catch(() => undefined);
     await this.current;
-    await Promise.all([...this.inFlight]);
+    // An attempt that succeeds may start others (`wakeOrigin`): wait for those too.
+    while (this.inFlight.size > 0) await Promise.all([...this.inFlight]);
   }
 
   private wake(): void {
@@ -166,12 +167,25 @@ export class CallbackSender {
    */
   private async wakeOrigin(tx: Transaction<Database>, url: string, room: number): Promise<DeliveryRow[]> {
     if (room <= 0) return [];
+    // Nearly always nothing waits (a healthy receiver): one index probe, and no lock, decides it. Taking the
+    // lock and counting after every success serialized the records of 1,000 deliveries to one receiver
+    // (65 s instead of 12 s in task-finish.test.ts).
+    const { rows: [{ waiting }] } = await sql<{ waiting: boolean }>`
+      SELECT EXISTS (
+        SELECT 1 FROM callback_deliveries
+        WHERE state = 'Pending' AND callback_origin(url) = callback_origin(${url})
+          AND next_attempt_at > now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
+      ) AS waiting`.execute(tx);
+    if (!waiting) return [];
     await sql`SELECT pg_advisory_xact_lock(${ORIGIN_LOCK_NAMESPACE}, hashtext(callback_origin(${url})))`.execute(tx);
     const { rows } = await sql<DeliveryRow>`
       WITH busy AS (
-        SELECT count(*)::int AS n FROM callback_deliveries
-        WHERE state = 'Pending' AND callback_origin(url) = callback_origin(${url})
-          AND (next_attempt_at <= now() OR lease_expires_at > now())
+        SELECT count(*)::int AS n FROM (
+          SELECT 1 FROM callback_deliveries
+          WHERE state = 'Pending' AND callback_origin(url) = callback_origin(${url})
+            AND (next_attempt_at <= now() OR lease_expires_at > now())
+          LIMIT ${ORIGIN_CONCURRENCY}::int
+        ) due
       )
       UPDATE callback_deliveries SET
         next_attempt_at = now(),
@@ -229,7 +243,7 @@ export class CallbackSender {
         error: result.error?.slice(0, 1000) ?? null,
       }).execute();
       // This attempt's own slot frees as it returns.
-      return result.ok ? this.wakeOrigin(tx, delivery.url, BATCH_SIZE - this.inFlight.size + 1) : [];
+      return result.ok && !this.stopped ? this.wakeOrigin(tx, delivery.url, BATCH_SIZE - this.inFlight.size + 1) : [];
     });
   }
 }
