@@ -27,6 +27,7 @@ for (const id of Object.keys(ajv.schemas)) {
 export type SchemaId =
   | 'create-media-jobs.request.json'
   | 'create-multi-media-jobs.request.json'
+  | 'operation.common.json'
   | 'operation.media-info.json'
   | 'operation.pic-process.json'
   | 'operation.transcode.json'
