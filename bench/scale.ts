@@ -100,6 +100,15 @@ function waitingJobsInsert(queueId: string) {
 
 async function startSide(name: string, historyRows: number): Promise<Side> {
   const db = await scratchDatabase();
+  try {
+    return await fillSide(name, historyRows, db);
+  } catch (err) {
+    await db.dispose().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function fillSide(name: string, historyRows: number, db: ScratchDatabase): Promise<Side> {
   const config = loadConfig({ MEDIAJOBS_PORT: '0', MEDIAJOBS_DATA_DIR: db.dataDir, DATABASE_URL: db.databaseUrl, MEDIAJOBS_LOG_LEVEL: 'silent', MEDIAJOBS_RETENTION: '0' });
   const service = await startService(config, { api: true, worker: false, logger: pino({ level: 'silent' }) });
   const client = new HttpClient(`http://127.0.0.1:${service.port}`);
