@@ -309,8 +309,8 @@ export async function readoptJobs(db: Executor, workerId: string, lockKey: numbe
 
 /**
  * Takes back jobs whose worker stopped renewing its lease (hung, cut off from
- * the database, or dead where its lock says nothing: PGlite, an older
- * version). Each counts as an attempt used.
+ * the database, or dead where its lock says nothing: a job claimed by an
+ * older version). Each counts as an attempt used.
  */
 export async function reapExpiredLeases(db: Executor, limit = 100): Promise<Job[]> {
   return db.transaction().execute(async (tx) => {

@@ -121,11 +121,11 @@ export class Worker {
   private accepting = false;
   private filling = false;
   private refillRequested = false;
-  /** Holds this worker's advisory lock; undefined on PGlite. */
+  /** Holds this worker's advisory lock (from `start`). */
   private liveness: WorkerLiveness | undefined;
   /**
    * The key of the advisory lock held now, recorded with each claim; null
-   * without liveness. Undefined while the lock's connection is lost: the
+   * before `start`. Undefined while the lock's connection is lost: the
    * worker claims nothing until it holds a new lock and has re-adopted its jobs.
    */
   private lockKey: number | null | undefined = null;
@@ -147,16 +147,13 @@ export class Worker {
 
   async start(): Promise<void> {
     const { db, config } = this.deps;
-    // PGlite has one session in one process: no other worker to notice a death, and its locks are all one session's.
-    if ((db as { kind?: string }).kind !== 'pglite') {
-      // Held before the first claim, so that no job of this worker is ever recorded under a key nobody holds.
-      this.liveness = new WorkerLiveness(db, this.log, {
-        lost: () => { this.lockKey = undefined; },
-        relocked: (key) => this.readopt(key),
-      });
-      this.lockKey = await this.liveness.start();
-      this.every(DEAD_WORKER_CHECK_MS, () => this.reapDeadWorkers());
-    }
+    // Held before the first claim, so that no job of this worker is ever recorded under a key nobody holds.
+    this.liveness = new WorkerLiveness(db, this.log, {
+      lost: () => { this.lockKey = undefined; },
+      relocked: (key) => this.readopt(key),
+    });
+    this.lockKey = await this.liveness.start();
+    this.every(DEAD_WORKER_CHECK_MS, () => this.reapDeadWorkers());
     this.accepting = true;
     this.unsubscribers.push(await db.listen(CHANNELS.jobsAvailable, () => this.wake()));
     this.unsubscribers.push(await db.listen(CHANNELS.jobCancelled, (jobId) => this.stopJob(jobId, 'cancelled')));
