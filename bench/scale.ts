@@ -37,6 +37,7 @@ import { BUCKET, envInt, fmt, HttpClient, printBlock, printTable, scratchDatabas
 const ROWS = envInt('BENCH_SCALE_ROWS', 1_000_000);
 const RUNS = envInt('BENCH_RUNS', 200);
 const WARMUP = envInt('BENCH_WARMUP', 20, 0);
+const SERVER_RUNS = envInt('BENCH_SERVER_RUNS', 30);
 const SMALL_FINISHED = 1000;
 const WAITING = 200;
 const GOAL = 1.2;
@@ -109,7 +110,7 @@ async function startSide(name: string, historyRows: number): Promise<Side> {
 }
 
 async function fillSide(name: string, historyRows: number, db: ScratchDatabase): Promise<Side> {
-  const config = loadConfig({ MEDIAJOBS_PORT: '0', MEDIAJOBS_DATA_DIR: db.dataDir, DATABASE_URL: db.databaseUrl, MEDIAJOBS_LOG_LEVEL: 'silent', MEDIAJOBS_RETENTION: '0' });
+  const config = loadConfig({ MEDIAJOBS_PORT: '0', MEDIAJOBS_DATA_DIR: db.dataDir, DATABASE_URL: db.databaseUrl, MEDIAJOBS_LOG_LEVEL: 'silent', MEDIAJOBS_RETENTION: '0', MEDIAJOBS_REQUIRE_AUTH: 'false' });
   const service = await startService(config, { api: true, worker: false, logger: pino({ level: 'silent' }) });
   const client = new HttpClient(`http://127.0.0.1:${service.port}`);
   // The default queue is made by the first request that needs it.
@@ -286,6 +287,31 @@ async function planIndexes(side: Side, query: CompiledQuery): Promise<string> {
   }
 }
 
+/**
+ * Planning and execution time as the server measures them (EXPLAIN ANALYZE,
+ * TIMING OFF, in a transaction rolled back: the claim runs for real), without
+ * the HTTP and the client: p50 of `runs`, ms.
+ */
+async function serverTimes(side: Side, query: CompiledQuery, runs: number): Promise<{ plan: number; exec: number }> {
+  const client = new pg.Client({ connectionString: side.db.databaseUrl });
+  await client.connect();
+  try {
+    const plan: number[] = [];
+    const exec: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      await client.query('BEGIN');
+      const { rows } = await client.query<{ 'QUERY PLAN': unknown }>(`EXPLAIN (ANALYZE, TIMING OFF, SUMMARY, FORMAT JSON) ${query.sql}`, query.parameters as unknown[]);
+      await client.query('ROLLBACK');
+      const summary = (rows[0]['QUERY PLAN'] as Array<{ 'Planning Time': number; 'Execution Time': number }>)[0];
+      plan.push(summary['Planning Time']);
+      exec.push(summary['Execution Time']);
+    }
+    return { plan: summarize(plan).p50, exec: summarize(exec).p50 };
+  } finally {
+    await client.end();
+  }
+}
+
 async function timeRuns(side: Side, probe: Probe, runs: number): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -320,10 +346,16 @@ try {
     const [a, b] = times.map((t) => summarize(t));
     const ratio = b.p50 / a.p50;
     worst = Math.max(worst, ratio);
-    rows.push([probe.label, fmt(a.p50), fmt(b.p50), fmt(ratio), ratio <= GOAL ? 'ok' : 'SLOW', await planIndexes(large, await probe.explainable(large))]);
+    const server: string[] = [];
+    for (const side of sides) {
+      const t = await serverTimes(side, await probe.explainable(side), SERVER_RUNS);
+      server.push(`${fmt(t.plan, 3)}+${fmt(t.exec, 3)}`);
+    }
+    rows.push([probe.label, fmt(a.p50), fmt(b.p50), fmt(ratio), ratio <= GOAL ? 'ok' : 'SLOW', server[0], server[1], await planIndexes(large, await probe.explainable(large))]);
   }
   console.log('');
-  printTable(['query', 'small p50', '1 M p50', 'ratio', `≤ ${GOAL}`, 'indexes (plan on 1 M)'], rows);
+  printTable(['query', 'small p50', '1 M p50', 'ratio', `≤ ${GOAL}`, 'server small', 'server 1 M', 'indexes (plan on 1 M)'], rows);
+  console.log('  server: planning + execution time (ms, p50 of EXPLAIN ANALYZE runs) of the same SQL, without HTTP and client');
   console.log(`\n  worst ratio ${fmt(worst)}: goal ≤ ${GOAL} ${worst <= GOAL ? 'MET' : 'MISSED'}`);
 } catch (err) {
   failed = true;
