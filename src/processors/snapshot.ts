@@ -229,11 +229,16 @@ async function runSnapshot(ctx: ProcessorContext, spawner: Spawner): Promise<Xml
     const framesDir = path.join(dir, 'frames');
     const spriteDir = path.join(dir, 'sprites');
     await Promise.all([fs.mkdir(framesDir), fs.mkdir(spriteDir)]);
-    // Probed before the tool slot is taken (see transcode.ts).
-    const report = await probeInput(ctx, spawner, input);
-    if (!report.streams?.some((s) => s.codec_type === 'video')) throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} has no video stream to take snapshots from.`);
-    const duration = mediaDuration(report);
-    if (duration !== undefined && spec.startSec >= duration) throw invalid(`Snapshot/Start ${spec.startSec} is past the end of the input (${duration.toFixed(3)} s).`);
+    // The input is probed (before the tool slot is taken) only when the picks depend on its
+    // length: Average, and Interval with IsCheckCount. Otherwise ffmpeg alone says what is
+    // wrong with it; the probe had been a third of a small Snapshot job's cost.
+    let duration: number | undefined;
+    if (spec.mode === 'average' || (spec.mode === 'interval' && spec.checkCount && spec.intervalSec !== undefined)) {
+      const report = await probeInput(ctx, spawner, input);
+      if (!report.streams?.some((s) => s.codec_type === 'video')) throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} has no video stream to take snapshots from.`);
+      duration = mediaDuration(report);
+      if (duration !== undefined && spec.startSec >= duration) throw invalid(`Snapshot/Start ${spec.startSec} is past the end of the input (${duration.toFixed(3)} s).`);
+    }
     await withToolInput(input, (tool) => ctx.withToolSlot(async () => {
       const replacements = inputReplacements(tool, job.inputObject, dir);
       await runTranscodeFfmpeg(ctx, spawner, buildSnapshotArgs(spec, { input: tool, dir: framesDir, format }, pickInterval(spec, duration)), dir, undefined, replacements);
@@ -241,7 +246,7 @@ async function runSnapshot(ctx: ProcessorContext, spawner: Spawner): Promise<Xml
     }));
     ctx.setProgress(90);
     const frameFiles = await numbered(framesDir, format);
-    if (frameFiles.length === 0) throw new PermanentJobError('InvalidMedia', `No frame of ${job.inputObject} could be taken from Snapshot/Start on.`);
+    if (frameFiles.length === 0) throw invalid(`No frame of ${job.inputObject} could be taken: Snapshot/Start ${spec.startSec} is past its end.`);
     const outputs: Array<{ target: OutputTarget; names: ReturnType<typeof numberedKey>[]; files: string[] }> = [];
     if (targets.frames) outputs.push(plan(targets.frames, frameFiles, job, format));
     if (targets.sprites) outputs.push(plan(targets.sprites, await numbered(spriteDir, format), job, format));

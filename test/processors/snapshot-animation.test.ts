@@ -109,6 +109,9 @@ describe('Snapshot and Animation jobs with the real ffmpeg', function () {
     expect(res.xml.Error.Message).to.match(/\$\{Number\}/);
     const audio = await waitForState(api, await submit(api, request('Snapshot', '<Snapshot><Count>1</Count></Snapshot>', '<Object>output/a.jpg</Object>').replace('input/test.mp4', 'input/audio.mp3')));
     expect([audio.State, audio.Code]).to.deep.equal(['Failed', 'InvalidMedia']);
+    const late = await waitForState(api, await submit(api, request('Snapshot', '<Snapshot><Start>30</Start><Count>1</Count></Snapshot>', '<Object>output/late.jpg</Object>')));
+    expect([late.State, late.Code]).to.deep.equal(['Failed', 'InvalidArgument']);
+    expect(late.Message).to.include('Start 30');
   });
 
   it('Animation: a GIF at 2 frames a second over 4 s, and a WebP of the key frames at Quality 60', async () => {

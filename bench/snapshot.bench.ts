@@ -1,0 +1,118 @@
+/**
+ * Snapshot throughput: the service against bare ffmpeg with the same arguments.
+ *
+ *   node dist/bench/snapshot.bench.js        (after tsc -p tsconfig.json)
+ *   npx tsx bench/snapshot.bench.ts
+ *
+ * The operation: three JPEG frames, 3 s apart from 1 s, 128 px wide, of
+ * fixtures/media/clip-12s.mp4, N times at concurrency C, in one run:
+ *
+ * - bare: the ffmpeg binary the service runs, with the argv the service's
+ *   builder makes for this Operation (`buildSnapshotArgs` + `ffmpegArgv`),
+ *   through the service's own Spawner, C at a time, each into its own folder;
+ * - service: N Snapshot jobs POSTed over loopback HTTP and run by the
+ *   in-process worker (MEDIAJOBS_CONCURRENCY = C): each probes its input (for
+ *   its duration), runs ffmpeg and stores the three images. Time runs from the
+ *   database clock before the first POST to the last job's ended_at.
+ *
+ * Rounds alternate which side goes first; the verdict uses the median ratio
+ * (service ÷ bare). Settings: BENCH_JOBS (40), BENCH_ROUNDS (3), BENCH_WARMUP
+ * (8), MEDIAJOBS_CONCURRENCY (CPUs). Target: ratio ≥ 0.85.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ffmpegArgv } from '../src/media/ffmpeg.js';
+import { resolveFfmpegPath } from '../src/media/ffmpeg-capabilities.js';
+import { INPUT_OPTIONS, type ToolInput } from '../src/media/input-policy.js';
+import { createSpawner } from '../src/media/spawner.js';
+import { buildSnapshotArgs, parseSnapshot, pickInterval } from '../src/processors/snapshot.js';
+import {
+  BUCKET, REPO_ROOT, assertAllSucceeded, benchConcurrency, dbClockMs, envInt, environmentRows, fitQueueToConcurrency, fmt, jobTimings,
+  maxJobSeq, median, printBlock, printTable, runBenchmark, runPool, startBenchService, waitUntilIdle, type BenchService,
+} from './lib.js';
+
+const JOBS = envInt('BENCH_JOBS', 40);
+const ROUNDS = envInt('BENCH_ROUNDS', 3);
+const WARMUP = envInt('BENCH_WARMUP', 8, 0);
+const CONCURRENCY = benchConcurrency();
+const TARGET_RATIO = 0.85;
+const FIXTURE = path.join(REPO_ROOT, 'fixtures', 'media', 'clip-12s.mp4');
+const KEY = 'bench/clip.mp4';
+const SNAPSHOT = { Mode: 'Interval', Start: '1', TimeInterval: '3', Count: '3', Width: '128' };
+
+function snapshotRequest(index: number): string {
+  return `<Request><Tag>Snapshot</Tag><Input><Object>${KEY}</Object></Input><Operation>`
+    + '<Snapshot><Mode>Interval</Mode><Start>1</Start><TimeInterval>3</TimeInterval><Count>3</Count><Width>128</Width></Snapshot>'
+    + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>bench/out/${index}/\${Number}.jpg</Object></Output></Operation></Request>`;
+}
+
+/** Jobs per second through the API and the worker. */
+async function runService(bench: BenchService, jobs: number): Promise<number> {
+  const after = await maxJobSeq(bench);
+  const startMs = await dbClockMs(bench);
+  await runPool(jobs, 4, async (i) => { await bench.client.submit(snapshotRequest(i)); });
+  await waitUntilIdle(bench, 50);
+  const timings = await jobTimings(bench, after);
+  assertAllSucceeded(timings, jobs);
+  const endMs = Math.max(...timings.map((t) => t.endedMs ?? 0));
+  return jobs / ((endMs - startMs) / 1000);
+}
+
+/** Jobs per second for the same ffmpeg command run directly. */
+async function runBare(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<number> {
+  const spawner = createSpawner();
+  const spec = parseSnapshot(SNAPSHOT);
+  // The input as the service hands it to ffmpeg (input-policy.ts; the key has no %).
+  const tool: ToolInput = { options: INPUT_OPTIONS, url: `file:${path.resolve(input)}`, filePath: path.resolve(input) };
+  await fs.mkdir(outDir, { recursive: true });
+  const start = performance.now();
+  try {
+    await runPool(jobs, CONCURRENCY, async (i) => {
+      const dir = path.join(outDir, String(i));
+      await fs.mkdir(dir, { recursive: true });
+      // The service's Snapshot run: no -progress (it reports no fraction for snapshots), the interval from the probed 12 s.
+      const args = ffmpegArgv(buildSnapshotArgs(spec, { input: tool, dir, format: 'jpg' }, pickInterval(spec, 12)));
+      const run = await spawner.run({ binary: resolveFfmpegPath(ffmpegPath), args, timeoutMs: 120_000, maxStdoutBytes: 1 << 20, maxStderrBytes: 16 << 10 });
+      if (run.code !== 0) throw new Error(`bare ffmpeg failed (${run.code ?? run.signal}): ${run.stderr || run.spawnError}`);
+    });
+  } finally {
+    spawner.close();
+  }
+  return jobs / ((performance.now() - start) / 1000);
+}
+
+await runBenchmark('snapshot', async (db, use) => {
+  const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) } }));
+  await bench.service.storage.put(BUCKET, KEY, await fs.readFile(FIXTURE));
+  const input = path.join(bench.config.dataDir, 'buckets', BUCKET, KEY);
+  await fitQueueToConcurrency(bench);
+  const outDir = path.join(db.dataDir, 'bare-out');
+  printBlock('Snapshot benchmark', [
+    ...(await environmentRows(bench, db)),
+    ['operation', `${path.basename(FIXTURE)} → 3 JPEGs 128 px wide (Interval, Start 1, TimeInterval 3); ${JOBS} jobs, concurrency ${CONCURRENCY}, ${os.availableParallelism()} CPUs`],
+  ]);
+  if (WARMUP > 0) {
+    await runBare(input, WARMUP, outDir, bench.config.ffmpegPath);
+    await runService(bench, WARMUP);
+  }
+  const rows: string[][] = [];
+  const ratios: number[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    let bare = 0;
+    let service = 0;
+    if (round % 2 === 1) {
+      bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
+      service = await runService(bench, JOBS);
+    } else {
+      service = await runService(bench, JOBS);
+      bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
+    }
+    ratios.push(service / bare);
+    rows.push([String(round), fmt(bare, 2), fmt(service, 2), fmt(service / bare, 3)]);
+  }
+  printTable(['round', 'bare ffmpeg jobs/s', 'service jobs/s', 'ratio'], rows);
+  const ratio = median(ratios);
+  console.log(`\nratio (service ÷ bare ffmpeg), median of ${ROUNDS}: ${fmt(ratio, 3)}  (target ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'met' : 'missed'})`);
+});
