@@ -157,6 +157,8 @@ export async function startBenchService(db: ScratchDatabase, options: { env?: Re
     DATABASE_URL: db.databaseUrl,
     MEDIAJOBS_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent',
     MEDIAJOBS_WORKERS: '1',
+    // The benchmarks send unsigned CI requests (refused by default with DATABASE_URL).
+    MEDIAJOBS_REQUIRE_AUTH: 'false',
     ...options.env,
   });
   const service = await startService(config, {

@@ -63,7 +63,7 @@ export interface Config {
   readonly ffmpegTimeoutMs: number;
   readonly picLimits: PicLimits;
   readonly callbacks: CallbackConfig;
-  /** When true, requests must carry a valid COS signature. */
+  /** When true, CI requests must carry a valid COS signature; the default with DATABASE_URL, off in the embedded mode. */
   readonly requireAuth: boolean;
   /** A signature whose q-sign-time or q-key-time spans longer than this is refused. */
   readonly maxSignatureAgeMs: number;
@@ -258,7 +258,8 @@ export function loadConfig(env: Env = process.env): Config {
       allowPrivateAddresses: boolean(env, 'MEDIAJOBS_ALLOW_PRIVATE_CALLBACKS', embedded),
       signingSecret: read(env, 'MEDIAJOBS_CALLBACK_SECRET') ?? '',
     },
-    requireAuth: boolean(env, 'MEDIAJOBS_REQUIRE_AUTH', false),
+    // Off only in the embedded local mode: a DATABASE_URL means a shared, production-style deployment.
+    requireAuth: boolean(env, 'MEDIAJOBS_REQUIRE_AUTH', !embedded),
     maxSignatureAgeMs,
     apps: {
       adminToken: read(env, 'MEDIAJOBS_ADMIN_TOKEN') ?? '',

@@ -40,6 +40,8 @@ export async function startTestService(options: { worker?: boolean; env?: Record
     MEDIAJOBS_DATA_DIR: fresh.dataDir,
     ...(fresh.databaseUrl ? { DATABASE_URL: fresh.databaseUrl } : {}),
     MEDIAJOBS_LOG_LEVEL: 'silent',
+    // The suites speak unsigned CI requests, on the test server as in the embedded mode; test/tasks/apps.test.ts covers the default.
+    MEDIAJOBS_REQUIRE_AUTH: 'false',
     ...options.env,
   });
   const service = await startService(config, { api: true, worker: options.worker ?? false, processors: options.processors, logger: options.logger ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }) });

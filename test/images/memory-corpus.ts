@@ -21,7 +21,7 @@ const settle = async () => {
   }
 };
 
-const config = loadConfig({ ...process.env, MEDIAJOBS_PORT: '0', MEDIAJOBS_LOG_LEVEL: 'silent', MEDIAJOBS_CONCURRENCY: '2' });
+const config = loadConfig({ ...process.env, MEDIAJOBS_PORT: '0', MEDIAJOBS_LOG_LEVEL: 'silent', MEDIAJOBS_CONCURRENCY: '2', MEDIAJOBS_REQUIRE_AUTH: 'false' });
 const service = await startService(config, { api: true, worker: true, logger: pino({ level: 'silent' }) });
 const base = `http://127.0.0.1:${service.port}`;
 await service.storage.put(BUCKET, 'in/small.jpg', readFileSync('fixtures/images/photo-orient6.jpg'));

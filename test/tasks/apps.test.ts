@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { httpRequest, startTestService, type TestResponse, type TestService } from '../helpers/service.js';
 import { signRequest } from '../helpers/cos-signer.js';
+import { loadConfig } from '../../src/config.js';
 import { admin, callTask, okTask } from './helpers.js';
 
 interface Keys {
@@ -166,6 +167,32 @@ describe('apps: the admin API and isolation between tenants', function () {
       expect((await signed(second, 'GET', '/jobs')).status).to.equal(403);
       const listed = await admin(api, 'GET', '/admin/apps');
       expect(listed.body.apps.find((a: any) => a.app_id === second.app_id).disabled).to.equal(true);
+    });
+  });
+
+  describe('authentication by default', () => {
+    it('requires signed CI requests with DATABASE_URL, not in the embedded mode', () => {
+      expect(loadConfig({ DATABASE_URL: 'postgres://db.example/mediajobs' }).requireAuth).to.equal(true);
+      expect(loadConfig({ DATABASE_URL: 'postgres://db.example/mediajobs', MEDIAJOBS_REQUIRE_AUTH: 'false' }).requireAuth).to.equal(false);
+      expect(loadConfig({}).requireAuth).to.equal(false);
+    });
+
+    it('refuses an unsigned CI request (403 AccessDenied) on a server database, and serves signed ones and the task API', async () => {
+      // '' is unset: the default for this run's database (the test helper otherwise turns it off).
+      const defaults = await startTestService({ env: { MEDIAJOBS_REQUIRE_AUTH: '' } });
+      try {
+        const unsigned = await defaults.request('GET', '/jobs');
+        const onServer = defaults.config.databaseUrl !== undefined;
+        expect(unsigned.status).to.equal(onServer ? 403 : 200);
+        if (onServer) expect(unsigned.xml.Error.Code).to.equal('AccessDenied');
+        const app = defaults.service.app;
+        const host = new URL(defaults.baseUrl).host;
+        const authorization = signRequest({ method: 'GET', path: '/jobs', headers: { host }, secretId: app.secretId, secretKey: app.secretKey });
+        expect((await httpRequest(`${defaults.baseUrl}/jobs`, 'GET', undefined, { host, authorization })).status).to.equal(200);
+        expect(await callTask(defaults, 'list_tasks', { app_key: app.appKey })).to.include({ status: 200, code: 1 });
+      } finally {
+        await defaults.stop();
+      }
     });
   });
 
