@@ -155,7 +155,7 @@ function parseMediaTemplate(tag: Exclude<TemplateTag, 'PicProcess'>, request: Xm
       parseAnimation(body);
       return body;
     }
-    const body = pick(['Container', 'Video', 'Audio', 'TimeInterval', 'TransConfig']);
+    const body = pick(['Container', 'Video', 'Audio', 'TimeInterval', 'TransConfig', 'AudioMix', 'AudioMixArray']);
     parseTranscode(body);
     return body;
   } catch (err) {

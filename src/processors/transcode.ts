@@ -14,8 +14,12 @@
  * Accepted and ignored: TransConfig/IsHdr2Sdr, TranscodeIndex, HlsEncrypt,
  * DashEncrypt, AIGCMetadata; Video/Roi, Interlaced, ColorParam, and Audio's
  * KeepTwoTracks, SwitchTrack, SampleFormat.
- * Refused at submit (the schema has no place for them): Watermark,
- * RemoveWatermark, Subtitles, DigitalWatermark, AudioMix.
+ * AudioMix / AudioMixArray (≤ 2 sources, objects of the bucket): MixMode
+ * Repeat (looped to the end) or Once, Replace, EffectConfig start fade-in and
+ * end fade-out (EnableBgmFade ignored); mixed by `amix`.
+ * Watermark (Operation/Watermark[]): see watermark.ts.
+ * Refused at submit (the schema has no place for them): WatermarkTemplateId,
+ * RemoveWatermark, Subtitles, DigitalWatermark.
  *
  * An absent Video or Audio block keeps that stream with the container's
  * default codec (CI's template doc says an absent block drops the stream, but
@@ -35,7 +39,7 @@ import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
   assertFfmpegHas, asSubmitError, child, expandObject, ffmpegFailure, flag, invalid, mediaDuration, number, outputMediaInfo,
-  probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withLocalFiles, withWorkDir, type OutputTarget,
+  objectKeyOfUrl, probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withLocalFiles, withWorkDir, type OutputTarget,
 } from './media-output.js';
 import { parseWatermarks, watermarkFilters, watermarkGraph, type WatermarkSpec } from './watermark.js';
 import type { Processor, ProcessorContext } from './processor.js';
@@ -126,6 +130,8 @@ export interface TranscodeSpec {
   readonly checkFps: Check;
   readonly deleteMetadata: boolean;
   readonly keepSubtitles: boolean;
+  /** AudioMix / AudioMixArray: background audio mixed in (or replacing the input's audio). */
+  readonly audioMix: readonly AudioMixSpec[];
 }
 
 function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], where: string): T | undefined {
@@ -149,7 +155,41 @@ function evenSide(value: unknown, where: string): number | undefined {
 }
 
 /** Parses `<Transcode>` (values as CI documents them); throws InvalidArgument naming the element. */
-export function parseTranscode(transcode: XmlObject): TranscodeSpec {
+/** One `AudioMix`: an object of the bucket mixed into the output's audio. */
+export interface AudioMixSpec {
+  readonly key: string;
+  /** Repeat (default): the source loops to the end; Once: it plays once. */
+  readonly repeat: boolean;
+  /** true: the input's own audio is dropped. */
+  readonly replace: boolean;
+  readonly fadeInSec?: number;
+  readonly fadeOutSec?: number;
+}
+
+function parseAudioMix(transcode: XmlObject, bucket: string | undefined): AudioMixSpec[] {
+  const raw = [transcode.AudioMix, transcode.AudioMixArray].flatMap((v) => (v === undefined || v === '' ? [] : Array.isArray(v) ? v : [v]));
+  if (raw.length > 2) throw invalid('AudioMix and AudioMixArray may name at most 2 sources.');
+  return raw.map((item) => {
+    if (!isXmlObject(item)) throw invalid('AudioMix must contain AudioSource.');
+    const url = text(item.AudioSource);
+    if (url === undefined) throw invalid('AudioMix/AudioSource is required.');
+    const mode = (text(item.MixMode) ?? 'Repeat').toLowerCase();
+    if (mode !== 'repeat' && mode !== 'once') throw invalid('AudioMix/MixMode must be Repeat or Once.');
+    const effect = child(item, 'EffectConfig');
+    const fadeIn = flag(effect.EnableStartFadein, 'AudioMix/EffectConfig/EnableStartFadein');
+    const fadeOut = flag(effect.EnableEndFadeout, 'AudioMix/EffectConfig/EnableEndFadeout');
+    return {
+      key: objectKeyOfUrl(url, bucket, 'AudioMix/AudioSource'),
+      repeat: mode === 'repeat',
+      replace: flag(item.Replace, 'AudioMix/Replace'),
+      fadeInSec: fadeIn ? number(effect.StartFadeinTime, 'AudioMix/EffectConfig/StartFadeinTime', 0, 1e6, { openMin: true }) ?? 1 : undefined,
+      fadeOutSec: fadeOut ? number(effect.EndFadeoutTime, 'AudioMix/EffectConfig/EndFadeoutTime', 0, 1e6, { openMin: true }) ?? 1 : undefined,
+    };
+  });
+}
+
+/** Parses `<Transcode>` (values as CI documents them); `bucket` holds AudioMix sources to the job's bucket (undefined: at submit). Throws InvalidArgument naming the element. */
+export function parseTranscode(transcode: XmlObject, bucket?: string): TranscodeSpec {
   const containerXml = child(transcode, 'Container');
   const formatText = text(containerXml.Format) ?? 'mp4';
   const format = formatText.toLowerCase();
@@ -231,6 +271,7 @@ export function parseTranscode(transcode: XmlObject): TranscodeSpec {
     checkFps: check(transConfig, 'IsCheckVideoFps', 'VideoFpsAdjMethod'),
     deleteMetadata: flag(transConfig.DeleteMetadata, 'TransConfig/DeleteMetadata'),
     keepSubtitles: format === 'mkv' && !flag(child(transcode, 'Subtitle').Remove, 'Subtitle/Remove'),
+    audioMix: audio ? parseAudioMix(transcode, bucket) : [],
   };
 }
 
@@ -275,6 +316,7 @@ export function transcodeNeeds(spec: TranscodeSpec): { encoders: string[]; filte
   if (spec.video?.width && spec.video.height && spec.adjDar === 'pad') filters.push('pad');
   if (spec.video?.width && spec.video.height && spec.adjDar === 'crop') filters.push('crop');
   if (spec.video?.rotate) filters.push(spec.video.rotate % 90 === 0 ? 'transpose' : 'rotate');
+  if (spec.audioMix.length) filters.push('amix', 'afade');
   return { encoders, filters: [...new Set(filters)] };
 }
 
@@ -325,29 +367,71 @@ function videoFilters(video: VideoSpec, spec: TranscodeSpec, source: SourceInfo)
  */
 export function buildTranscodeArgs(
   spec: TranscodeSpec,
-  io: { input: ToolInput; output: string; segmentPattern?: string; extra?: ExtraFilters; watermarkInputs?: readonly ToolInput[] },
+  io: { input: ToolInput; output: string; segmentPattern?: string; extra?: ExtraFilters; watermarkInputs?: readonly ToolInput[]; audioMixInputs?: readonly ToolInput[] },
   source: SourceInfo = {},
 ): string[] {
   const args = inputArgs(io.input, spec.startSec ? ['-ss', String(spec.startSec)] : []);
   const { video, audio } = spec;
   const marks = video ? io.extra?.watermarks ?? [] : [];
-  // Watermark images are inputs 1, 2, … after the job's input.
+  const mixes = audio ? spec.audioMix : [];
+  // Watermark images are inputs 1, 2, … after the job's input, then the AudioMix sources.
   for (const image of io.watermarkInputs ?? []) args.push(...inputArgs(image));
+  const firstMix = 1 + (io.watermarkInputs?.length ?? 0);
+  (io.audioMixInputs ?? []).forEach((mix, i) => args.push(...inputArgs(mix, mixes[i]?.repeat ? ['-stream_loop', '-1'] : [])));
+  const complex: string[] = [];
+  const maps: string[] = [];
   if (video) {
     const filters = [...videoFilters(video, spec, source), ...(io.extra?.video ?? [])];
     if (marks.length) {
-      args.push('-filter_complex', [`[0:v:0]${filters.length ? filters.join(',') : 'null'}[base]`, ...watermarkGraph(marks, 1)].join(';'), '-map', '[vout]');
+      complex.push(`[0:v:0]${filters.length ? filters.join(',') : 'null'}[base]`, ...watermarkGraph(marks, 1));
+      maps.push('-map', '[vout]');
     } else {
-      args.push('-map', '0:v:0?');
-      if (filters.length) args.push('-vf', filters.join(','));
+      maps.push('-map', '0:v:0?');
+      if (filters.length) maps.push('-vf', filters.join(','));
     }
   }
-  if (audio) args.push('-map', '0:a:0?');
+  if (audio && mixes.length) {
+    complex.push(...audioMixGraph(mixes, firstMix, io.extra?.audio ?? [], source, spec));
+    maps.push('-map', '[aout]');
+    // A Repeat source never ends by itself: the output ends with the input's video (or audio).
+    if (mixes.some((m) => m.repeat)) maps.push('-shortest');
+  } else if (audio) {
+    maps.push('-map', '0:a:0?');
+    if (io.extra?.audio?.length) maps.push('-af', io.extra.audio.join(','));
+  }
+  if (complex.length) args.push('-filter_complex', complex.join(';'));
+  args.push(...maps);
   if (spec.keepSubtitles) args.push('-map', '0:s?', '-c:s', 'copy');
   if (spec.durationSec) args.push('-t', String(spec.durationSec));
-  if (audio && io.extra?.audio?.length) args.push('-af', io.extra.audio.join(','));
   args.push(...encodeArgs(spec, io, source));
   return args;
+}
+
+/**
+ * The audio part of the filter graph for AudioMix: each source (faded in and
+ * out as EffectConfig asks; the fade-out needs the output's length, so it is
+ * applied only when that is known) mixed with the input's audio by `amix`
+ * (duration of the first input), or alone when a source has Replace. Ends in `[aout]`.
+ */
+function audioMixGraph(mixes: readonly AudioMixSpec[], firstInput: number, mainFilters: readonly string[], source: SourceInfo, spec: TranscodeSpec): string[] {
+  const graph: string[] = [];
+  const labels: string[] = [];
+  const replace = mixes.some((m) => m.replace);
+  if (!replace) {
+    graph.push(`[0:a:0]${mainFilters.length ? mainFilters.join(',') : 'anull'}[amain]`);
+    labels.push('[amain]');
+  }
+  const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? Infinity) - (spec.startSec ?? 0));
+  mixes.forEach((mix, i) => {
+    const chain = [
+      ...(mix.fadeInSec ? [`afade=t=in:st=0:d=${mix.fadeInSec}`] : []),
+      ...(mix.fadeOutSec && Number.isFinite(length) ? [`afade=t=out:st=${Math.max(0, length - mix.fadeOutSec)}:d=${mix.fadeOutSec}`] : []),
+    ];
+    graph.push(`[${firstInput + i}:a:0]${chain.length ? chain.join(',') : 'anull'}[amix${i}]`);
+    labels.push(`[amix${i}]`);
+  });
+  graph.push(labels.length === 1 ? `${labels[0]}anull[aout]` : `${labels.join('')}amix=inputs=${labels.length}:duration=first:dropout_transition=0[aout]`);
+  return graph;
 }
 
 /**
@@ -423,10 +507,10 @@ export function encodeArgs(spec: TranscodeSpec, io: { output: string; segmentPat
 }
 
 /** The Operation's Transcode container: the inline one (TemplateId resolved into it by the worker). */
-function transcodeOf(operation: XmlObject): TranscodeSpec {
+function transcodeOf(operation: XmlObject, bucket?: string): TranscodeSpec {
   const container = operation.Transcode;
   if (!isXmlObject(container) && container !== '') throw invalid('Operation/Transcode (or a TemplateId) is required.');
-  return parseTranscode(isXmlObject(container) ? container : {});
+  return parseTranscode(isXmlObject(container) ? container : {}, bucket);
 }
 
 /** Submit-time checks of a Transcode Operation (with an inline container): 400 InvalidArgument on what would fail. */
@@ -449,7 +533,7 @@ export function createTranscodeProcessor(spawner: Spawner): Processor {
 }
 
 async function runTranscode(ctx: ProcessorContext, spawner: Spawner): Promise<XmlObject> {
-  const spec = transcodeOf(ctx.job.operation);
+  const spec = transcodeOf(ctx.job.operation, ctx.job.bucket);
   const watermarks = parseWatermarks(ctx.job.operation.Watermark, ctx.job.bucket);
   if (watermarks.length && !spec.video) throw invalid('Watermark needs a Transcode that keeps the video.');
   return runTranscodeSpec(ctx, spawner, spec, { watermarks });
@@ -473,7 +557,10 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
   signal.throwIfAborted();
   ctx.setProgress(0);
   const imageKeys = (extra.watermarks ?? []).flatMap((mark) => (mark.image ? [safeKey(mark.image.key, 'Watermark/Image/Url')] : []));
-  return withInputFile(ctx, (input) => withLocalFiles(ctx, imageKeys, (images) => withWorkDir(ctx, async (dir) => {
+  const mixKeys = (spec.audio ? spec.audioMix : []).map((mix) => safeKey(mix.key, 'AudioMix/AudioSource'));
+  return withInputFile(ctx, (input) => withLocalFiles(ctx, [...imageKeys, ...mixKeys], (others) => withWorkDir(ctx, async (dir) => {
+    const images = others.slice(0, imageKeys.length);
+    const mixFiles = others.slice(imageKeys.length);
     const base = path.posix.basename(key).replace(/\.[^.]*$/, '') || 'out';
     const output = path.join(dir, spec.container.muxer === 'hls' ? `${base}.m3u8` : `out.${spec.container.ext}`);
     const segmentPattern = spec.container.muxer === 'hls' ? path.join(dir, `${base}-%d.ts`) : undefined;
@@ -482,16 +569,19 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
     // ~20 ms of CPU, a tenth of a small transcode on a busy machine; without it, ffmpeg's own
     // failure says what is wrong with the input. It runs before the tool slot is taken, so a job
     // waiting for a slot reads its input while the others' ffmpeg runs.
-    const needsSource = spec.checkReso.on || spec.checkFps.on || spec.checkVideoBitrate.on || spec.checkAudioBitrate.on
+    const needsSource = spec.checkReso.on || spec.checkFps.on || spec.checkVideoBitrate.on || spec.checkAudioBitrate.on || spec.audioMix.some((m) => m.fadeOutSec)
       || (await fs.stat(input)).size >= PROBE_FOR_PROGRESS_BYTES;
     const source = needsSource ? sourceInfo(await probeInput(ctx, spawner, input)) : {};
     if (spec.startSec !== undefined && source.durationSec !== undefined && spec.startSec >= source.durationSec) {
       throw invalid(`TimeInterval/Start ${spec.startSec} is past the end of the input (${source.durationSec.toFixed(3)} s).`);
     }
     const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? 0) - (spec.startSec ?? 0));
-    await withToolInputs([input, ...images], ([tool, ...watermarkInputs]) => {
-      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern, extra, watermarkInputs }, source);
-      const replacements = [...inputReplacements(tool, job.inputObject, dir), ...watermarkInputs.flatMap((w, i) => inputReplacements(w, imageKeys[i], dir))];
+    await withToolInputs([input, ...images, ...mixFiles], ([tool, ...more]) => {
+      const watermarkInputs = more.slice(0, images.length);
+      const audioMixInputs = more.slice(images.length);
+      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern, extra, watermarkInputs, audioMixInputs }, source);
+      const otherKeys = [...imageKeys, ...mixKeys];
+      const replacements = [...inputReplacements(tool, job.inputObject, dir), ...more.flatMap((w, i) => inputReplacements(w, otherKeys[i], dir))];
       return ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, args, dir, Number.isFinite(length) && length > 0 ? length : undefined, replacements));
     });
     ctx.setProgress(92);

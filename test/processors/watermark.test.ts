@@ -13,7 +13,7 @@ function request(watermarks: string, object: string, extra = ''): string {
     + `${watermarks}<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>${object}</Object></Output></Operation></Request>`;
 }
 
-describe('Transcode watermarks', function () {
+describe('Transcode watermarks and AudioMix', function () {
   this.timeout(60_000);
 
   it('place marks by Pos, LocMode and Dx/Dy, in a filter graph ending in [vout]', () => {
@@ -58,6 +58,22 @@ describe('Transcode watermarks', function () {
       expect(r).to.be.above(200);
       expect(g + b).to.be.below(120);
       expect(detail.Operation.Watermark).to.have.length(2);
+    });
+
+    it('mixes an AudioMix source into the audio (Repeat loops it; Replace drops the input\'s own)', async () => {
+      await putFixture(api, 'fixtures/media/audio-only.mp3', 'marks/bgm.mp3');
+      const mix = (replace: string) => `<AudioMix><AudioSource>https://${BUCKET}.cos.ap-local.myqcloud.com/marks/bgm.mp3</AudioSource><MixMode>Repeat</MixMode>`
+        + `<Replace>${replace}</Replace><EffectConfig><EnableStartFadein>true</EnableStartFadein><StartFadeinTime>0.5</StartFadeinTime></EffectConfig></AudioMix>`;
+      const body = (replace: string, object: string) => '<Request><Tag>Transcode</Tag><Input><Object>in/test.mp4</Object></Input><Operation>'
+        + `<Transcode><Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><Audio><Codec>aac</Codec></Audio>${mix(replace)}</Transcode>`
+        + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>${object}</Object></Output></Operation></Request>`;
+      for (const [replace, object] of [['false', 'out/mixed.mp4'], ['true', 'out/replaced.mp4']]) {
+        const detail = await waitForState(api, await submit(api, body(replace, object)));
+        expect(detail.State, detail.Message).to.equal('Success');
+        // The 2 s source loops under the 12 s video, and the output still ends with the video.
+        expect(Number(detail.Operation.MediaInfo.Format.Duration)).to.be.closeTo(12, 0.3);
+        expect(detail.Operation.MediaInfo.Stream.Audio.CodecName).to.equal('aac');
+      }
     });
 
     it('fails NoSuchKey for a watermark image that does not exist', async () => {
