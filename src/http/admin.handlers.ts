@@ -3,6 +3,7 @@ import { constantTimeEqual } from '../auth/credentials.js';
 import { isRetryableDbError } from '../engine/db-retry.js';
 import { disableApp, insertApp, listApps, loadAdminToken, rotateAppKeys, type App } from '../store/apps.repository.js';
 import { listWorkers } from '../store/workers.repository.js';
+import { appKeysOf } from '../tasks/app-keys.js';
 import { readBody } from './body.js';
 import type { AppContext, RequestState } from './context.js';
 import type { AppDeps } from './handler.js';
@@ -89,7 +90,9 @@ async function route(ctx: AppContext, deps: AppDeps): Promise<{ status: number; 
       const body = await readJson(ctx, deps.config.maxBodyBytes);
       const name = body.name;
       if (typeof name !== 'string' || !/^[^\u0000-\u001f]{1,64}$/.test(name)) throw new AdminError('BadRequest', 'name is required: 1 to 64 printable characters');
-      return { status: 201, body: appJson(await insertApp(db, name), true) };
+      const app = await insertApp(db, name);
+      await appKeysOf(deps.db).changed(db);
+      return { status: 201, body: appJson(app, true) };
     }
     throw methodNotAllowed(ctx, 'GET, POST');
   }
@@ -99,11 +102,13 @@ async function route(ctx: AppContext, deps: AppDeps): Promise<{ status: number; 
       if (ctx.method !== 'POST') throw methodNotAllowed(ctx, 'POST');
       const app = await rotateAppKeys(db, id);
       if (!app) throw new AdminError('NotFound', `app ${id} does not exist`);
+      await appKeysOf(deps.db).changed(db);
       return { status: 200, body: appJson(app, true) };
     }
     if (ctx.method !== 'DELETE') throw methodNotAllowed(ctx, 'DELETE');
     const app = await disableApp(db, id);
     if (!app) throw new AdminError('NotFound', `app ${id} does not exist`);
+    await appKeysOf(deps.db).changed(db);
     return { status: 200, body: appJson(app, false) };
   }
   if (resource === 'workers' && parts.length === 1) {

@@ -1,11 +1,11 @@
 import type { Middleware } from 'koa';
-import { findAppByAppKey } from '../auth/credentials.js';
 import type { App } from '../store/apps.repository.js';
 import { TaskError, toTaskError } from '../tasks/task-errors.js';
 import {
   cancelTask, completeTask, createTask, createTaskDeps, failTask, getTask, listTasks, nextTask, updateProgress, type TaskDeps,
 } from '../tasks/task-service.js';
 import { ExternalWorkers } from '../tasks/worker-registry.js';
+import { appKeysOf } from '../tasks/app-keys.js';
 import { readBody } from './body.js';
 import type { AppContext, RequestState } from './context.js';
 import type { AppDeps } from './handler.js';
@@ -71,7 +71,7 @@ async function serve(ctx: AppContext, deps: TaskDeps, workers: ExternalWorkers, 
   if (!handler) throw new TaskError('BadRequest', `${action ? `unknown action "${action}"` : 'action is missing'}; use ?action= one of ${ACTION_LIST}`);
   const body = parseJson(await readBody(ctx, maxBodyBytes));
   if (typeof body.app_key !== 'string' || body.app_key === '') throw new TaskError('Unauthorized', 'app_key is missing; send your app\'s app_key in the body');
-  const app = await findAppByAppKey(deps.db.kysely, body.app_key);
+  const app = await appKeysOf(deps.db).find(body.app_key);
   if (!app) throw new TaskError('Unauthorized', 'app_key is not valid (wrong, rotated or its app disabled)');
   const problem = jsonSchemaProblem(`task-api.${action}.json`, body);
   if (problem) throw new TaskError('BadRequest', `${problem} (action ${action})`);

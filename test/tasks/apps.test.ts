@@ -159,6 +159,23 @@ describe('apps: the admin API and isolation between tenants', function () {
       second = rotated;
     });
 
+    it('a rotation reaches another process on the same database at once (NOTIFY), though it remembers app_keys', async function () {
+      if (api.config.databaseUrl === undefined) this.skip();
+      const other = await startTestService({ database: { databaseUrl: api.config.databaseUrl, dataDir: api.config.dataDir } });
+      try {
+        expect(await callTask(other, 'list_tasks', { app_key: second.app_key })).to.include({ status: 200, code: 1 });
+        const rotated = (await admin(api, 'POST', `/admin/apps/${second.app_id}/rotate`)).body as Keys;
+        const deadline = Date.now() + 2000;
+        let answer = await callTask(other, 'list_tasks', { app_key: second.app_key });
+        while (answer.status === 200 && Date.now() < deadline) answer = await callTask(other, 'list_tasks', { app_key: second.app_key });
+        expect(answer).to.include({ status: 401 });
+        expect(await callTask(other, 'list_tasks', { app_key: rotated.app_key })).to.include({ status: 200, code: 1 });
+        second = rotated;
+      } finally {
+        await other.stop();
+      }
+    });
+
     it('disabling stops its keys; its listing shows it disabled', async () => {
       const res = await admin(api, 'DELETE', `/admin/apps/${second.app_id}`);
       expect(res.status).to.equal(200);
