@@ -166,6 +166,10 @@ describe('task API: clients, concurrent workers, long polls, callbacks', functio
         expect(internal).to.include({ worker_id: withWorker.service.worker!.workerId, concurrency: 2, pid: process.pid, state: 'active' });
         expect(internal.task_types).to.include.members(['MediaInfo', 'PicProcess']);
         expect((await admin(withWorker, 'GET', '/admin/workers', undefined, 'wrong')).status).to.equal(401);
+        // Not seen for three task leases (5 min each by default): shown, as gone.
+        await withWorker.service.db.kysely.updateTable('workers').set({ last_seen_at: new Date(Date.now() - 16 * 60_000) }).where('worker_id', '=', 'ext-7').execute();
+        const later = (await admin(withWorker, 'GET', '/admin/workers')).body.workers as any[];
+        expect(later.find((w) => w.worker_id === 'ext-7').state).to.equal('gone');
       } finally {
         await withWorker.stop();
       }
