@@ -217,13 +217,19 @@ export async function storeFiles(ctx: ProcessorContext, bucket: string, files: R
   try {
     for (const { key, file } of files) {
       ctx.signal.throwIfAborted();
-      const data = await fs.readFile(file);
       try {
-        await ctx.storage.put(bucket, key, data);
+        if (ctx.storage.putFile) {
+          // Moved or streamed, never read whole into memory: an output can be gigabytes.
+          const stat = await ctx.storage.putFile(bucket, key, file);
+          stored.push({ key, md5: stat.etag.replace(/"/g, '') });
+        } else {
+          const data = await fs.readFile(file);
+          await ctx.storage.put(bucket, key, data);
+          stored.push({ key, md5: createHash('md5').update(data).digest('hex') });
+        }
       } catch (err) {
         throw err instanceof CiError ? new PermanentJobError(err.code, err.message) : err;
       }
-      stored.push({ key, md5: createHash('md5').update(data).digest('hex') });
     }
     ctx.signal.throwIfAborted();
     return stored;

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CiError } from '../errors.js';
 import { assertSafeBucket, assertSafeObjectKey } from './object-key.js';
@@ -7,6 +7,13 @@ import { ObjectNotFoundError, type ObjectStat, type Storage } from './storage.js
 
 function md5Etag(data: Buffer): string {
   return `"${createHash('md5').update(data).digest('hex')}"`;
+}
+
+/** The quoted MD5 of a file, read as a stream. */
+async function md5EtagOfFile(file: string): Promise<string> {
+  const hash = createHash('md5');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return `"${hash.digest('hex')}"`;
 }
 
 /** Objects as files under `<root>/<bucket>/<key>`. */
@@ -76,6 +83,38 @@ export class LocalDiskStorage implements Storage {
       throw err;
     }
     return { size: data.length, etag: md5Etag(data) };
+  }
+
+  async putFile(bucket: string, key: string, source: string): Promise<ObjectStat> {
+    const file = this.filePath(bucket, key);
+    const [etag, { size }] = await Promise.all([md5EtagOfFile(source), fs.stat(source)]);
+    const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
+    // A rename when the scratch file is on the same file system (<data dir>/tmp and
+    // <data dir>/buckets usually are), a copy otherwise; then the same atomic rename as put.
+    const place = async () => {
+      try {
+        await fs.rename(source, temp);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+        await fs.copyFile(source, temp);
+      }
+    };
+    try {
+      await place().catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT' || !(await fs.stat(source).then(() => true, () => false))) throw err;
+        await fs.mkdir(path.dirname(file), { recursive: true });
+        await place();
+      });
+      await fs.rename(temp, file);
+    } catch (err) {
+      await fs.rm(temp, { force: true }).catch(() => undefined);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
+        throw new CiError('InvalidArgument', `The object ${key} cannot be written in bucket ${bucket}: it collides with an existing object or folder.`);
+      }
+      throw err;
+    }
+    return { size, etag };
   }
 
   async stat(bucket: string, key: string): Promise<ObjectStat | undefined> {

@@ -24,6 +24,13 @@ export interface Storage {
   withLocalFile<T>(bucket: string, key: string, use: (filePath: string) => Promise<T>): Promise<T>;
   /** Writes atomically: readers never see a half-written object. */
   put(bucket: string, key: string, data: Buffer): Promise<ObjectStat>;
+  /**
+   * Stores a local file as the object, atomically like `put`, without reading
+   * it into memory (an ffmpeg output can be gigabytes). The file may be moved
+   * away (it is the caller's scratch file). Optional: callers fall back to
+   * reading the file and calling `put`.
+   */
+  putFile?(bucket: string, key: string, filePath: string): Promise<ObjectStat>;
   stat(bucket: string, key: string): Promise<ObjectStat | undefined>;
   delete(bucket: string, key: string): Promise<void>;
 }
