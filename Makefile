@@ -50,6 +50,8 @@ bench: build
 	node dist/bench/queue-core.bench.js
 	node dist/bench/scale.js
 	node dist/bench/task-api.bench.js
+	node dist/bench/transcode.bench.js
+	node dist/bench/snapshot.bench.js
 
 clean:
 	rm -rf dist build node_modules/.installed
