@@ -77,7 +77,8 @@ async function serve(ctx: AppContext, deps: TaskDeps, workers: ExternalWorkers, 
   if (problem) throw new TaskError('BadRequest', `${problem} (action ${action})`);
   if (typeof body.worker_id === 'string') workers.seen(app.appId, body.worker_id, action === 'get_next_task' ? (body.task_types as string[] | undefined) ?? [] : undefined);
   const hangUp = new AbortController();
-  ctx.res.once('close', () => hangUp.abort());
+  // 'close' also follows every answer sent; only a client gone before its answer is a hang-up.
+  ctx.res.once('close', () => { if (!ctx.res.writableFinished) hangUp.abort(); });
   return handler.run(deps, app, body, hangUp.signal);
 }
 

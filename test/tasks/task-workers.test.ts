@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -82,6 +83,20 @@ describe('task API: clients, concurrent workers, long polls, callbacks', functio
     latencies.sort((a, b) => a - b);
     // Create and hand-out both included; far under the 1 s poll interval a sleep loop would show.
     expect(latencies[5], latencies.map((l) => l.toFixed(1)).join(' ')).to.be.below(250);
+  });
+
+  it('hands nothing to a long poll whose client hung up', async () => {
+    const body = JSON.stringify({ app_key: key, worker_id: 'gone', task_types: ['hang_up'], wait: 10 });
+    const req = http.request(`${api.baseUrl}/api.php?action=get_next_task`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json' } });
+    req.on('error', () => undefined);
+    req.end(body);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    req.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const { task_id } = await okTask(api, 'create_task', { app_key: key, task_type: 'hang_up' });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const handed = await okTask(api, 'get_next_task', { app_key: key, worker_id: 'present', task_types: ['hang_up'] });
+    expect(handed).to.include({ id: task_id, attempt: 1 });
   });
 
   it('answers a long poll with "no task available" when its wait runs out', async () => {
