@@ -48,6 +48,21 @@ describe('task API: POST /api.php?action=…', function () {
       });
     }
 
+    it('makes a CI job of a Tag our workers run, from the Input and Operation in task_data', async () => {
+      const data = await okTask(api, 'create_task', { app_key: key, task_type: 'MediaInfo', task_data: { Input: { Object: 'input/clip.mp4' }, Operation: { UserData: 'from-tasks' } } });
+      const task = await okTask(api, 'get_task', { app_key: key, task_id: data.task_id });
+      expect(task).to.include({ task_type: 'MediaInfo', status: 'pending', external: false });
+      expect(task.task_data).to.deep.equal({ Input: { Object: 'input/clip.mp4' }, Operation: { UserData: 'from-tasks', JobLevel: '0' } });
+      const detail = (await api.request('GET', `/jobs/${task.job_id}`)).xml.Response.JobsDetail;
+      expect(detail).to.include({ Tag: 'MediaInfo', State: 'Submitted' });
+      expect(detail.Input.Object).to.equal('input/clip.mp4');
+      // Ours to run, never an external worker's.
+      expect(await callTask(api, 'get_next_task', { app_key: key, worker_id: 'w', task_types: ['MediaInfo'] })).to.include({ code: 0, data: null });
+      const bad = await callTask(api, 'create_task', { app_key: key, task_type: 'PicProcess', task_data: { Input: { Object: 'a.jpg' } } });
+      expect(bad).to.include({ status: 400, code: 0 });
+      expect(bad.msg).to.match(/Operation/);
+    });
+
     it('answers 400 for task_data over 256 KiB', async () => {
       const answer = await callTask(api, 'create_task', { app_key: key, task_type: 't', task_data: { blob: 'x'.repeat(300 * 1024) } });
       expect(answer).to.include({ status: 400, code: 0 });
