@@ -17,6 +17,7 @@ import { requestContext } from './middleware/request-context.js';
 import { ROUTES } from './routes.js';
 import { taskApi } from './task-api.handlers.js';
 import { createMetrics } from '../metrics/metrics.js';
+import { createConsole } from '../console/console.routes.js';
 
 /**
  * The CI error for a request Node's HTTP parser refused, with the status
@@ -113,6 +114,7 @@ export function createHttpServer(deps: AppDeps): HttpServer {
   // here, after the request id is set, so the 417 has the same shape as every other error.
   const unmetExpectations = new WeakSet<IncomingMessage>();
   const metrics = createMetrics(deps);
+  const consoleUi = createConsole(deps);
   koa.use(metrics.http);
   koa.use(requestContext(deps.config, deps.logger));
   const outages = new DatabaseOutageLog(() => sql`SELECT 1`.execute(deps.db.kysely), deps.logger);
@@ -123,8 +125,9 @@ export function createHttpServer(deps: AppDeps): HttpServer {
     }
     return next();
   });
-  // /metrics, /healthz, /readyz (issue 19) are answered here, before the front doors and any catch-all.
+  // /metrics, /healthz, /readyz, / and /console/… (issue 19) are answered here, before the front doors and any catch-all.
   koa.use(metrics.endpoints);
+  koa.use(consoleUi.middleware);
   // The task API and the admin API have their own keys and error envelopes (G16): they answer before the CI API's signature check.
   koa.use(taskApi(deps));
   koa.use(adminApi(deps));
@@ -167,6 +170,7 @@ export function createHttpServer(deps: AppDeps): HttpServer {
     },
     async stop() {
       outages.stop();
+      await consoleUi.stop();
       await metrics.stop();
       if (!server) return;
       const closing = server;

@@ -1,0 +1,470 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Middleware } from 'koa';
+import { sql } from 'kysely';
+import { constantTimeEqual } from '../auth/credentials.js';
+import { findDeliveriesOfJob, redeliver } from '../callbacks/deliveries.repository.js';
+import { cancelJobs } from '../engine/cancel.js';
+import { CHANNELS } from '../engine/channels.js';
+import { isRetryableDbError } from '../engine/db-retry.js';
+import { isJobState } from '../engine/job-state.js';
+import { updateMediaQueue } from '../engine/queues.js';
+import { CiError } from '../errors.js';
+import { readBody } from '../http/body.js';
+import type { AppContext, RequestState } from '../http/context.js';
+import type { AppDeps } from '../http/handler.js';
+import { JOB_ID_PATTERN, QUEUE_ID_PATTERN } from '../ids.js';
+import { disableApp, findApp, findEnabledAppBySecretId, insertApp, listApps, loadAdminToken, rotateAppKeys, type App } from '../store/apps.repository.js';
+import { jobRowToJob } from '../store/jobs.repository.js';
+import { findQueue } from '../store/queues.repository.js';
+import { listWorkers } from '../store/workers.repository.js';
+import { taskView } from '../tasks/task-view.js';
+import { buildDescribeMediaJobResponse } from '../xml/responses.js';
+import { formatCiTime } from '../xml/time.js';
+import type { XmlObject, XmlValue } from '../xml/tree.js';
+import { jobSummaries, listConsoleJobs, listDeliveries, overview, queueSummaries, toSummary, type Scope } from './console.queries.js';
+import { ConsoleFeed } from './feed.js';
+import { SESSION_COOKIE, SESSION_TTL_MS, decodeSession, encodeSession, newSession, sessionKey, type Session } from './session.js';
+
+/*
+ * The console (issue 19): `/console/` serves the page and its assets (ours
+ * from src/console/static, Preact, htm and uPlot from node_modules: nothing
+ * from a CDN), `/console/api/…` the JSON it renders from, and
+ * `/console/api/events` the live feed. Reads use the repositories the APIs
+ * use where one fits (findDeliveriesOfJob, listWorkers, listApps, the
+ * JobsDetail builder); actions call the same engine functions as the APIs:
+ * cancelJobs (CancelMediaJob, cancel_task), updateMediaQueue
+ * (UpdateMediaQueue), redeliver + NOTIFY (POST /callbacks/<id>), and the
+ * apps repository (the admin API).
+ *
+ * Access: POST /console/api/login with the admin token, or an app's
+ * SecretId and SecretKey (that app's rows only), sets a signed, HttpOnly,
+ * SameSite=Strict cookie (src/console/session.ts). Every other API path
+ * needs it; every action (POST) also needs the session's CSRF token in
+ * X-CSRF-Token and, when the browser sends one, an Origin of this host.
+ */
+
+const here = fileURLToPath(import.meta.url);
+/** src/console/static from both src/console and dist/src/console (tsc copies no assets; see src/store/migrate.ts). */
+export const STATIC_DIR = path.resolve(path.dirname(here), here.includes(`${path.sep}dist${path.sep}`) ? '../../../src/console' : '.', 'static');
+const require = createRequire(import.meta.url);
+/** An npm package's folder, from its entry point (htm exports no package.json to resolve). */
+function packageDir(name: string): string {
+  let dir = path.dirname(require.resolve(name));
+  while (path.basename(dir) !== name && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
+/** The npm files the page imports, by the name it imports them under. Bare `preact` imports are pointed at our URL when served. */
+const VENDOR: Record<string, () => string> = {
+  'preact.mjs': () => path.join(packageDir('preact'), 'dist/preact.mjs'),
+  'hooks.mjs': () => path.join(packageDir('preact'), 'hooks/dist/hooks.mjs'),
+  'htm.mjs': () => path.join(packageDir('htm'), 'dist/htm.mjs'),
+  'uplot.mjs': () => path.join(packageDir('uplot'), 'dist/uPlot.esm.js'),
+  'uplot.css': () => path.join(packageDir('uplot'), 'dist/uPlot.min.css'),
+};
+const STATIC_FILES = new Set(['index.html', 'app.js', 'i18n.js', 'style.css']);
+const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+class ConsoleError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+interface Who {
+  readonly session: Session;
+  /** The app of an app session. */
+  readonly app: App | undefined;
+  readonly scope: Scope;
+}
+
+export interface ConsoleUi {
+  readonly middleware: Middleware<RequestState>;
+  stop(): Promise<void>;
+}
+
+export function createConsole(deps: AppDeps): ConsoleUi {
+  const db = deps.db.kysely;
+  const feed = new ConsoleFeed(deps.db, deps.logger);
+  let key: Promise<Buffer> | undefined;
+  let token: Promise<string> | undefined;
+  const adminToken = () => {
+    token ??= loadAdminToken(db, deps.config.apps.adminToken).catch((err: unknown) => {
+      token = undefined;
+      throw err;
+    });
+    return token;
+  };
+  const signingKey = () => (key ??= adminToken().then(sessionKey).catch((err: unknown) => {
+    key = undefined;
+    throw err;
+  }));
+  const assets = new Map<string, { body: Buffer; etag: string; type: string }>();
+  const workerGoneMs = () => ({ internal: 3 * deps.config.leaseMs, external: 3 * deps.config.tasks.leaseMs });
+
+  const asset = async (file: string, vendor: boolean) => {
+    const cacheKey = `${vendor ? 'v' : 's'}:${file}`;
+    let found = assets.get(cacheKey);
+    if (!found) {
+      let body = await readFile(vendor ? VENDOR[file]() : path.join(STATIC_DIR, file));
+      if (file === 'hooks.mjs') body = Buffer.from(body.toString('utf8').replace(/from\s*"preact"/g, 'from"./preact.mjs"'));
+      found = { body, etag: `"${createHash('sha1').update(body).digest('base64url')}"`, type: TYPES[path.extname(file)] ?? 'application/octet-stream' };
+      assets.set(cacheKey, found);
+    }
+    return found;
+  };
+
+  const who = async (ctx: AppContext): Promise<Who> => {
+    const session = decodeSession(await signingKey(), ctx.cookies.get(SESSION_COOKIE));
+    if (!session) throw new ConsoleError(401, 'Unauthorized', 'log in first');
+    if (session.kind === 'admin') return { session, app: undefined, scope: { appid: undefined } };
+    const app = await findApp(db, session.appId!);
+    if (!app || app.disabledAt || app.secretId !== session.secretId) throw new ConsoleError(401, 'Unauthorized', 'the app was disabled or its keys rotated: log in again');
+    return { session, app, scope: { appid: app.appid } };
+  };
+
+  /** Actions: the session's CSRF token, and a same-origin Origin when the browser sends one. */
+  const checkAction = (ctx: AppContext, w: Who) => {
+    const origin = ctx.get('origin');
+    if (origin && origin !== `${ctx.protocol}://${ctx.host}`) throw new ConsoleError(403, 'Forbidden', 'cross-origin request refused');
+    const given = ctx.get('x-csrf-token');
+    if (!given || !constantTimeEqual(given, w.session.csrf)) throw new ConsoleError(403, 'Forbidden', 'missing or wrong X-CSRF-Token');
+  };
+
+  const requireAdmin = (w: Who) => {
+    if (w.session.kind !== 'admin') throw new ConsoleError(403, 'Forbidden', 'only the admin may do this');
+  };
+
+  const jobInScope = async (w: Who, jobId: string) => {
+    if (!JOB_ID_PATTERN.test(jobId)) throw new ConsoleError(404, 'NotFound', `no job ${jobId}`);
+    const row = await db.selectFrom('jobs').selectAll().where('job_id', '=', jobId).executeTakeFirst();
+    if (!row || (w.scope.appid !== undefined && row.appid !== w.scope.appid)) throw new ConsoleError(404, 'NotFound', `no job ${jobId}`);
+    return row;
+  };
+
+  const api = async (ctx: AppContext, parts: string[]): Promise<unknown> => {
+    const [resource, id, verb] = parts;
+    const method = ctx.method;
+    ctx.state.operation = `console:${resource ?? ''}${verb ? `:${verb}` : ''}`;
+    if (resource === 'login' && method === 'POST') return login(ctx);
+    if (resource === 'logout' && method === 'POST') {
+      ctx.cookies.set(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'strict', path: '/console', expires: new Date(0) });
+      return { ok: true };
+    }
+    const w = await who(ctx);
+    if (method === 'POST') checkAction(ctx, w);
+    else if (method !== 'GET') throw new ConsoleError(405, 'MethodNotAllowed', `${method} is not used here`);
+    switch (resource) {
+      case 'session':
+        return { kind: w.session.kind, csrf: w.session.csrf, expires: new Date(w.session.expires).toISOString(), ...(w.app ? { app: { app_id: w.app.appId, name: w.app.name, appid: w.app.appid, bucket: w.app.bucket } } : {}) };
+      case 'overview':
+        return overview(db, w.scope, workerGoneMs());
+      case 'events':
+        ctx.state.operation = 'console:events';
+        await events(ctx, w);
+        return undefined;
+      case 'jobs':
+        if (id === undefined) return listJobs(ctx, w);
+        if (verb === undefined) return jobDetail(w, id);
+        if (verb === 'cancel' && method === 'POST') return cancel(w, id);
+        break;
+      case 'queues':
+        if (id === undefined) return { queues: await queueSummaries(db, w.scope) };
+        if (method === 'POST') return updateQueue(ctx, w, id);
+        break;
+      case 'workers': {
+        const all = await listWorkers(db, workerGoneMs());
+        return { workers: w.app ? all.filter((x) => x.kind === 'internal' || x.app_id === w.app!.appId).map((x) => (x.kind === 'internal' ? { ...x, running: x.running.filter(() => false) } : x)) : all };
+      }
+      case 'apps':
+        requireAdmin(w);
+        if (id === undefined && method === 'GET') return { apps: (await listApps(db)).map((a) => appJson(a, false)) };
+        if (id === undefined && method === 'POST') {
+          const body = await readJson(ctx);
+          const name = typeof body.name === 'string' ? body.name.trim() : '';
+          if (!/^[^\u0000-\u001f]{1,64}$/.test(name)) throw new ConsoleError(400, 'BadRequest', 'name is required: 1 to 64 printable characters');
+          ctx.status = 201;
+          return appJson(await insertApp(db, name), true);
+        }
+        if (id !== undefined && method === 'POST' && (verb === 'rotate' || verb === 'disable')) {
+          if (!/^[0-9a-f]{16}$/.test(id)) throw new ConsoleError(404, 'NotFound', `no app ${id}`);
+          const app = verb === 'rotate' ? await rotateAppKeys(db, id) : await disableApp(db, id);
+          if (!app) throw new ConsoleError(404, 'NotFound', `no app ${id}`);
+          return appJson(app, verb === 'rotate');
+        }
+        break;
+      case 'callbacks': {
+        if (id === undefined) {
+          const state = String(ctx.query.state ?? 'Pending');
+          if (state !== 'Pending' && state !== 'Delivered' && state !== 'GivenUp') throw new ConsoleError(400, 'BadRequest', 'state is Pending, Delivered or GivenUp');
+          return { deliveries: await listDeliveries(db, w.scope, state, 100) };
+        }
+        if (verb === 'redeliver' && method === 'POST') return redeliverOne(w, id);
+        break;
+      }
+      case 'objects':
+        await download(ctx, w);
+        return undefined;
+    }
+    throw new ConsoleError(404, 'NotFound', 'no such console resource');
+  };
+
+  const login = async (ctx: AppContext) => {
+    const origin = ctx.get('origin');
+    if (origin && origin !== `${ctx.protocol}://${ctx.host}`) throw new ConsoleError(403, 'Forbidden', 'cross-origin request refused');
+    const body = await readJson(ctx);
+    let session: Session | undefined;
+    if (typeof body.token === 'string' && body.token) {
+      if (constantTimeEqual(body.token, await adminToken())) session = newSession('admin');
+    } else if (typeof body.secretId === 'string' && typeof body.secretKey === 'string') {
+      const app = await findEnabledAppBySecretId(db, body.secretId);
+      if (app && constantTimeEqual(body.secretKey, app.secretKey)) session = newSession('app', { appId: app.appId, secretId: app.secretId });
+    }
+    if (!session) throw new ConsoleError(401, 'Unauthorized', 'wrong admin token, or wrong SecretId/SecretKey');
+    ctx.cookies.set(SESSION_COOKIE, encodeSession(await signingKey(), session), { httpOnly: true, sameSite: 'strict', path: '/console', maxAge: SESSION_TTL_MS, overwrite: true });
+    return { kind: session.kind, csrf: session.csrf };
+  };
+
+  const listJobs = async (ctx: AppContext, w: Who) => {
+    const q = (name: string) => {
+      const v = ctx.query[name];
+      return typeof v === 'string' && v !== '' ? v : undefined;
+    };
+    const states = q('state')?.split(',').filter(Boolean);
+    if (states?.some((s) => !isJobState(s))) throw new ConsoleError(400, 'BadRequest', 'state is one or more of Submitted, Running, Success, Failed, Pause, Cancel');
+    const queueId = q('queue');
+    if (queueId !== undefined && !QUEUE_ID_PATTERN.test(queueId)) throw new ConsoleError(400, 'BadRequest', 'queue is a queue id');
+    const before = q('before');
+    if (before !== undefined && !/^[1-9]\d{0,17}$/.test(before)) throw new ConsoleError(400, 'BadRequest', 'before is a cursor this API returned');
+    const app = q('app');
+    if (app !== undefined && !/^\d{1,12}$/.test(app)) throw new ConsoleError(400, 'BadRequest', 'app is an APPID');
+    const kind = q('kind');
+    if (kind !== undefined && kind !== 'job' && kind !== 'task') throw new ConsoleError(400, 'BadRequest', 'kind is job or task');
+    const time = (name: string) => {
+      const v = q(name);
+      if (v === undefined) return undefined;
+      const d = new Date(v);
+      if (Number.isNaN(d.getTime())) throw new ConsoleError(400, 'BadRequest', `${name} is a date and time`);
+      return d;
+    };
+    const size = Math.min(200, Math.max(1, Number(q('size') ?? 50) || 50));
+    const started = performance.now();
+    const page = await listConsoleJobs(db, w.scope, { appid: app, queueId, tag: q('tag'), states, kind, inputObject: q('input'), from: time('from'), to: time('to'), before, size });
+    return { ...page, query_ms: Math.round((performance.now() - started) * 10) / 10 };
+  };
+
+  const jobDetail = async (w: Who, jobId: string) => {
+    const started = performance.now();
+    const row = await jobInScope(w, jobId);
+    const job = jobRowToJob(row);
+    const deliveries = await findDeliveriesOfJob(db, jobId);
+    const outputs = await outputsOf(row.bucket, job.operation, job.result);
+    const timeline: Array<{ at: string; ci: string; what: string; detail?: string }> = [];
+    const point = (at: Date | null, what: string, detail?: string) => {
+      if (at) timeline.push({ at: at.toISOString(), ci: formatCiTime(at), what, ...(detail ? { detail } : {}) });
+    };
+    point(job.createdAt, 'created', `${row.external ? 'task' : 'job'} in queue ${job.queueId}`);
+    point(job.startedAt, 'started', `attempt ${job.attempts} of ${job.maxAttempts}${row.lease_owner ? ` on ${row.lease_owner}` : ''}`);
+    if (job.state === 'Running') timeline.push({ at: new Date().toISOString(), ci: formatCiTime(new Date()), what: 'progress', detail: `${job.progress}%` });
+    point(job.endedAt, job.state, [job.code, job.message].filter(Boolean).join(': '));
+    for (const d of deliveries) {
+      for (const a of d.attempts) point(new Date(a.attempted_at), 'callback', `${d.delivery.url} → ${a.http_status ?? a.error ?? ''} (${a.latency_ms} ms)`);
+    }
+    timeline.sort((a, b) => a.at.localeCompare(b.at));
+    return {
+      job: toSummary(row),
+      ...(row.external ? { task: taskView(row) } : { xml: buildDescribeMediaJobResponse([job], []) }),
+      timeline,
+      outputs,
+      deliveries: deliveries.map((d) => ({
+        delivery_id: d.delivery.delivery_id,
+        url: d.delivery.url,
+        format: d.delivery.format,
+        state: d.delivery.state,
+        attempts: d.attempts.map((a) => ({ attempt: a.attempt, at: new Date(a.attempted_at).toISOString(), http_status: a.http_status, latency_ms: a.latency_ms, error: a.error })),
+        next_attempt_at: new Date(d.delivery.next_attempt_at).toISOString(),
+      })),
+      query_ms: Math.round((performance.now() - started) * 10) / 10,
+    };
+  };
+
+  /** Output objects the job names (Output/Object, SpriteObject, the result's ObjectName), those that exist. */
+  const outputsOf = async (bucket: string, operation: XmlObject, result: XmlObject | null) => {
+    const found = new Map<string, { bucket: string; key: string }>();
+    const walk = (value: XmlValue | undefined, inBucket: string) => {
+      if (value === undefined || typeof value === 'string') return;
+      if (Array.isArray(value)) return value.forEach((v) => walk(v, inBucket));
+      const b = typeof value.Bucket === 'string' ? value.Bucket : inBucket;
+      const prefix = typeof value.ObjectPrefix === 'string' ? value.ObjectPrefix : '';
+      for (const [name, v] of Object.entries(value)) {
+        if ((name === 'Object' || name === 'SpriteObject' || name === 'ObjectName') && v !== undefined) {
+          for (const key of (Array.isArray(v) ? v : [v])) if (typeof key === 'string' && key) found.set(`${b}/${prefix}${key}`, { bucket: b, key: `${name === 'ObjectName' ? prefix : ''}${key}` });
+        } else walk(v, b);
+      }
+    };
+    walk(operation.Output, bucket);
+    if (result) walk(result, bucket);
+    const out: Array<{ bucket: string; key: string; size: number }> = [];
+    for (const o of [...found.values()].slice(0, 50)) {
+      const stat = await deps.storage.stat(o.bucket, o.key).catch(() => undefined);
+      if (stat) out.push({ ...o, size: (stat as { size?: number }).size ?? 0 });
+    }
+    return out;
+  };
+
+  const download = async (ctx: AppContext, w: Who) => {
+    const bucket = String(ctx.query.bucket ?? '');
+    const objectKey = String(ctx.query.key ?? '');
+    if (!bucket || !objectKey) throw new ConsoleError(400, 'BadRequest', 'bucket and key are required');
+    if (w.scope.appid !== undefined && !bucket.endsWith(`-${w.scope.appid}`)) throw new ConsoleError(404, 'NotFound', 'no such object');
+    const stat = await deps.storage.stat(bucket, objectKey).catch(() => undefined);
+    if (!stat) throw new ConsoleError(404, 'NotFound', 'no such object');
+    ctx.set('Content-Disposition', `attachment; filename="${path.posix.basename(objectKey).replace(/[^\w.-]/g, '_')}"`);
+    ctx.type = 'application/octet-stream';
+    ctx.body = await deps.storage.get(bucket, objectKey);
+  };
+
+  const cancel = async (w: Who, jobId: string) => {
+    const row = await jobInScope(w, jobId);
+    try {
+      await cancelJobs(deps.db, row.bucket, [jobId]);
+    } catch (err) {
+      if (err instanceof CiError) throw new ConsoleError(409, 'Conflict', err.message);
+      throw err;
+    }
+    return { job: (await jobSummaries(db, [jobId]))[0] };
+  };
+
+  const updateQueue = async (ctx: AppContext, w: Who, queueId: string) => {
+    if (!QUEUE_ID_PATTERN.test(queueId)) throw new ConsoleError(404, 'NotFound', `no queue ${queueId}`);
+    const queue = await db.selectFrom('queues').select(['bucket']).where('queue_id', '=', queueId).executeTakeFirst();
+    if (!queue || (w.scope.appid !== undefined && !queue.bucket.endsWith(`-${w.scope.appid}`))) throw new ConsoleError(404, 'NotFound', `no queue ${queueId}`);
+    const current = await findQueue(db, queue.bucket, queueId);
+    if (!current) throw new ConsoleError(404, 'NotFound', `no queue ${queueId}`);
+    const body = await readJson(ctx);
+    const state = body.state ?? current.state;
+    if (state !== 'Active' && state !== 'Paused') throw new ConsoleError(400, 'BadRequest', 'state is Active or Paused');
+    const max = body.maxConcurrent;
+    if (max !== undefined && !(Number.isInteger(max) && (max as number) >= 1 && (max as number) <= 10_000)) throw new ConsoleError(400, 'BadRequest', 'maxConcurrent is an integer from 1 to 10000');
+    try {
+      await updateMediaQueue(deps.db, queue.bucket, queueId, { name: current.name, state, ...(max !== undefined ? { maxConcurrent: max as number } : {}) });
+    } catch (err) {
+      if (err instanceof CiError) throw new ConsoleError(400, 'BadRequest', err.message);
+      throw err;
+    }
+    return { queues: await queueSummaries(db, w.scope) };
+  };
+
+  const redeliverOne = async (w: Who, deliveryId: string) => {
+    if (!/^d[0-9a-f]{32}$/.test(deliveryId)) throw new ConsoleError(404, 'NotFound', `no delivery ${deliveryId}`);
+    const row = await db.selectFrom('callback_deliveries').innerJoin('jobs', 'jobs.job_id', 'callback_deliveries.job_id')
+      .select(['callback_deliveries.job_id', 'jobs.appid']).where('delivery_id', '=', deliveryId).executeTakeFirst();
+    if (!row || (w.scope.appid !== undefined && row.appid !== w.scope.appid)) throw new ConsoleError(404, 'NotFound', `no delivery ${deliveryId}`);
+    // As POST /callbacks/<DeliveryId> does.
+    await db.transaction().execute(async (tx) => {
+      await redeliver(tx, deliveryId);
+      await sql`SELECT pg_notify(${CHANNELS.deliveriesAvailable}, '')`.execute(tx);
+    });
+    return { ok: true, job_id: row.job_id };
+  };
+
+  const events = async (ctx: AppContext, w: Who) => {
+    ctx.req.socket.setTimeout(0);
+    ctx.req.socket.setNoDelay(true);
+    ctx.respond = false;
+    const res = ctx.res;
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      'X-Accel-Buffering': 'no',
+      Connection: 'keep-alive',
+      'x-ci-request-id': ctx.state.requestId,
+    });
+    await feed.add(res, w.scope.appid);
+  };
+
+  const readJson = async (ctx: AppContext): Promise<Record<string, unknown>> => {
+    let value: unknown;
+    try {
+      value = JSON.parse((await readBody(ctx, 64 * 1024)) || '{}');
+    } catch (err) {
+      if (isRetryableDbError(err)) throw err;
+      throw new ConsoleError(400, 'BadRequest', 'the body must be a JSON object');
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConsoleError(400, 'BadRequest', 'the body must be a JSON object');
+    return value as Record<string, unknown>;
+  };
+
+  const middleware: Middleware<RequestState> = async (ctx, next) => {
+    const p = ctx.path;
+    if (p === '/' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+      ctx.state.operation = 'console:redirect';
+      return ctx.redirect('/console/');
+    }
+    if (p !== '/console' && !p.startsWith('/console/')) return next();
+    ctx.set('Content-Security-Policy', CSP);
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Referrer-Policy', 'no-referrer');
+    if (p === '/console') return ctx.redirect('/console/');
+    if (p.startsWith('/console/api/')) {
+      ctx.set('Cache-Control', 'no-store');
+      try {
+        const body = await api(ctx as AppContext, p.slice('/console/api/'.length).split('/').filter(Boolean).map(decodeURIComponent));
+        if (body !== undefined) ctx.body = body;
+      } catch (err) {
+        const error = err instanceof ConsoleError ? err
+          : isRetryableDbError(err) ? new ConsoleError(503, 'Unavailable', 'the database is not reachable; retry in a second')
+            : new ConsoleError(500, 'InternalError', 'internal error; the server has logged it');
+        if (error.code === 'InternalError') ctx.state.log.error({ err }, 'console request failed');
+        ctx.status = error.status;
+        ctx.body = { error: { code: error.code, message: error.message } };
+      }
+      return;
+    }
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      ctx.status = 405;
+      ctx.body = 'GET only';
+      return;
+    }
+    ctx.state.operation = 'console:asset';
+    const rest = p.slice('/console/'.length);
+    const vendor = rest.startsWith('vendor/');
+    const file = vendor ? rest.slice('vendor/'.length) : rest === '' ? 'index.html' : rest;
+    if (vendor ? !(file in VENDOR) : !STATIC_FILES.has(file)) {
+      ctx.status = 404;
+      ctx.body = 'not found';
+      return;
+    }
+    const found = await asset(file, vendor);
+    ctx.set('Cache-Control', 'no-cache');
+    ctx.set('ETag', found.etag);
+    ctx.type = found.type;
+    ctx.status = 200;
+    if (ctx.fresh) {
+      ctx.status = 304;
+      return;
+    }
+    ctx.body = found.body;
+  };
+
+  return { middleware, stop: () => feed.stop() };
+}
+
+/** An app as the console shows it: as the admin API does, secrets only when just created or rotated. */
+function appJson(app: App, withSecrets: boolean): Record<string, unknown> {
+  return {
+    app_id: app.appId,
+    name: app.name,
+    appid: app.appid,
+    bucket: app.bucket,
+    secret_id: app.secretId,
+    ...(withSecrets ? { secret_key: app.secretKey, app_key: app.appKey } : {}),
+    created_at: app.createdAt.toISOString(),
+    disabled: app.disabledAt !== null,
+  };
+}

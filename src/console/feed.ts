@@ -1,0 +1,103 @@
+import type { ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { CHANNELS } from '../engine/channels.js';
+import type { Db } from '../store/database.js';
+import { parseChange } from './changes.js';
+import { jobSummaries, type JobSummary } from './console.queries.js';
+
+/*
+ * The console's live feed: one LISTEN on the changes channel per process
+ * (sql/0012), fanned out to every open browser as server-sent events. Job
+ * changes are gathered for FLUSH_MS, the changed rows read once (by job_id)
+ * and each browser sent the rows it may see; deliveries and queues go out as
+ * ids (the page that shows them reads them again). Nothing here polls: a
+ * quiet service sends only a comment every 15 s to keep proxies from closing
+ * the stream.
+ */
+
+/** How long job changes are gathered before their rows are read: one read per batch, whatever the number of browsers. */
+const FLUSH_MS = 40;
+const KEEPALIVE_MS = 15_000;
+
+interface Client {
+  readonly res: ServerResponse;
+  /** undefined: the admin (every row); else one APPID's rows. */
+  readonly appid: string | undefined;
+}
+
+export class ConsoleFeed {
+  private readonly clients = new Set<Client>();
+  private readonly jobIds = new Set<string>();
+  private readonly deliveries = new Map<string, { delivery_id: string; job_id: string; state: string; attempts: number }>();
+  private readonly queues = new Set<string>();
+  private flushTimer: NodeJS.Timeout | undefined;
+  private keepalive: NodeJS.Timeout | undefined;
+  private unsubscribe: Promise<() => Promise<void>> | undefined;
+  private stopped = false;
+
+  constructor(private readonly db: Db, private readonly logger: Logger) {}
+
+  /** Adds a browser's stream; the LISTEN starts with the first. */
+  async add(res: ServerResponse, appid: string | undefined): Promise<void> {
+    this.unsubscribe ??= this.db.listen(CHANNELS.changes, (payload) => this.onChange(payload));
+    await this.unsubscribe;
+    const client: Client = { res, appid };
+    this.clients.add(client);
+    res.on('close', () => this.clients.delete(client));
+    this.keepalive ??= setInterval(() => {
+      for (const c of this.clients) c.res.write(': keepalive\n\n');
+    }, KEEPALIVE_MS);
+    this.keepalive.unref();
+    res.write('retry: 1000\nevent: hello\ndata: {}\n\n');
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  private onChange(payload: string): void {
+    if (this.clients.size === 0) return;
+    const change = parseChange(payload);
+    if (!change) return;
+    if (change.kind === 'job') this.jobIds.add(change.jobId);
+    else if (change.kind === 'delivery') this.deliveries.set(change.deliveryId, { delivery_id: change.deliveryId, job_id: change.jobId, state: change.state, attempts: change.attempts });
+    else this.queues.add(change.queueId);
+    this.flushTimer ??= setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flush().catch((err: Error) => this.logger.warn({ err: err.message }, 'console feed: could not read changed rows'));
+    }, FLUSH_MS);
+  }
+
+  private async flush(): Promise<void> {
+    const ids = [...this.jobIds];
+    this.jobIds.clear();
+    const deliveries = [...this.deliveries.values()];
+    this.deliveries.clear();
+    const queues = [...this.queues];
+    this.queues.clear();
+    const rows = ids.length ? await jobSummaries(this.db.kysely, ids) : [];
+    if (this.stopped) return;
+    const at = Date.now();
+    for (const client of this.clients) {
+      const mine = client.appid === undefined ? rows : rows.filter((r: JobSummary) => r.appid === client.appid);
+      if (mine.length) send(client.res, 'jobs', { at, jobs: mine });
+      // An app's browser is told only that deliveries changed (their ids would name other apps' jobs): the page reads its own through the scoped API.
+      if (deliveries.length) send(client.res, 'deliveries', { at, deliveries: client.appid === undefined ? deliveries : [] });
+      if (queues.length) send(client.res, 'queues', { at, queues });
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.flushTimer);
+    clearInterval(this.keepalive);
+    for (const c of this.clients) c.res.end();
+    this.clients.clear();
+    const unsubscribe = await this.unsubscribe?.catch(() => undefined);
+    await unsubscribe?.();
+  }
+}
+
+function send(res: ServerResponse, event: string, data: unknown): void {
+  res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+}

@@ -1,0 +1,90 @@
+import { expect } from 'chai';
+import { mediaInfoRequest, submit } from '../helpers/jobs.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+/*
+ * The console's JSON API without a browser: who may read what, the session
+ * cookie, CSRF on actions, an app session's scope.
+ */
+
+describe('console API access', () => {
+  let api: TestService;
+  before(async () => { api = await startTestService(); });
+  after(async () => { await api.stop(); });
+
+  // fetch, for its Set-Cookie (the shared helper keeps single-valued headers only).
+  const login = async (body: Record<string, string>) => {
+    const res = await fetch(`${api.baseUrl}/console/api/login`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' } });
+    const setCookie = res.headers.getSetCookie()[0] ?? '';
+    const text = await res.text();
+    return { res, setCookie, cookie: setCookie.split(';')[0], csrf: res.status === 200 ? (JSON.parse(text) as { csrf: string }).csrf : '' };
+  };
+  const get = (path: string, cookie = '') => api.request('GET', path, { headers: cookie ? { cookie } : {} });
+  const post = (path: string, cookie: string, headers: Record<string, string> = {}, body = '{}') =>
+    api.request('POST', path, { body, headers: { cookie, 'content-type': 'application/json', ...headers } });
+
+  it('redirects / to /console/ and serves the page and its npm assets without a session', async () => {
+    const root = await get('/');
+    expect(root.status).to.equal(302);
+    expect(root.headers.get('location')).to.equal('/console/');
+    const page = await get('/console/');
+    expect(page.status).to.equal(200);
+    expect(page.headers.get('content-security-policy')).to.include("script-src 'self'");
+    for (const asset of ['/console/app.js', '/console/vendor/preact.mjs', '/console/vendor/hooks.mjs', '/console/vendor/htm.mjs', '/console/vendor/uplot.mjs']) {
+      const res = await get(asset);
+      expect(res.status, asset).to.equal(200);
+      expect(res.headers.get('content-type'), asset).to.match(/^text\/javascript/);
+    }
+    expect((await get('/console/vendor/../../package.json')).status).to.equal(404);
+  });
+
+  it('answers 401 to every data path and the event stream without a session, and refuses a forged cookie', async () => {
+    for (const path of ['/console/api/session', '/console/api/jobs', '/console/api/overview', '/console/api/events', '/console/api/apps', '/console/api/workers']) {
+      expect((await get(path)).status, path).to.equal(401);
+    }
+    const forged = `mediajobs_console=${Buffer.from(JSON.stringify({ kind: 'admin', expires: Date.now() + 1e6, csrf: 'x' })).toString('base64url')}.AAAA`;
+    expect((await get('/console/api/jobs', forged)).status).to.equal(401);
+  });
+
+  it('logs in with the admin token into an HttpOnly SameSite=Strict cookie; actions need the CSRF token and a same origin', async () => {
+    expect((await login({ token: 'nope' })).res.status).to.equal(401);
+    const { res, setCookie, cookie, csrf } = await login({ token: api.service.adminToken });
+    expect(res.status).to.equal(200);
+    expect(setCookie).to.match(/httponly/i).and.to.match(/samesite=strict/i);
+    expect((await get('/console/api/jobs', cookie)).status).to.equal(200);
+    expect((await post('/console/api/apps', cookie, {}, '{"name":"x"}')).status).to.equal(403);
+    expect((await post('/console/api/apps', cookie, { 'x-csrf-token': 'wrong' }, '{"name":"x"}')).status).to.equal(403);
+    expect((await post('/console/api/apps', cookie, { 'x-csrf-token': csrf, origin: 'http://evil.example' }, '{"name":"x"}')).status).to.equal(403);
+    const created = await post('/console/api/apps', cookie, { 'x-csrf-token': csrf }, '{"name":"tenant-b"}');
+    expect(created.status, created.text).to.equal(201);
+    expect(JSON.parse(created.text)).to.include.keys('secret_key', 'app_key');
+  });
+
+  it('shows an app session only its own jobs, refuses it the apps page, and ends it when the app is disabled', async () => {
+    const admin = await login({ token: api.service.adminToken });
+    const made = JSON.parse((await post('/console/api/apps', admin.cookie, { 'x-csrf-token': admin.csrf }, '{"name":"tenant-c"}')).text) as Record<string, string>;
+    const mine = await submit(api, mediaInfoRequest('input/a.mp4'));
+    const app = await login({ secretId: made.secret_id, secretKey: made.secret_key });
+    expect(app.res.status).to.equal(200);
+    const theirs = JSON.parse((await get('/console/api/jobs', app.cookie)).text) as { jobs: Array<{ job_id: string }> };
+    expect(theirs.jobs.map((j) => j.job_id)).to.not.include(mine);
+    expect((await get(`/console/api/jobs/${mine}`, app.cookie)).status).to.equal(404);
+    expect((await get('/console/api/apps', app.cookie)).status).to.equal(403);
+    expect((await post(`/console/api/jobs/${mine}/cancel`, app.cookie, { 'x-csrf-token': app.csrf })).status).to.equal(404);
+    const adminView = JSON.parse((await get('/console/api/jobs', admin.cookie)).text) as { jobs: Array<{ job_id: string }> };
+    expect(adminView.jobs.map((j) => j.job_id)).to.include(mine);
+    expect((await post(`/console/api/apps/${made.app_id}/disable`, admin.cookie, { 'x-csrf-token': admin.csrf })).status).to.equal(200);
+    expect((await get('/console/api/jobs', app.cookie)).status).to.equal(401);
+  });
+
+  it('cancels a job through the same path as CancelMediaJob, and refuses a second cancel with 409', async () => {
+    const { cookie, csrf } = await login({ token: api.service.adminToken });
+    const id = await submit(api, mediaInfoRequest('input/a.mp4'));
+    const res = await post(`/console/api/jobs/${id}/cancel`, cookie, { 'x-csrf-token': csrf });
+    expect(res.status, res.text).to.equal(200);
+    expect((JSON.parse(res.text) as { job: { state: string } }).job.state).to.equal('Cancel');
+    const detail = await api.request('GET', `/jobs/${id}`);
+    expect(detail.xml.Response.JobsDetail.State).to.equal('Cancel');
+    expect((await post(`/console/api/jobs/${id}/cancel`, cookie, { 'x-csrf-token': csrf })).status).to.equal(409);
+  });
+});
