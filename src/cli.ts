@@ -36,6 +36,8 @@ async function main(command: string): Promise<void> {
       `  SecretKey ${service.app.secretKey}`,
       `  app_key   ${service.app.appKey}`,
       `  admin token ${service.adminToken}`,
+      // Local mode only: the URL carries the admin token (in the fragment, which no request sends).
+      ...(config.databaseUrl === undefined ? [`  console   ${base}/console/#token=${encodeURIComponent(service.adminToken)}`] : [`  console   ${base}/console/ (log in with the admin token)`]),
       `  callbacks are signed (X-Mediajobs-Signature) with ${config.callbacks.signingSecret ? 'MEDIAJOBS_CALLBACK_SECRET' : service.callbackSecret}`,
       `  try: curl -s -X POST -H 'Content-Type: application/xml' --data-binary @fixtures/xml/create-mediainfo.xml ${base}/jobs`,
       '',
