@@ -4,9 +4,12 @@
  *   node dist/bench/transcode.bench.js        (after tsc -p tsconfig.json)
  *   npx tsx bench/transcode.bench.ts
  *
- * The operation: fixtures/media/clip-12s.mp4 (12 s, 160x120, 10 fps H.264 +
- * AAC) to H.264 at a lower resolution (Width 128, Preset veryfast, Crf 28,
- * AAC 32 kbps) in MP4, N times at concurrency C, in one run:
+ * The operation: an 8 s 640x480 25 fps H.264 + AAC clip, made at start by the
+ * same ffmpeg from its test sources (the committed fixtures are 160x120 and
+ * smaller: on them ffmpeg's run is ~0.1 s and the output's ffprobe alone is
+ * a tenth of it), to H.264 at a lower resolution (Width 320, Preset veryfast,
+ * Crf 28, AAC 64 kbps) in MP4, N times at concurrency C, in one run.
+ * BENCH_INPUT=fixture uses fixtures/media/clip-12s.mp4 to Width 128 instead:
  *
  * - bare: the ffmpeg binary the service runs, with the argv the service's
  *   builder makes for this Operation (`buildTranscodeArgs` + the global and
@@ -41,17 +44,39 @@ const WARMUP = envInt('BENCH_WARMUP', 4, 0);
 const CONCURRENCY = benchConcurrency();
 const TARGET_RATIO = 0.95;
 const FIXTURE = path.join(REPO_ROOT, 'fixtures', 'media', 'clip-12s.mp4');
+const USE_FIXTURE = process.env.BENCH_INPUT === 'fixture';
 const KEY = 'bench/clip.mp4';
+const WIDTH = USE_FIXTURE ? '128' : '320';
+const AUDIO_KBPS = USE_FIXTURE ? '32' : '64';
 const TRANSCODE = {
   Container: { Format: 'mp4' },
-  Video: { Codec: 'H.264', Width: '128', Preset: 'veryfast', Crf: '28' },
-  Audio: { Codec: 'aac', Bitrate: '32' },
+  Video: { Codec: 'H.264', Width: WIDTH, Preset: 'veryfast', Crf: '28' },
+  Audio: { Codec: 'aac', Bitrate: AUDIO_KBPS },
 };
+
+/** The 8 s 640x480 input, made by the ffmpeg under test. */
+async function makeInput(dir: string, ffmpegPath: string): Promise<Buffer> {
+  const file = path.join(dir, 'bench-input.mp4');
+  const spawner = createSpawner();
+  try {
+    const run = await spawner.run({
+      binary: resolveFfmpegPath(ffmpegPath),
+      args: ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x480:rate=25:duration=8',
+        '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100:duration=8', '-map', '0:v', '-map', '1:a',
+        '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k', '-f', 'mp4', file],
+      timeoutMs: 120_000, maxStdoutBytes: 1 << 20, maxStderrBytes: 16 << 10,
+    });
+    if (run.code !== 0) throw new Error(`making the bench input failed: ${run.stderr || run.spawnError}`);
+  } finally {
+    spawner.close();
+  }
+  return fs.readFile(file);
+}
 
 function transcodeRequest(index: number): string {
   return `<Request><Tag>Transcode</Tag><Input><Object>${KEY}</Object></Input><Operation>`
-    + '<Transcode><Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>128</Width><Preset>veryfast</Preset><Crf>28</Crf></Video>'
-    + '<Audio><Codec>aac</Codec><Bitrate>32</Bitrate></Audio></Transcode>'
+    + `<Transcode><Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>${WIDTH}</Width><Preset>veryfast</Preset><Crf>28</Crf></Video>`
+    + `<Audio><Codec>aac</Codec><Bitrate>${AUDIO_KBPS}</Bitrate></Audio></Transcode>`
     + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>bench/out/${index}.mp4</Object></Output></Operation></Request>`;
 }
 
@@ -89,13 +114,13 @@ async function runBare(input: string, jobs: number, outDir: string, ffmpegPath: 
 
 await runBenchmark('transcode', async (db, use) => {
   const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) } }));
-  await bench.service.storage.put(BUCKET, KEY, await fs.readFile(FIXTURE));
+  await bench.service.storage.put(BUCKET, KEY, USE_FIXTURE ? await fs.readFile(FIXTURE) : await makeInput(db.dataDir, bench.config.ffmpegPath));
   const input = path.join(bench.config.dataDir, 'buckets', BUCKET, KEY);
   await fitQueueToConcurrency(bench);
   const outDir = path.join(db.dataDir, 'bare-out');
   printBlock('Transcode benchmark', [
     ...(await environmentRows(bench, db)),
-    ['operation', `${path.basename(FIXTURE)} → H.264 128 px wide, veryfast, Crf 28, AAC 32k, MP4; ${JOBS} jobs, concurrency ${CONCURRENCY}, ${os.availableParallelism()} CPUs`],
+    ['operation', `${USE_FIXTURE ? path.basename(FIXTURE) : '8 s 640x480 (made at start)'} → H.264 ${WIDTH} px wide, veryfast, Crf 28, AAC ${AUDIO_KBPS}k, MP4; ${JOBS} jobs, concurrency ${CONCURRENCY}, ${os.availableParallelism()} CPUs`],
   ]);
   if (WARMUP > 0) {
     await runBare(input, WARMUP, outDir, bench.config.ffmpegPath);
