@@ -126,6 +126,28 @@ describe('apps: the admin API and isolation between tenants', function () {
       // Still there for its owner.
       expect((await signed(first, 'GET', `/jobs/${firstJob}`)).xml.Response.JobsDetail.State).to.equal('Submitted');
     });
+
+    it('lists only the signing app\'s queues and templates, and refuses its neighbour\'s template edits and redeliveries', async () => {
+      const queues = await signed(second, 'GET', '/queue');
+      expect(queues.status).to.equal(200);
+      expect(JSON.stringify(queues.xml)).to.not.contain(firstQueue);
+      const templates = await signed(second, 'GET', '/template');
+      expect(templates.status).to.equal(200);
+      expect(JSON.stringify(templates.xml)).to.not.contain(firstTemplate);
+      const update = await signed(second, 'PUT', `/template/${firstTemplate}`, { body: '<Request><Tag>PicProcess</Tag><Name>x</Name><PicProcess><ProcessRule>imageMogr2/rotate/1</ProcessRule></PicProcess></Request>' });
+      expect(update.status).to.be.oneOf([400, 404]);
+      expect(JSON.stringify((await signed(first, 'GET', '/template')).xml)).to.contain(firstTemplate).and.not.contain('rotate/1');
+      // A delivery of the first app's: a task with a callback, cancelled.
+      const { task_id } = await okTask(api, 'create_task', { app_key: first.app_key, task_type: 'delivered', callback_url: 'http://example.com/cb' });
+      await okTask(api, 'cancel_task', { app_key: first.app_key, task_id });
+      const delivery = await api.service.db.kysely.selectFrom('callback_deliveries').innerJoin('jobs', 'jobs.job_id', 'callback_deliveries.job_id')
+        .select(['delivery_id', 'jobs.job_id']).where('jobs.tag', '=', 'delivered').executeTakeFirstOrThrow();
+      const redeliver = await signed(second, 'POST', `/callbacks/${delivery.delivery_id}`);
+      expect(redeliver.status).to.equal(400);
+      expect(redeliver.xml.Error.Message).to.match(/does not exist/);
+      expect((await signed(second, 'GET', '/callbacks', { query: { jobId: delivery.job_id } })).status).to.equal(400);
+      expect((await signed(first, 'GET', '/callbacks', { query: { jobId: delivery.job_id } })).status).to.equal(200);
+    });
   });
 
   describe('isolation in the task API', () => {
