@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { httpRequest, startTestService, type TestService } from '../helpers/service.js';
 import { callTask, okTask } from './helpers.js';
 
 describe('task API: POST /api.php?action=…', function () {
@@ -85,6 +85,31 @@ describe('task API: POST /api.php?action=…', function () {
       expect(unknown).to.include({ status: 400, code: 0 });
       expect(unknown.msg).to.match(/unknown action "drop_tables".*create_task/);
       expect(await callTask(api, '', { app_key: key })).to.include({ status: 400, code: 0 });
+    });
+
+    it('never answers bad input with a 5xx', async () => {
+      const raw = (action: string, body: string | Buffer) => httpRequest(`${api.baseUrl}/api.php?action=${action}`, 'POST', body, { 'content-type': 'application/json' });
+      const cases: Array<[string, string | Buffer]> = [
+        ['create_task', Buffer.from([0x7b, 0xff, 0xfe, 0x7d])],
+        ['create_task', `{"app_key":"${key}","task_type":"t","task_data":{"x":"${'y'.repeat(2 * 1024 * 1024)}"}}`],
+        ['__proto__', `{"app_key":"${key}"}`],
+        ['constructor', `{"app_key":"${key}"}`],
+        ['get_task', `{"app_key":"${key}","task_id":1152921504606846976}`],
+        ['get_task', `{"app_key":"${key}","task_id":-1}`],
+        ['create_task', `{"app_key":"${key}","task_type":"t","task_data":${'['.repeat(5000)}${']'.repeat(5000)}}`],
+        ['create_task', `{"app_key":"${key}","task_type":"t","__proto__":{"x":1}}`],
+        ['get_next_task', `{"app_key":"${key}","worker_id":"w","wait":-1}`],
+        ['get_next_task', `{"app_key":"${key}","worker_id":"${'w'.repeat(65)}"}`],
+        ['list_tasks', `{"app_key":"${key}","limit":0}`],
+        ['update_progress', `{"app_key":"${key}","task_id":1,"progress":101}`],
+        ['create_task', `{"app_key":${JSON.stringify(key + '\u0000')},"task_type":"t"}`],
+        ['create_task', ''],
+      ];
+      for (const [action, body] of cases) {
+        const res = await raw(action, body);
+        expect(res.status, `${action} ${String(body).slice(0, 60)}: ${res.text.slice(0, 200)}`).to.be.oneOf([400, 401]);
+        expect(JSON.parse(res.text)).to.include({ code: 0, data: null });
+      }
     });
 
     it('answers 405 to a GET', async () => {
