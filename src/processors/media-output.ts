@@ -139,9 +139,31 @@ export function readOutput(operation: XmlObject, job: Pick<ProcessingJob, 'bucke
   return { region, bucket, object };
 }
 
+/** Data dirs whose `tmp` this process has swept (once each). */
+const swept = new Set<string>();
+
+/**
+ * Removes work folders a killed process left in `<dataDir>/tmp`: those older
+ * than the longest an ffmpeg run may take plus an hour, so that no running
+ * job's folder (of this or another process on the same data dir) can be one.
+ */
+async function sweepWorkDirs(root: string, maxAgeMs: number): Promise<void> {
+  const cutoff = Date.now() - maxAgeMs;
+  for (const name of await fs.readdir(root).catch(() => [] as string[])) {
+    const dir = path.join(root, name);
+    const stat = await fs.stat(dir).catch(() => undefined);
+    if (stat?.isDirectory() && stat.mtimeMs < cutoff) await fs.rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 /** Runs `use` with a fresh folder for ffmpeg's files under `<dataDir>/tmp`, removed afterwards whatever happens. */
 export async function withWorkDir<T>(ctx: ProcessorContext, use: (dir: string) => Promise<T>): Promise<T> {
-  const dir = path.join(ctx.config.dataDir, 'tmp', `${ctx.job.jobId}-${randomBytes(4).toString('hex')}`);
+  const root = path.join(ctx.config.dataDir, 'tmp');
+  if (!swept.has(root)) {
+    swept.add(root);
+    void sweepWorkDirs(root, ctx.config.ffmpegTimeoutMs + 3_600_000);
+  }
+  const dir = path.join(root, `${ctx.job.jobId}-${randomBytes(4).toString('hex')}`);
   await fs.mkdir(dir, { recursive: true });
   try {
     return await use(dir);
