@@ -8,8 +8,9 @@
  * at once and waits for nothing.
  *
  * `run` gets the waiting inputs (at most `maxBatch`) and answers one output
- * per input, in order. If it throws, every call of that batch fails with
- * that error; the caller decides whether its statement may be retried alone.
+ * per input, in order. Its statement must be atomic: when it throws, each
+ * call of the batch is run again alone, so a call whose input the database
+ * refuses (a NUL in a string) fails by itself, as JobInserter does.
  */
 export class Batcher<In, Out> {
   private readonly lines = new Map<string, { out: boolean; waiting: Array<{ input: In; resolve(out: Out): void; reject(err: unknown): void }> }>();
@@ -38,7 +39,10 @@ export class Batcher<In, Out> {
     line.out = true;
     this.run(key, batch.map((b) => b.input)).then(
       (outputs) => batch.forEach((b, i) => b.resolve(outputs[i])),
-      (err: unknown) => batch.forEach((b) => b.reject(err)),
+      // Nothing of a failed statement took effect: each call on its own, so one that cannot be stored fails alone.
+      (err: unknown) => batch.length === 1
+        ? batch[0].reject(err)
+        : Promise.all(batch.map((b) => this.run(key, [b.input]).then((outputs) => b.resolve(outputs[0]), b.reject))),
     ).finally(() => {
       line.out = false;
       this.send(key);

@@ -112,6 +112,14 @@ describe('task API: POST /api.php?action=…', function () {
       }
     });
 
+    it('fails only the create the database refuses when creates share a statement', async () => {
+      const bodies = Array.from({ length: 8 }, (_, i) => ({ app_key: key, task_type: 'shared_stmt', task_data: { text: i === 3 ? 'nul \u0000 here' : `ok ${i}` } }));
+      const answers = await Promise.all(bodies.map((body) => callTask(api, 'create_task', body)));
+      expect(answers.map((a) => a.status)).to.deep.equal([200, 200, 200, 400, 200, 200, 200, 200]);
+      const listed = await okTask(api, 'list_tasks', { app_key: key, task_type: 'shared_stmt', limit: 100 });
+      expect(listed.tasks).to.have.length(7);
+    });
+
     it('answers 405 to a GET', async () => {
       const res = await api.request('GET', '/api.php?action=get_task');
       expect(res.status).to.equal(405);
