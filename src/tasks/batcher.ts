@@ -38,9 +38,9 @@ export class Batcher<In, Out> {
     const batch = line.waiting.splice(0, this.maxBatch);
     line.out = true;
     this.run(key, batch.map((b) => b.input)).then(
-      (outputs) => batch.forEach((b, i) => b.resolve(outputs[i])),
+      (outputs): unknown => batch.forEach((b, i) => b.resolve(outputs[i])),
       // Nothing of a failed statement took effect: each call on its own, so one that cannot be stored fails alone.
-      (err: unknown) => batch.length === 1
+      (err: unknown): unknown => batch.length === 1
         ? batch[0].reject(err)
         : Promise.all(batch.map((b) => this.run(key, [b.input]).then((outputs) => b.resolve(outputs[0]), b.reject))),
     ).finally(() => {
