@@ -71,7 +71,25 @@ export interface Config {
   readonly metricsToken: string;
   readonly apps: AppsConfig;
   readonly tasks: TasksConfig;
+  /** Where objects live (MEDIAJOBS_STORAGE): `local` files under `<dataDir>/buckets`, or an S3-compatible store. */
+  readonly storage: StorageConfig;
   readonly logLevel: string;
+}
+
+export type StorageConfig =
+  | { readonly kind: 'local' }
+  | { readonly kind: 's3'; readonly s3: S3Config };
+
+/** The s3 backend (src/storage/s3.ts): COS bucket `<name>-<appid>` is S3 bucket `<bucketPrefix><name>-<appid>`. */
+export interface S3Config {
+  /** MEDIAJOBS_S3_ENDPOINT, e.g. http://127.0.0.1:9000 (MinIO); empty: AWS's own endpoints. */
+  readonly endpoint: string;
+  readonly region: string;
+  readonly accessKeyId: string;
+  readonly secretAccessKey: string;
+  readonly bucketPrefix: string;
+  /** Path-style URLs (`<endpoint>/<bucket>/<key>`), which MinIO and s3rver need. */
+  readonly forcePathStyle: boolean;
 }
 
 export interface PicLimits {
@@ -206,6 +224,28 @@ function jobTimeouts(env: Env): JobTimeouts {
 
 const BUCKET_PATTERN = /^[a-z0-9][a-z0-9-]{0,48}-\d{1,12}$/;
 
+/** MEDIAJOBS_STORAGE and, for `s3`, its MEDIAJOBS_S3_* settings. */
+function storageConfig(env: Env): StorageConfig {
+  const kind = read(env, 'MEDIAJOBS_STORAGE') ?? 'local';
+  if (kind === 'local') return { kind };
+  if (kind !== 's3') throw new ConfigError('MEDIAJOBS_STORAGE', kind, 'local or s3');
+  const endpoint = read(env, 'MEDIAJOBS_S3_ENDPOINT') ?? '';
+  if (endpoint !== '' && !/^https?:\/\/[^/]+\/?$/.test(endpoint)) throw new ConfigError('MEDIAJOBS_S3_ENDPOINT', endpoint, 'an http:// or https:// URL without a path, e.g. http://127.0.0.1:9000');
+  const bucketPrefix = read(env, 'MEDIAJOBS_S3_BUCKET_PREFIX') ?? '';
+  if (!/^[a-z0-9.-]{0,12}$/.test(bucketPrefix)) throw new ConfigError('MEDIAJOBS_S3_BUCKET_PREFIX', bucketPrefix, 'at most 12 lower-case letters, digits, "." or "-"');
+  return {
+    kind,
+    s3: {
+      endpoint,
+      region: read(env, 'MEDIAJOBS_S3_REGION') ?? 'us-east-1',
+      accessKeyId: read(env, 'MEDIAJOBS_S3_ACCESS_KEY_ID') ?? '',
+      secretAccessKey: read(env, 'MEDIAJOBS_S3_SECRET_ACCESS_KEY') ?? '',
+      bucketPrefix,
+      forcePathStyle: boolean(env, 'MEDIAJOBS_S3_FORCE_PATH_STYLE', endpoint !== ''),
+    },
+  };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const dataDir = path.resolve(read(env, 'MEDIAJOBS_DATA_DIR') ?? './data');
   const databaseUrl = read(env, 'DATABASE_URL');
@@ -273,6 +313,7 @@ export function loadConfig(env: Env = process.env): Config {
       leaseMs: duration(env, 'MEDIAJOBS_TASK_LEASE', 5 * 60_000),
       externalTags: tagList(env, 'MEDIAJOBS_EXTERNAL_TAGS'),
     },
+    storage: storageConfig(env),
     logLevel: read(env, 'MEDIAJOBS_LOG_LEVEL') ?? 'info',
   };
   return Object.freeze(config);

@@ -21,6 +21,22 @@ export const CI_ERRORS = {
   NoSuchBucket: { status: 404, message: 'The specified bucket does not exist.' },
   NoSuchResource: { status: 404, message: 'The specified resource does not exist.' },
   MethodNotAllowed: { status: 405, message: 'The specified method is not allowed against this resource.' },
+  // The object API's (COS): buckets, multipart uploads, conditional and ranged reads.
+  MetadataTooLarge: { status: 400, message: 'The x-cos-meta-* headers exceed the 2 KB allowed.' },
+  InvalidURI: { status: 400, message: 'The URI could not be parsed.' },
+  InvalidBucketName: { status: 400, message: 'The specified bucket name is not valid.' },
+  KeyTooLong: { status: 400, message: 'The object key is longer than 850 bytes.' },
+  IncompleteBody: { status: 400, message: 'The body does not have the length given in Content-Length.' },
+  EntityTooSmall: { status: 400, message: 'A part of the multipart upload, other than the last, is smaller than 1 MB.' },
+  InvalidPart: { status: 400, message: 'One or more of the specified parts could not be found, or its ETag does not match.' },
+  InvalidPartOrder: { status: 400, message: 'The list of parts was not in ascending order of part number.' },
+  NoSuchUpload: { status: 404, message: 'The specified multipart upload does not exist.' },
+  BucketAlreadyExists: { status: 409, message: 'The requested bucket name is not available.' },
+  BucketAlreadyOwnedByYou: { status: 409, message: 'The bucket you tried to create already exists, and you own it.' },
+  BucketNotEmpty: { status: 409, message: 'The bucket you tried to delete is not empty.' },
+  MissingContentLength: { status: 411, message: 'You must provide the Content-Length HTTP header.' },
+  PreconditionFailed: { status: 412, message: 'At least one of the preconditions you specified did not hold.' },
+  InvalidRange: { status: 416, message: 'The requested range is not satisfiable.' },
   // HTTP-level refusals (Node's parser and its Expect check), with the status Node would send.
   // CI documents no code for 417 and 431; S3/COS answer RequestTimeout with 400, but 408 tells
   // a client that sending the request again is fine.
@@ -28,6 +44,7 @@ export const CI_ERRORS = {
   ExpectationFailed: { status: 417, message: 'The expectation given in the Expect header cannot be met; only 100-continue is supported.' },
   RequestHeaderFieldsTooLarge: { status: 431, message: 'The request line and headers exceed the maximum allowed size.' },
   InternalError: { status: 500, message: 'We encountered an internal error. Please try again.' },
+  NotImplemented: { status: 501, message: 'A header or parameter you provided implies functionality that is not implemented.' },
   ServiceUnavailable: { status: 503, message: 'Service is unable to handle the request now. Please try again.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -1,4 +1,3 @@
-import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { ensureDefaultApp, type App } from './auth/credentials.js';
 import type { Config } from './config.js';
@@ -9,7 +8,7 @@ import { migrate } from './store/migrate.js';
 import { loadAdminToken } from './store/apps.repository.js';
 import { startTaskMaintenance } from './tasks/task-maintenance.js';
 import { heartbeatInternalWorker } from './tasks/worker-registry.js';
-import { LocalDiskStorage } from './storage/local-disk.js';
+import { createStorage } from './storage/create-storage.js';
 import { Worker } from './engine/worker.js';
 import { CallbackSender, loadCallbackSecret } from './callbacks/sender.js';
 import { withDbRetry } from './engine/db-retry.js';
@@ -18,7 +17,7 @@ import { NativeSpawner } from './media/native-spawner.js';
 import { createProcessorRegistry } from './processors/index.js';
 import { ffmpegCapabilities } from './media/ffmpeg-capabilities.js';
 import type { Processor } from './processors/processor.js';
-import type { Storage } from './storage/storage.js';
+import type { ObjectStorage } from './storage/object-storage.js';
 
 /** How long a starting process waits for its database before it gives up. */
 const STARTUP_DB_WAIT_MS = 5 * 60_000;
@@ -35,7 +34,7 @@ export interface ServiceOptions {
 
 export interface Service {
   readonly db: Db;
-  readonly storage: Storage;
+  readonly storage: ObjectStorage;
   readonly config: Config;
   readonly app: App;
   /** Authorizes the admin API (/admin/): MEDIAJOBS_ADMIN_TOKEN, else the generated one. */
@@ -70,7 +69,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     await onceReachable(() => migrate(db.kysely));
     const app = await onceReachable(() => ensureDefaultApp(db.kysely, config));
     const adminToken = await onceReachable(() => loadAdminToken(db.kysely, config.apps.adminToken));
-    const storage = new LocalDiskStorage(path.join(config.dataDir, 'buckets'));
+    const storage = createStorage(config);
     // The ffmpeg binary's encoders and filters are listed once, now, rather than by the first submission that needs them.
     const ffmpeg = ffmpegCapabilities(config.ffmpegPath);
     if (ffmpeg.error) logger.warn({ reason: ffmpeg.error }, 'ffmpeg cannot run: jobs of the video and audio Tags will be refused');

@@ -12,6 +12,7 @@ import { DatabaseOutageLog } from './database-outage.js';
 import type { AppDeps } from './handler.js';
 import { adminApi } from './admin.handlers.js';
 import { authenticate } from './middleware/authenticate.js';
+import { objectApi } from './object-api.js';
 import { errorResponder } from './middleware/errors.js';
 import { requestContext } from './middleware/request-context.js';
 import { ROUTES } from './routes.js';
@@ -125,6 +126,9 @@ export function createHttpServer(deps: AppDeps): HttpServer {
     }
     return next();
   });
+  // The COS object API (issue 17): a cos Host, a path-style bucket or a non-CI path of a bare host (host-routing.ts);
+  // first, so that a cos Host's `GET /` is GetBucket, while the console, metrics and the other APIs keep their paths.
+  koa.use(objectApi(deps));
   // /metrics, /healthz, /readyz, / and /console/… (issue 19) are answered here, before the front doors and any catch-all.
   koa.use(metrics.endpoints);
   koa.use(consoleUi.middleware);

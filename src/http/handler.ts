@@ -3,7 +3,7 @@ import type { Config } from '../config.js';
 import type { JobInserter } from '../engine/job-inserter.js';
 import { CiError } from '../errors.js';
 import type { Db } from '../store/database.js';
-import type { Storage } from '../storage/storage.js';
+import type { ObjectStorage } from '../storage/object-storage.js';
 import type { AppContext } from './context.js';
 
 /** What handlers may use; built once in the composition root. */
@@ -12,7 +12,8 @@ export interface AppDeps {
   readonly db: Db;
   /** Stores CreateMediaJobs submissions, grouping those that arrive together. */
   readonly jobInserter: JobInserter;
-  readonly storage: Storage;
+  /** Jobs' storage and the object API's (objects, buckets, multipart uploads). */
+  readonly storage: ObjectStorage;
   readonly logger: Logger;
 }
 

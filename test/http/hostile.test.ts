@@ -342,12 +342,7 @@ describe('hostile requests', () => {
 
   describe('paths and methods', () => {
     const notFound: Array<[string, string]> = [
-      ['GET', '/'],
-      ['GET', '/nope'],
-      ['POST', '/'],
       ['GET', '/jobs/a/b'],
-      ['GET', '/../etc/passwd'],
-      ['GET', '/%2e%2e/etc/passwd'],
       ['GET', '/mediaqueue'],
       ['POST', '/pic_jobs'],
       ['PUT', '/queue/p00000000000000000000000000000000/x'],
@@ -356,6 +351,20 @@ describe('hostile requests', () => {
     for (const [method, path] of notFound) {
       it(`answers ${method} ${path} with 404 NoSuchResource`, async () => {
         await expectRefused(`${method} ${path}`, () => api.request(method, path), 404, 'NoSuchResource', 'There is no such API path.');
+      });
+    }
+
+    // Other paths of a bare host are objects of the default bucket (the object API, src/http/host-routing.ts).
+    const objectPaths: Array<[string, string, number, string]> = [
+      ['GET', '/nope', 404, 'NoSuchKey'],
+      ['POST', '/', 405, 'MethodNotAllowed'],
+      // The client's URL parser takes the dots out: what arrives is the key etc/passwd, looked for in the bucket.
+      ['GET', '/../etc/passwd', 404, 'NoSuchKey'],
+      ['GET', '/%2e%2e/etc/passwd', 404, 'NoSuchKey'],
+    ];
+    for (const [method, path, status, code] of objectPaths) {
+      it(`answers ${method} ${path} as the object API: ${status} ${code}`, async () => {
+        await expectRefused(`${method} ${path}`, () => api.request(method, path), status, code);
       });
     }
 

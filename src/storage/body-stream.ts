@@ -1,0 +1,70 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { CiError } from '../errors.js';
+import type { PutObjectInput } from './object-storage.js';
+
+/**
+ * A pass-through that computes the MD5 of what flows (MinIO's hash.Reader),
+ * counts it, and fails as soon as more than `maxBytes` pass. At the end it
+ * checks the count against the declared length and the digest against
+ * Content-MD5, so a backend sees the error before it commits anything.
+ */
+export class HashingStream extends Transform {
+  readonly md5: Hash = createHash('md5');
+  size = 0;
+  private digest: Buffer | undefined;
+
+  constructor(private readonly limits: Pick<PutObjectInput, 'maxBytes' | 'contentLength' | 'contentMd5'>) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.size += chunk.length;
+    if (this.size > this.limits.maxBytes) {
+      callback(new CiError('EntityTooLarge', `The body is larger than the ${this.limits.maxBytes} bytes allowed.`));
+      return;
+    }
+    this.md5.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.limits.contentLength !== undefined && this.size !== this.limits.contentLength) {
+      callback(new CiError('IncompleteBody', `The body has ${this.size} bytes; Content-Length said ${this.limits.contentLength}.`));
+      return;
+    }
+    this.digest = this.md5.digest();
+    if (this.limits.contentMd5 && !this.digest.equals(this.limits.contentMd5)) {
+      callback(new CiError('BadDigest'));
+      return;
+    }
+    callback();
+  }
+
+  /** The quoted hex MD5, once the stream has ended. */
+  get etag(): string {
+    if (!this.digest) throw new Error('HashingStream: the body has not ended');
+    return `"${this.digest.toString('hex')}"`;
+  }
+}
+
+/**
+ * Pipes a request body into a HashingStream without tying their fates as
+ * `pipeline` does: a refusal (too large, bad digest) must not destroy the
+ * request's socket, or the client would never read the error. A body that
+ * ends early (the client hung up) fails the hasher.
+ */
+export function hashBody(body: Readable, input: Pick<PutObjectInput, 'maxBytes' | 'contentLength' | 'contentMd5'>): HashingStream {
+  const hasher = new HashingStream(input);
+  const early = () => {
+    if (!body.readableEnded) hasher.destroy(new CiError('IncompleteBody', 'The request body ended before it was complete.'));
+  };
+  body.once('error', early);
+  body.once('close', early);
+  hasher.once('close', () => {
+    body.off('error', early);
+    body.off('close', early);
+  });
+  body.pipe(hasher);
+  return hasher;
+}

@@ -1,0 +1,343 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, promises as fs, type Stats } from 'node:fs';
+import { once } from 'node:events';
+import { finished, pipeline } from 'node:stream/promises';
+import path from 'node:path';
+import { CiError } from '../errors.js';
+import { hashBody } from './body-stream.js';
+import { LocalDiskStorage } from './local-disk.js';
+import {
+  groupListing, MIN_PART_BYTES, multipartEtag,
+  type ByteRange, type CompletedPart, type ListObjectsInput, type ListObjectsResult, type ObjectInfo, type ObjectMetadata,
+  type ObjectStorage, type PartInfo, type PutObjectInput, type UploadInfo,
+} from './object-storage.js';
+import { guessContentType, readSidecar, removeSidecar, writeSidecar } from './object-metadata.js';
+import { assertSafeBucket, assertSafeObjectKey } from './object-key.js';
+import { ObjectNotFoundError } from './storage.js';
+
+const md5Hex = (data: Buffer) => createHash('md5').update(data).digest('hex');
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+
+interface UploadRecord {
+  readonly key: string;
+  readonly initiated: string;
+  readonly metadata: ObjectMetadata;
+}
+
+/**
+ * The local-disk backend with the object API's calls: objects are files
+ * under `<root>/<bucket>/<key>` exactly as for jobs (written to a temporary
+ * file, fsynced, renamed), metadata in sidecars (object-metadata.ts),
+ * multipart uploads under `<root>/.uploads/<bucket>/<uploadId>/` (a record
+ * and one file per part) until they are joined into the object.
+ *
+ * Listing walks the bucket's folder below the prefix's last `/` and sorts
+ * the keys: O(objects under that folder) per page. Enough for a local
+ * bucket; a bucket of millions belongs on the s3 backend.
+ */
+export class LocalDiskObjectStorage extends LocalDiskStorage implements ObjectStorage {
+  private readonly objectsRoot: string;
+
+  constructor(root: string) {
+    super(root);
+    this.objectsRoot = path.resolve(root);
+  }
+
+  private bucketDir(bucket: string): string {
+    return path.join(this.objectsRoot, assertSafeBucket(bucket));
+  }
+
+  private objectPath(bucket: string, key: string): string {
+    const dir = this.bucketDir(bucket);
+    const file = path.resolve(dir, assertSafeObjectKey(key));
+    if (!file.startsWith(dir + path.sep)) throw new CiError('InvalidArgument', `The object key ${key} escapes its bucket.`);
+    return file;
+  }
+
+  private uploadDir(bucket: string, uploadId: string): string {
+    if (!UPLOAD_ID.test(uploadId)) throw new CiError('NoSuchUpload');
+    return path.join(this.objectsRoot, '.uploads', assertSafeBucket(bucket), uploadId);
+  }
+
+  async headObject(bucket: string, key: string): Promise<ObjectInfo | undefined> {
+    const file = this.objectPath(bucket, key);
+    const stat = await fs.stat(file).catch(() => undefined);
+    if (!stat?.isFile()) return undefined;
+    return this.infoOf(bucket, key, file, stat);
+  }
+
+  /** The object's info from its sidecar, or from its bytes when the sidecar is missing or stale (then written back). */
+  private async infoOf(bucket: string, key: string, file: string, stat: Stats): Promise<ObjectInfo> {
+    const sidecar = await readSidecar(this.objectsRoot, bucket, key, stat);
+    if (sidecar) return { key, size: stat.size, etag: sidecar.etag, lastModified: stat.mtime, metadata: sidecar.metadata };
+    const hash = createHash('md5');
+    await pipeline(createReadStream(file), hash);
+    const etag = `"${hash.digest('hex')}"`;
+    const metadata: ObjectMetadata = { contentType: guessContentType(key), meta: {} };
+    await writeSidecar(this.objectsRoot, bucket, key, stat, etag, metadata).catch(() => undefined);
+    return { key, size: stat.size, etag, lastModified: stat.mtime, metadata };
+  }
+
+  async getObjectStream(bucket: string, key: string, range?: ByteRange) {
+    const file = this.objectPath(bucket, key);
+    // Opened first, so the info and the bytes are of the same file even when a PUT renames another over it.
+    const handle = await fs.open(file, 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new ObjectNotFoundError(bucket, key);
+      throw err;
+    });
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw new ObjectNotFoundError(bucket, key);
+      const info = await this.infoOf(bucket, key, file, stat);
+      const body = handle.createReadStream(range ? { start: range.start, end: range.end } : {});
+      return { info, body };
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Streams the body to a temporary file beside the object (MD5 on the way),
+   * fsyncs it, writes the sidecar from its fstat, then renames it over the key.
+   */
+  async putObject(bucket: string, key: string, input: PutObjectInput): Promise<ObjectInfo> {
+    const file = this.objectPath(bucket, key);
+    const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
+    return this.commitFile(bucket, key, file, temp, input.metadata, async () => {
+      const hasher = hashBody(input.body, input);
+      await this.writeStream(temp, [hasher]);
+      return hasher.etag;
+    });
+  }
+
+  /** Writes `temp` with `produce` (which returns the etag), syncs, records the sidecar and renames. */
+  private async commitFile(bucket: string, key: string, file: string, temp: string, metadata: ObjectMetadata, produce: () => Promise<string>): Promise<ObjectInfo> {
+    try {
+      await fs.mkdir(path.dirname(file), { recursive: true }).catch((err: NodeJS.ErrnoException) => { throw collision(err, bucket, key); });
+      const etag = await produce();
+      const stat = await fs.stat(temp);
+      const stored: ObjectMetadata = { ...metadata, contentType: metadata.contentType ?? guessContentType(key) };
+      await writeSidecar(this.objectsRoot, bucket, key, stat, etag, stored);
+      await fs.rename(temp, file).catch((err: NodeJS.ErrnoException) => { throw collision(err, bucket, key); });
+      return { key, size: stat.size, etag, lastModified: stat.mtime, metadata: stored };
+    } catch (err) {
+      await fs.rm(temp, { force: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Pipes `sources` one after another into a new file and fsyncs it before returning. */
+  private async writeStream(target: string, sources: Iterable<NodeJS.ReadableStream>): Promise<void> {
+    const out = createWriteStream(target, { flags: 'wx' });
+    try {
+      for (const source of sources) {
+        for await (const chunk of source) {
+          if (!out.write(chunk)) await once(out, 'drain');
+        }
+      }
+      out.end();
+      await finished(out);
+    } catch (err) {
+      out.destroy();
+      throw err;
+    }
+    // A FileHandle given to a write stream cannot be synced and closed after it (the stream keeps it
+    // referenced); an fsync on another descriptor of the same file flushes the same data.
+    const handle = await fs.open(target, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async copyObject(source: { bucket: string; key: string }, bucket: string, key: string, metadata?: ObjectMetadata): Promise<ObjectInfo> {
+    const { info, body } = await this.getObjectStream(source.bucket, source.key);
+    const file = this.objectPath(bucket, key);
+    const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
+    return this.commitFile(bucket, key, file, temp, metadata ?? info.metadata, async () => {
+      await this.writeStream(temp, [body]);
+      return info.etag;
+    });
+  }
+
+  override async delete(bucket: string, key: string): Promise<void> {
+    await super.delete(bucket, key);
+    await removeSidecar(this.objectsRoot, bucket, key);
+  }
+
+  async listObjects(bucket: string, input: ListObjectsInput): Promise<ListObjectsResult> {
+    const dir = this.bucketDir(bucket);
+    // Only the folder the prefix lies in needs walking: `photos/2024-` starts in `photos/`.
+    const base = input.prefix.includes('/') ? input.prefix.slice(0, input.prefix.lastIndexOf('/')) : '';
+    if (base !== '') assertSafeObjectKey(base, 'Prefix');
+    const keys: string[] = [];
+    await walk(path.join(dir, base), base, keys);
+    const sorted = keys.map((k) => ({ k, b: Buffer.from(k, 'utf8') })).sort((a, b) => Buffer.compare(a.b, b.b)).map((e) => e.k);
+    return groupListing(sorted, input, (key) => this.headObject(bucket, key));
+  }
+
+  async bucketExists(bucket: string): Promise<boolean> {
+    const stat = await fs.stat(this.bucketDir(bucket)).catch(() => undefined);
+    return stat?.isDirectory() ?? false;
+  }
+
+  async createBucket(bucket: string): Promise<boolean> {
+    const dir = this.bucketDir(bucket);
+    try {
+      await fs.mkdir(dir);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        await fs.mkdir(dir, { recursive: true });
+        return true;
+      }
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw err;
+    }
+  }
+
+  async deleteBucket(bucket: string): Promise<void> {
+    const dir = this.bucketDir(bucket);
+    if (!(await this.bucketExists(bucket))) throw new CiError('NoSuchBucket');
+    const keys: string[] = [];
+    await walk(dir, '', keys);
+    if (keys.length > 0) throw new CiError('BucketNotEmpty');
+    const uploads = await this.listMultipartUploads(bucket, '');
+    if (uploads.length > 0) throw new CiError('BucketNotEmpty', 'The bucket has multipart uploads in progress; abort them first.');
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.rm(path.join(this.objectsRoot, '.meta', bucket), { recursive: true, force: true });
+  }
+
+  async createMultipartUpload(bucket: string, key: string, metadata: ObjectMetadata): Promise<string> {
+    this.objectPath(bucket, key);
+    const uploadId = randomBytes(16).toString('hex');
+    const dir = this.uploadDir(bucket, uploadId);
+    await fs.mkdir(dir, { recursive: true });
+    const record: UploadRecord = { key, initiated: new Date().toISOString(), metadata };
+    await fs.writeFile(path.join(dir, 'upload.json'), JSON.stringify(record));
+    return uploadId;
+  }
+
+  private async upload(bucket: string, key: string, uploadId: string): Promise<{ dir: string; record: UploadRecord }> {
+    const dir = this.uploadDir(bucket, uploadId);
+    const text = await fs.readFile(path.join(dir, 'upload.json'), 'utf8').catch(() => undefined);
+    const record = text === undefined ? undefined : JSON.parse(text) as UploadRecord;
+    if (!record || record.key !== key) throw new CiError('NoSuchUpload');
+    return { dir, record };
+  }
+
+  async uploadPart(bucket: string, key: string, uploadId: string, partNumber: number, input: Omit<PutObjectInput, 'metadata'>): Promise<PartInfo> {
+    const { dir } = await this.upload(bucket, key, uploadId);
+    const temp = path.join(dir, `.${randomBytes(6).toString('hex')}.partial`);
+    try {
+      const hasher = hashBody(input.body, input);
+      await this.writeStream(temp, [hasher]);
+      // The etag travels in the part's name, so a part and its etag are replaced by one rename.
+      const target = path.join(dir, `part-${String(partNumber).padStart(5, '0')}-${hasher.etag.slice(1, -1)}`);
+      for (const old of await fs.readdir(dir)) {
+        if (old.startsWith(`part-${String(partNumber).padStart(5, '0')}-`)) await fs.rm(path.join(dir, old), { force: true });
+      }
+      await fs.rename(temp, target);
+      const stat = await fs.stat(target);
+      return { partNumber, etag: hasher.etag, size: stat.size, lastModified: stat.mtime };
+    } catch (err) {
+      await fs.rm(temp, { force: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async parts(dir: string): Promise<Array<PartInfo & { file: string }>> {
+    const parts: Array<PartInfo & { file: string }> = [];
+    for (const name of (await fs.readdir(dir)).sort()) {
+      const m = /^part-(\d{5})-([0-9a-f]{32})$/.exec(name);
+      if (!m) continue;
+      const file = path.join(dir, name);
+      const stat = await fs.stat(file).catch(() => undefined);
+      if (stat) parts.push({ partNumber: Number(m[1]), etag: `"${m[2]}"`, size: stat.size, lastModified: stat.mtime, file });
+    }
+    return parts;
+  }
+
+  async listParts(bucket: string, key: string, uploadId: string): Promise<{ parts: PartInfo[]; initiated: Date }> {
+    const { dir, record } = await this.upload(bucket, key, uploadId);
+    const parts = (await this.parts(dir)).map(({ file: _file, ...part }) => part);
+    return { parts, initiated: new Date(record.initiated) };
+  }
+
+  async completeMultipartUpload(bucket: string, key: string, uploadId: string, requested: readonly CompletedPart[]): Promise<ObjectInfo> {
+    const { dir, record } = await this.upload(bucket, key, uploadId);
+    const uploaded = new Map((await this.parts(dir)).map((p) => [p.partNumber, p]));
+    const chosen = checkCompletedParts(requested, uploaded);
+    const file = this.objectPath(bucket, key);
+    const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
+    const info = await this.commitFile(bucket, key, file, temp, record.metadata, async () => {
+      // Each part is opened only when its turn comes: an upload may have 10 000.
+      await this.writeStream(temp, (function* () { for (const part of chosen) yield createReadStream(part.file); })());
+      return multipartEtag(chosen.map((p) => p.etag), md5Hex);
+    });
+    await fs.rm(dir, { recursive: true, force: true });
+    return info;
+  }
+
+  async abortMultipartUpload(bucket: string, key: string, uploadId: string): Promise<void> {
+    const { dir } = await this.upload(bucket, key, uploadId);
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+
+  async listMultipartUploads(bucket: string, prefix: string): Promise<UploadInfo[]> {
+    const root = path.join(this.objectsRoot, '.uploads', assertSafeBucket(bucket));
+    const ids = await fs.readdir(root).catch(() => [] as string[]);
+    const uploads: UploadInfo[] = [];
+    for (const uploadId of ids) {
+      if (!UPLOAD_ID.test(uploadId)) continue;
+      const text = await fs.readFile(path.join(root, uploadId, 'upload.json'), 'utf8').catch(() => undefined);
+      if (text === undefined) continue;
+      const record = JSON.parse(text) as UploadRecord;
+      if (record.key.startsWith(prefix)) uploads.push({ key: record.key, uploadId, initiated: new Date(record.initiated) });
+    }
+    return uploads.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)) || a.initiated.getTime() - b.initiated.getTime());
+  }
+}
+
+/**
+ * The parts a CompleteMultipartUpload names, checked as COS does: ascending
+ * part numbers (InvalidPartOrder), each uploaded with that etag (InvalidPart),
+ * every part but the last at least 1 MB (EntityTooSmall).
+ */
+export function checkCompletedParts<P extends PartInfo>(requested: readonly CompletedPart[], uploaded: ReadonlyMap<number, P>): P[] {
+  if (requested.length === 0) throw new CiError('MalformedXML', 'CompleteMultipartUpload must list at least one part.');
+  const chosen: P[] = [];
+  let previous = 0;
+  for (const { partNumber, etag } of requested) {
+    if (partNumber <= previous) throw new CiError('InvalidPartOrder');
+    previous = partNumber;
+    const part = uploaded.get(partNumber);
+    if (!part || part.etag.replace(/"/g, '') !== etag.replace(/"/g, '')) throw new CiError('InvalidPart', `Part ${partNumber} was not uploaded with ETag ${etag.slice(0, 40)}.`);
+    chosen.push(part);
+  }
+  for (const part of chosen.slice(0, -1)) {
+    if (part.size < MIN_PART_BYTES) throw new CiError('EntityTooSmall', `Part ${part.partNumber} has ${part.size} bytes; every part but the last needs at least ${MIN_PART_BYTES}.`);
+  }
+  return chosen;
+}
+
+/** Every object key under `dir` (whose key prefix is `base`), skipping temporary files. */
+async function walk(dir: string, base: string, out: string[]): Promise<void> {
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    if (entry.name.endsWith('.partial') && entry.name.startsWith('.')) continue;
+    const key = base === '' ? entry.name : `${base}/${entry.name}`;
+    if (entry.isDirectory()) await walk(path.join(dir, entry.name), key, out);
+    else if (entry.isFile()) out.push(key);
+  }
+}
+
+function collision(err: NodeJS.ErrnoException, bucket: string, key: string): unknown {
+  const code = err.code;
+  if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
+    return new CiError('InvalidArgument', `The object ${key} cannot be written in bucket ${bucket}: it collides with an existing object or folder.`);
+  }
+  return err;
+}
