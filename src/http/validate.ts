@@ -43,6 +43,7 @@ export type SchemaId =
   | 'operation.video-process.json'
   | 'operation.noise-reduction.json'
   | 'operation.smart-cover.json'
+  | 'operation.video-montage.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';

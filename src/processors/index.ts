@@ -11,6 +11,7 @@ import { createStreamExtractProcessor } from './stream-extract.js';
 import { createVideoProcessProcessor } from './video-process.js';
 import { createNoiseReductionProcessor } from './noise-reduction.js';
 import { createSmartCoverProcessor } from './smart-cover.js';
+import { createVideoMontageProcessor } from './video-montage.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -26,5 +27,6 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createVideoProcessProcessor(deps.spawner),
     createNoiseReductionProcessor(deps.spawner),
     createSmartCoverProcessor(deps.spawner),
+    createVideoMontageProcessor(deps.spawner),
   ].map((p) => [p.tag, p]));
 }

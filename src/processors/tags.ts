@@ -9,6 +9,7 @@ import { checkStreamExtractOperation } from './stream-extract.js';
 import { checkNoiseReductionOperation } from './noise-reduction.js';
 import { checkVideoProcessOperation } from './video-process.js';
 import { checkSmartCoverOperation } from './smart-cover.js';
+import { checkVideoMontageOperation } from './video-montage.js';
 import { checkTranscodeOperation } from './transcode.js';
 
 /** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
@@ -40,6 +41,7 @@ export const SUPPORTED_TAGS = {
   VideoProcess: { operationSchema: 'operation.video-process.json', needsOutput: true, container: 'VideoProcess', echoes: ['Transcode'], check: checkVideoProcessOperation },
   NoiseReduction: { operationSchema: 'operation.noise-reduction.json', needsOutput: true, container: 'NoiseReduction', check: checkNoiseReductionOperation },
   SmartCover: { operationSchema: 'operation.smart-cover.json', needsOutput: true, container: 'SmartCover', check: checkSmartCoverOperation },
+  VideoMontage: { operationSchema: 'operation.video-montage.json', needsOutput: true, container: 'VideoMontage', check: checkVideoMontageOperation },
 } as const satisfies Record<string, TagSpec>;
 
 /** A Tag's entry, typed with its optional fields. */
