@@ -75,7 +75,7 @@ async function serve(ctx: AppContext, deps: TaskDeps, workers: ExternalWorkers, 
   if (!app) throw new TaskError('Unauthorized', 'app_key is not valid (wrong, rotated or its app disabled)');
   const problem = jsonSchemaProblem(`task-api.${action}.json`, body);
   if (problem) throw new TaskError('BadRequest', `${problem} (action ${action})`);
-  if (typeof body.worker_id === 'string') workers.seen(app.appId, body.worker_id, action === 'get_next_task' ? (body.task_types as string[] | undefined) ?? [] : undefined);
+  if (typeof body.worker_id === 'string') workers.seen(app.appId, body.worker_id, action === 'get_next_task' ? (body.task_types as string[] | undefined) ?? [] : undefined, ctx.request.ip);
   const hangUp = new AbortController();
   // 'close' also follows every answer sent; only a client gone before its answer is a hang-up.
   ctx.res.once('close', () => { if (!ctx.res.writableFinished) hangUp.abort(); });

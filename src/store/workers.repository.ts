@@ -27,6 +27,7 @@ export async function touchWorker(db: Executor, worker: SeenWorker): Promise<voi
     concurrency: worker.concurrency ?? null,
   }).onConflict((oc) => oc.column('worker_key').doUpdateSet({
     last_seen_at: sql<Date>`now()` as unknown as Date,
+    host: sql<string | null>`excluded.host`,
     ...(worker.taskTypes !== undefined ? { task_types: sql<string[]>`excluded.task_types` } : {}),
     ...(worker.kind === 'internal' ? { concurrency: sql<number>`excluded.concurrency` } : {}),
   })).execute();

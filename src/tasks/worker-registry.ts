@@ -16,13 +16,14 @@ export class ExternalWorkers {
 
   constructor(private readonly db: Db, private readonly logger: Logger) {}
 
-  seen(appId: string, workerId: string, taskTypes: readonly string[] | undefined): void {
+  /** `host`: the address the call came from (an external worker's only trace of where it runs). */
+  seen(appId: string, workerId: string, taskTypes: readonly string[] | undefined, host: string): void {
     const key = `${appId}/${workerId}`;
     const now = Date.now();
     if (now - (this.lastWrite.get(key) ?? 0) < EXTERNAL_TOUCH_MS) return;
     if (this.lastWrite.size > 10_000) this.lastWrite.clear();
     this.lastWrite.set(key, now);
-    touchWorker(this.db.kysely, { workerKey: key, workerId, kind: 'external', appId, taskTypes })
+    touchWorker(this.db.kysely, { workerKey: key, workerId, kind: 'external', appId, taskTypes, host })
       .catch((err: Error) => this.logger.warn({ err: err.message, workerId }, 'could not record an external worker'));
   }
 }

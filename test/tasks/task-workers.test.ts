@@ -174,7 +174,7 @@ describe('task API: clients, concurrent workers, long polls, callbacks', functio
           return workers.some((w) => w.kind === 'internal') && workers.some((w) => w.worker_id === 'ext-7') ? workers : undefined;
         }, 10_000, 'both workers');
         const external = listed.find((w) => w.worker_id === 'ext-7');
-        expect(external).to.include({ kind: 'external', app_id: withWorker.service.app.appId, state: 'active' });
+        expect(external).to.include({ kind: 'external', app_id: withWorker.service.app.appId, state: 'active', host: '127.0.0.1' });
         expect(external.task_types).to.deep.equal(['listed_worker']);
         expect(external.running).to.deep.equal([{ task_id, job_id: external.running[0].job_id, task_type: 'listed_worker' }]);
         const internal = listed.find((w) => w.kind === 'internal');
