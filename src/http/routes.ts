@@ -27,6 +27,13 @@ export const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/template', handler: describeMediaTemplates, name: 'DescribeMediaTemplates' },
   { method: 'PUT', path: '/template/:templateId', handler: updateMediaTemplate, name: 'UpdateMediaTemplate' },
   { method: 'DELETE', path: '/template/:templateId', handler: deleteMediaTemplate, name: 'DeleteMediaTemplate' },
+  // The PicProcess path family the Python SDK uses (shared/ci-media-tags.md §15): the same jobs and
+  // queues as /jobs and /queue, whose handlers already serve any Tag.
+  { method: 'POST', path: '/pic_jobs', handler: createMediaJobs, name: 'CreatePicProcessJobs' },
+  { method: 'GET', path: '/pic_jobs', handler: describeMediaJobs, name: 'DescribePicProcessJobs' },
+  { method: 'GET', path: '/pic_jobs/:ids', handler: describeMediaJob, name: 'DescribePicProcessJob' },
+  { method: 'GET', path: '/picqueue', handler: describeMediaQueues, name: 'DescribePicProcessQueues' },
+  { method: 'PUT', path: '/picqueue/:queueId', handler: updateMediaQueueHandler, name: 'UpdatePicProcessQueue' },
   { method: 'GET', path: '/callbacks', handler: describeCallbacks, name: 'DescribeCallbacks' },
   { method: 'POST', path: '/callbacks/:deliveryId', handler: redeliverCallback, name: 'RedeliverCallback' },
 ];

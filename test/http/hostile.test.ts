@@ -344,7 +344,7 @@ describe('hostile requests', () => {
     const notFound: Array<[string, string]> = [
       ['GET', '/jobs/a/b'],
       ['GET', '/mediaqueue'],
-      ['POST', '/pic_jobs'],
+      ['POST', '/ai_jobs'],
       ['PUT', '/queue/p00000000000000000000000000000000/x'],
       ['GET', '/jobs/a/b/c'],
     ];
