@@ -65,6 +65,9 @@ export function hashBody(body: Readable, input: Pick<PutObjectInput, 'maxBytes' 
     body.off('error', early);
     body.off('close', early);
   });
+  // A refusal can come before anyone reads the hasher (a short body ends while the backend is still
+  // opening its target); it stays in the stream's errored state, where pipeline and for-await find it.
+  hasher.on('error', () => undefined);
   body.pipe(hasher);
   return hasher;
 }
