@@ -1,17 +1,15 @@
 import { expect } from 'chai';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { freshDatabase, migratedDatabaseAt, DB_KIND, type FreshDatabase } from '../helpers/databases.js';
+import { freshDatabase, migratedDatabaseAt, type FreshDatabase } from '../helpers/databases.js';
 import { defaultQueueId, describeJob, mediaInfoRequest, putFixture, setQueue, submit, waitForState } from '../helpers/jobs.js';
 import { slowFfprobe, spawnWorker, type WorkerProcess } from '../helpers/processes.js';
 import { startTestService, waitFor, type TestService } from '../helpers/service.js';
 import { POSTGRES_BIN_DIR, startThrowawayCluster, type ThrowawayCluster } from '../helpers/throwaway-cluster.js';
 
 /*
- * Several worker processes on one PostgreSQL, as in production: these need a
- * server that many processes can connect to, so they run on PostgreSQL only.
+ * Several worker processes on one PostgreSQL server, as in production.
  */
-const describePostgres = DB_KIND === 'postgres' ? describe : describe.skip;
 
 interface JobRow { job_id: string; state: string; attempts: number; lease_owner: string | null; lease_expires_at: Date | null; code: string }
 
@@ -47,7 +45,7 @@ async function terminateBackends(database: FreshDatabase): Promise<{ rowCount: n
   }
 }
 
-describePostgres('worker processes sharing PostgreSQL', function () {
+describe('worker processes sharing PostgreSQL', function () {
   this.timeout(90_000);
   let database: FreshDatabase;
   let api: TestService;
@@ -187,7 +185,7 @@ describePostgres('worker processes sharing PostgreSQL', function () {
  * for longer than a job's lease, then comes back. It is a cluster this test
  * made with the machine's initdb, never the server the suite runs on.
  */
-const describeRestart = DB_KIND === 'postgres' && POSTGRES_BIN_DIR !== undefined ? describe : describe.skip;
+const describeRestart = POSTGRES_BIN_DIR !== undefined ? describe : describe.skip;
 
 describeRestart('a PostgreSQL server restart', function () {
   this.timeout(120_000);

@@ -6,7 +6,6 @@ import { CHANNELS } from '../../src/engine/channels.js';
 import { claimJobs } from '../../src/engine/queue.sql.js';
 import type { Processor } from '../../src/processors/processor.js';
 import { insertJobs } from '../../src/store/jobs.repository.js';
-import { DB_KIND } from '../helpers/databases.js';
 import { BUCKET, defaultQueueId, describeJob, newJobRecord, setQueue, waitForState } from '../helpers/jobs.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
@@ -25,9 +24,9 @@ function gate(): { reached: Promise<void>; arrive(): void; wait: Promise<void>; 
 /*
  * Statements that race on the same rows from two transactions. Each test
  * holds one transaction open at the moment that matters, so the interleaving
- * is the same every run. PostgreSQL only: PGlite has one connection.
+ * is the same every run.
  */
-(DB_KIND === 'postgres' ? describe : describe.skip)('queue races', () => {
+describe('queue races', () => {
   const noop: Processor = { tag: 'MediaInfo', async run() { return {}; } };
 
   describe('a submission that read its queue as Paused and commits after the resume', () => {

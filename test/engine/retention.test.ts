@@ -5,7 +5,6 @@ import { pruneHistory, RETENTION_LOCK_KEY } from '../../src/engine/retention.js'
 import { insertJobs } from '../../src/store/jobs.repository.js';
 import { ensureDefaultQueue } from '../../src/store/queues.repository.js';
 import type { Database } from '../../src/store/schema.js';
-import { SERVER_URL } from '../helpers/databases.js';
 import { BUCKET, newJobRecord } from '../helpers/jobs.js';
 import { startTestService, waitFor, type TestService } from '../helpers/service.js';
 
@@ -41,7 +40,7 @@ async function count(db: Kysely<Database>, table: 'callback_deliveries' | 'callb
   return rows[0].n;
 }
 
-(SERVER_URL ? describe : describe.skip)('history retention', () => {
+describe('history retention', () => {
   let api: TestService;
   let db: Kysely<Database>;
   beforeEach(async () => {

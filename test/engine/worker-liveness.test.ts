@@ -6,7 +6,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { bundledFfprobePath } from '../../src/media/ffprobe.js';
 import { WORKER_LOCK_NAMESPACE } from '../../src/engine/liveness.js';
-import { freshDatabase, DB_KIND, type FreshDatabase } from '../helpers/databases.js';
+import { freshDatabase, type FreshDatabase } from '../helpers/databases.js';
 import { mediaInfoRequest, putFixture, submit, waitForState } from '../helpers/jobs.js';
 import { slowFfprobe, spawnWorker, type WorkerProcess } from '../helpers/processes.js';
 import { startTestService, waitFor, type TestService } from '../helpers/service.js';
@@ -18,7 +18,6 @@ import { startTestService, waitFor, type TestService } from '../helpers/service.
  * lease unless a test says otherwise, so that only the lock can explain a
  * recovery in seconds. The goal is 2 s; the tests fail past twice that.
  */
-const describePostgres = DB_KIND === 'postgres' ? describe : describe.skip;
 
 const RECOVERY_GOAL_MS = 2000;
 
@@ -33,7 +32,7 @@ function ffprobeSlowOnSlowInputs(): string {
   return script;
 }
 
-describePostgres('worker liveness (advisory lock)', function () {
+describe('worker liveness (advisory lock)', function () {
   this.timeout(90_000);
   let database: FreshDatabase;
   let api: TestService;

@@ -24,8 +24,6 @@ const silent = pino({ level: 'silent' });
 
 /** The suite's server when DATABASE_URL names one; otherwise see serverUrl(). */
 export const SERVER_URL: string | undefined = process.env.DATABASE_URL || undefined;
-/** Kept for suites that still ask; PGlite is gone, every database is PostgreSQL. */
-export const DB_KIND = 'postgres' as const;
 
 let embedded: Promise<EmbeddedPostgres> | undefined;
 

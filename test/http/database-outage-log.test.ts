@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { DB_KIND, migratedDatabaseAt } from '../helpers/databases.js';
+import { migratedDatabaseAt } from '../helpers/databases.js';
 import { startTestService, waitFor, type TestService } from '../helpers/service.js';
 import { POSTGRES_BIN_DIR, startThrowawayCluster, type ThrowawayCluster } from '../helpers/throwaway-cluster.js';
 
@@ -16,7 +16,7 @@ type LogLine = Record<string, any>;
 
 const START = /^database unreachable/;
 const END = /^database reachable again/;
-const describeOutage = DB_KIND === 'postgres' && POSTGRES_BIN_DIR !== undefined ? describe : describe.skip;
+const describeOutage = POSTGRES_BIN_DIR !== undefined ? describe : describe.skip;
 
 describeOutage('the log of a database outage', function () {
   this.timeout(60_000);
