@@ -1,6 +1,6 @@
 import type { Config, PicLimits } from '../config.js';
 import { CiError } from '../errors.js';
-import { assertMatchesSchema } from '../http/validate.js';
+import { assertMatchesSchema } from '../validation/xml-request.js';
 import { newId } from '../ids.js';
 import { SUPPORTED_TAG_LIST, isSupportedTag, tagSpec, type SupportedTag } from '../processors/tags.js';
 import type { Db } from '../store/database.js';

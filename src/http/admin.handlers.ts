@@ -7,6 +7,7 @@ import { appKeysOf } from '../tasks/app-keys.js';
 import { readBody } from './body.js';
 import type { AppContext, RequestState } from './context.js';
 import type { AppDeps } from './handler.js';
+import { jsonSchemaProblem } from '../validation/json-body.js';
 
 /*
  * The admin API (issue 16): apps and workers, JSON in and out, under
@@ -88,9 +89,9 @@ async function route(ctx: AppContext, deps: AppDeps): Promise<{ status: number; 
     if (ctx.method === 'GET') return { status: 200, body: { apps: (await listApps(db)).map((app) => appJson(app, false)) } };
     if (ctx.method === 'POST') {
       const body = await readJson(ctx, deps.config.maxBodyBytes);
-      const name = body.name;
-      if (typeof name !== 'string' || !/^[^\u0000-\u001f]{1,64}$/.test(name)) throw new AdminError('BadRequest', 'name is required: 1 to 64 printable characters');
-      const app = await insertApp(db, name);
+      const problem = jsonSchemaProblem('admin.create-app.request.json', body);
+      if (problem) throw new AdminError('BadRequest', problem);
+      const app = await insertApp(db, body.name as string);
       await appKeysOf(deps.db).changed(db);
       return { status: 201, body: appJson(app, true) };
     }

@@ -8,7 +8,7 @@ import type { XmlObject } from '../xml/tree.js';
 import { buildDescribeMediaQueuesResponse, buildUpdateMediaQueueResponse } from '../xml/responses.js';
 import { readXmlBody } from './body.js';
 import { optionalPositiveQuery, optionalQuery, writeXml, type Handler } from './handler.js';
-import { assertMatchesSchema } from './validate.js';
+import { assertMatchesSchema } from '../validation/xml-request.js';
 
 const QUEUE_CATEGORIES = ['CateAll', 'Transcoding', 'SpeedTranscoding'];
 

@@ -9,7 +9,7 @@ import { appKeysOf } from '../tasks/app-keys.js';
 import { readBody } from './body.js';
 import type { AppContext, RequestState } from './context.js';
 import type { AppDeps } from './handler.js';
-import { jsonSchemaProblem } from './validate.js';
+import { jsonSchemaProblem } from '../validation/json-body.js';
 
 /*
  * The task API's front door (issue 16): `POST /api.php?action=<name>` with a

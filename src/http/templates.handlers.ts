@@ -19,7 +19,8 @@ import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import { readXmlBody } from './body.js';
 import type { AppContext } from './context.js';
 import { optionalPositiveQuery, optionalQuery, writeXml, type Handler } from './handler.js';
-import { assertMatchesSchema, type SchemaId } from './validate.js';
+import { assertMatchesSchema } from '../validation/xml-request.js';
+import type { XmlSchemaId } from '../validation/schemas.js';
 
 /*
  * Image-processing templates (shared/ci-api.md §5.3). A template is the
@@ -107,7 +108,7 @@ export const deleteMediaTemplate: Handler = async (ctx, deps) => {
 };
 
 /** Validates a create or update body and returns what is stored: the container with IsPicInfo defaulted. */
-function parseTemplateRequest(request: XmlObject, schema: SchemaId): { tag: TemplateTag; name: string; body: XmlObject } {
+function parseTemplateRequest(request: XmlObject, schema: XmlSchemaId): { tag: TemplateTag; name: string; body: XmlObject } {
   const tag = assertTemplateTag(request.Tag);
   if (tag !== 'PicProcess') return { tag, name: request.Name as string, body: parseMediaTemplate(tag, request) };
   assertMatchesSchema(schema, request, 'Request');

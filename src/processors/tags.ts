@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import type { SchemaId } from '../http/validate.js';
+import type { XmlSchemaId } from '../validation/schemas.js';
 import type { XmlObject } from '../xml/tree.js';
 import { checkAnimationOperation } from './animation.js';
 import { checkSnapshotOperation } from './snapshot.js';
@@ -16,7 +16,7 @@ import { checkTranscodeOperation } from './transcode.js';
 type OperationCheck = (operation: XmlObject, config: Config, where: string) => void;
 
 interface TagSpec {
-  readonly operationSchema: SchemaId;
+  readonly operationSchema: XmlSchemaId;
   readonly needsOutput: boolean;
   /** The Operation's parameter container, echoed in JobsDetail when given inline. */
   readonly container?: string;
