@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { CiError } from '../errors.js';
 import { assertSafeObjectKey } from '../storage/object-key.js';
 import { MAX_PUT_BYTES, type ByteRange, type ObjectInfo, type ObjectMetadata } from '../storage/object-storage.js';
@@ -166,21 +167,28 @@ export function parseRange(header: string, size: number): ByteRange | undefined 
 export const getObject: ObjectHandler = async (ctx, _deps, req) => {
   const key = objectKey(req);
   await requireBucket(req, false);
-  const head = await req.storage.headObject(req.bucket, key);
-  if (!head) throw new CiError('NoSuchKey');
+  const opened = await req.storage.openObject(req.bucket, key);
+  let body: Readable;
   let range: ByteRange | undefined;
+  const { info } = opened;
   try {
-    range = ctx.get('range') ? parseRange(ctx.get('range'), head.size) : undefined;
+    try {
+      range = ctx.get('range') ? parseRange(ctx.get('range'), info.size) : undefined;
+    } catch (err) {
+      ctx.set('Content-Range', `bytes */${info.size}`);
+      throw err;
+    }
+    if (checkPreconditions(ctx, info)) {
+      writeObjectHeaders(ctx, info);
+      emptyAnswer(ctx, 304);
+      await opened.close();
+      return;
+    }
+    body = await opened.read(range);
   } catch (err) {
-    ctx.set('Content-Range', `bytes */${head.size}`);
+    await opened.close();
     throw err;
   }
-  if (checkPreconditions(ctx, head)) {
-    writeObjectHeaders(ctx, head);
-    emptyAnswer(ctx, 304);
-    return;
-  }
-  const { info, body } = await req.storage.getObjectStream(req.bucket, key, range);
   writeObjectHeaders(ctx, info);
   ctx.status = range ? 206 : 200;
   if (range) ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${info.size}`);

@@ -1,6 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs, type Stats } from 'node:fs';
 import { once } from 'node:events';
+import { close as closeCb, fstat as fstatCb, fsync as fsyncCb, open as openCb } from 'node:fs';
+import { promisify } from 'node:util';
 import { finished, pipeline } from 'node:stream/promises';
 import path from 'node:path';
 import { CiError } from '../errors.js';
@@ -9,7 +11,7 @@ import { LocalDiskStorage } from './local-disk.js';
 import {
   groupListing, MIN_PART_BYTES, multipartEtag,
   type ByteRange, type CompletedPart, type ListObjectsInput, type ListObjectsResult, type ObjectInfo, type ObjectMetadata,
-  type ObjectStorage, type PartInfo, type PutObjectInput, type UploadInfo,
+  type ObjectStorage, type OpenedObject, type PartInfo, type PutObjectInput, type UploadInfo,
 } from './object-storage.js';
 import { guessContentType, readSidecar, removeSidecar, writeSidecar } from './object-metadata.js';
 import { assertSafeBucket, assertSafeObjectKey } from './object-key.js';
@@ -17,6 +19,10 @@ import { ObjectNotFoundError } from './storage.js';
 
 const md5Hex = (data: Buffer) => createHash('md5').update(data).digest('hex');
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
+const openFd = promisify(openCb);
+const fsyncFd = promisify(fsyncCb);
+const fstatFd = promisify(fstatCb) as (fd: number) => Promise<Stats>;
+const closeFd = promisify(closeCb);
 
 interface UploadRecord {
   readonly key: string;
@@ -78,6 +84,28 @@ export class LocalDiskObjectStorage extends LocalDiskStorage implements ObjectSt
     return { key, size: stat.size, etag, lastModified: stat.mtime, metadata };
   }
 
+  async openObject(bucket: string, key: string): Promise<OpenedObject> {
+    const file = this.objectPath(bucket, key);
+    const handle = await fs.open(file, 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR' || err.code === 'EISDIR') throw new ObjectNotFoundError(bucket, key);
+      throw err;
+    });
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw new ObjectNotFoundError(bucket, key);
+      const info = await this.infoOf(bucket, key, file, stat);
+      return {
+        info,
+        // 1 MB reads: a quarter of the CPU per byte of the default 64 KB (fewer reads, writes and Koa pipe turns).
+        read: async (range) => handle.createReadStream({ highWaterMark: 1024 * 1024, ...(range ? { start: range.start, end: range.end } : {}) }),
+        close: () => handle.close(),
+      };
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
   async getObjectStream(bucket: string, key: string, range?: ByteRange) {
     const file = this.objectPath(bucket, key);
     // Opened first, so the info and the bytes are of the same file even when a PUT renames another over it.
@@ -106,17 +134,15 @@ export class LocalDiskObjectStorage extends LocalDiskStorage implements ObjectSt
     const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
     return this.commitFile(bucket, key, file, temp, input.metadata, async () => {
       const hasher = hashBody(input.body, input);
-      await this.writeStream(temp, [hasher]);
-      return hasher.etag;
+      const stat = await this.writeStream(temp, [hasher], bucket, key);
+      return { etag: hasher.etag, stat };
     });
   }
 
-  /** Writes `temp` with `produce` (which returns the etag), syncs, records the sidecar and renames. */
-  private async commitFile(bucket: string, key: string, file: string, temp: string, metadata: ObjectMetadata, produce: () => Promise<string>): Promise<ObjectInfo> {
+  /** Writes `temp` with `produce` (which returns the etag and the file's fstat), records the sidecar and renames. */
+  private async commitFile(bucket: string, key: string, file: string, temp: string, metadata: ObjectMetadata, produce: () => Promise<{ etag: string; stat: Stats }>): Promise<ObjectInfo> {
     try {
-      await fs.mkdir(path.dirname(file), { recursive: true }).catch((err: NodeJS.ErrnoException) => { throw collision(err, bucket, key); });
-      const etag = await produce();
-      const stat = await fs.stat(temp);
+      const { etag, stat } = await produce();
       const stored: ObjectMetadata = { ...metadata, contentType: metadata.contentType ?? guessContentType(key) };
       await writeSidecar(this.objectsRoot, bucket, key, stat, etag, stored);
       await fs.rename(temp, file).catch((err: NodeJS.ErrnoException) => { throw collision(err, bucket, key); });
@@ -127,28 +153,39 @@ export class LocalDiskObjectStorage extends LocalDiskStorage implements ObjectSt
     }
   }
 
-  /** Pipes `sources` one after another into a new file and fsyncs it before returning. */
-  private async writeStream(target: string, sources: Iterable<NodeJS.ReadableStream>): Promise<void> {
-    const out = createWriteStream(target, { flags: 'wx' });
+  /**
+   * Pipes `sources` one after another into a new file, fsyncs it and returns
+   * its fstat. The file's folder is made only when the open finds it missing
+   * (a mkdir on every write cost ~15 % of a put's CPU, local-disk.ts measured).
+   * A plain descriptor rather than a FileHandle: a FileHandle given to a write
+   * stream cannot be synced and closed after it.
+   */
+  private async writeStream(target: string, sources: Iterable<NodeJS.ReadableStream>, bucket: string, key: string): Promise<Stats> {
+    const fd = await openFd(target, 'wx').catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw collision(err, bucket, key);
+      await fs.mkdir(path.dirname(target), { recursive: true }).catch((mkdirErr: NodeJS.ErrnoException) => { throw collision(mkdirErr, bucket, key); });
+      return openFd(target, 'wx');
+    });
     try {
-      for (const source of sources) {
-        for await (const chunk of source) {
-          if (!out.write(chunk)) await once(out, 'drain');
+      const out = createWriteStream('', { fd, autoClose: false, highWaterMark: 1024 * 1024 });
+      try {
+        for (const source of sources) {
+          for await (const chunk of source) {
+            if (!out.write(chunk)) await once(out, 'drain');
+          }
         }
+        out.end();
+        await finished(out);
+      } catch (err) {
+        // Writes already queued finish before the descriptor is closed below.
+        out.end();
+        await finished(out).catch(() => undefined);
+        throw err;
       }
-      out.end();
-      await finished(out);
-    } catch (err) {
-      out.destroy();
-      throw err;
-    }
-    // A FileHandle given to a write stream cannot be synced and closed after it (the stream keeps it
-    // referenced); an fsync on another descriptor of the same file flushes the same data.
-    const handle = await fs.open(target, 'r');
-    try {
-      await handle.sync();
+      await fsyncFd(fd);
+      return await fstatFd(fd);
     } finally {
-      await handle.close();
+      await closeFd(fd);
     }
   }
 
@@ -156,10 +193,7 @@ export class LocalDiskObjectStorage extends LocalDiskStorage implements ObjectSt
     const { info, body } = await this.getObjectStream(source.bucket, source.key);
     const file = this.objectPath(bucket, key);
     const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
-    return this.commitFile(bucket, key, file, temp, metadata ?? info.metadata, async () => {
-      await this.writeStream(temp, [body]);
-      return info.etag;
-    });
+    return this.commitFile(bucket, key, file, temp, metadata ?? info.metadata, async () => ({ etag: info.etag, stat: await this.writeStream(temp, [body], bucket, key) }));
   }
 
   override async delete(bucket: string, key: string): Promise<void> {
@@ -233,7 +267,7 @@ export class LocalDiskObjectStorage extends LocalDiskStorage implements ObjectSt
     const temp = path.join(dir, `.${randomBytes(6).toString('hex')}.partial`);
     try {
       const hasher = hashBody(input.body, input);
-      await this.writeStream(temp, [hasher]);
+      await this.writeStream(temp, [hasher], bucket, key);
       // The etag travels in the part's name, so a part and its etag are replaced by one rename.
       const target = path.join(dir, `part-${String(partNumber).padStart(5, '0')}-${hasher.etag.slice(1, -1)}`);
       for (const old of await fs.readdir(dir)) {
@@ -274,8 +308,8 @@ export class LocalDiskObjectStorage extends LocalDiskStorage implements ObjectSt
     const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
     const info = await this.commitFile(bucket, key, file, temp, record.metadata, async () => {
       // Each part is opened only when its turn comes: an upload may have 10 000.
-      await this.writeStream(temp, (function* () { for (const part of chosen) yield createReadStream(part.file); })());
-      return multipartEtag(chosen.map((p) => p.etag), md5Hex);
+      const stat = await this.writeStream(temp, (function* () { for (const part of chosen) yield createReadStream(part.file); })(), bucket, key);
+      return { etag: multipartEtag(chosen.map((p) => p.etag), md5Hex), stat };
     });
     await fs.rm(dir, { recursive: true, force: true });
     return info;

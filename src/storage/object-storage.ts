@@ -37,6 +37,12 @@ export interface ByteRange {
   readonly end: number;
 }
 
+export interface OpenedObject {
+  readonly info: ObjectInfo;
+  read(range?: ByteRange): Promise<Readable>;
+  close(): Promise<void>;
+}
+
 export interface PutObjectInput {
   readonly body: Readable;
   readonly metadata: ObjectMetadata;
@@ -86,6 +92,14 @@ export interface CompletedPart {
 export interface ObjectStorage extends Storage {
   /** The object's size, etag, time and metadata; `undefined` when it does not exist. */
   headObject(bucket: string, key: string): Promise<ObjectInfo | undefined>;
+  /**
+   * Opens the object for a GetObject: its info first (for Range and the
+   * conditional headers), then `read` streams it (or a range); `close` when
+   * not reading. Local disk reads the info and the bytes from one open file,
+   * so they agree even when a PUT replaces the object meanwhile.
+   * Throws ObjectNotFoundError.
+   */
+  openObject(bucket: string, key: string): Promise<OpenedObject>;
   /** A stream of the object (or of `range`). Throws ObjectNotFoundError. */
   getObjectStream(bucket: string, key: string, range?: ByteRange): Promise<{ info: ObjectInfo; body: Readable }>;
   /** Streams `input.body` into the object, MD5 computed on the way; readers never see it half-written. */

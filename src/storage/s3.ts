@@ -16,7 +16,7 @@ import { assertSafeBucket, assertSafeObjectKey } from './object-key.js';
 import { guessContentType } from './object-metadata.js';
 import {
   compareKeys, type ByteRange, type CompletedPart, type ListObjectsInput, type ListObjectsResult, type ObjectInfo,
-  type ObjectMetadata, type ObjectStorage, type PartInfo, type PutObjectInput, type UploadInfo,
+  type ObjectMetadata, type ObjectStorage, type OpenedObject, type PartInfo, type PutObjectInput, type UploadInfo,
 } from './object-storage.js';
 import { ObjectNotFoundError, type ObjectStat } from './storage.js';
 
@@ -121,6 +121,22 @@ export class S3Storage implements ObjectStorage {
       if (err instanceof ObjectNotFoundError) return undefined;
       throw err;
     }
+  }
+
+  /** The info from a HEAD, the bytes from a GET made when read (two requests; the etag is checked with If-Match so both are of one object). */
+  async openObject(bucket: string, key: string): Promise<OpenedObject> {
+    const info = await this.headObject(bucket, key);
+    if (!info) throw new ObjectNotFoundError(bucket, key);
+    return {
+      info,
+      read: async (range) => {
+        const out = await this.call(bucket, key, () => this.client.send(new GetObjectCommand({
+          Bucket: this.s3Bucket(bucket), Key: key, IfMatch: info.etag, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+        })));
+        return out.Body as Readable;
+      },
+      close: async () => undefined,
+    };
   }
 
   async getObjectStream(bucket: string, key: string, range?: ByteRange): Promise<{ info: ObjectInfo; body: Readable }> {
