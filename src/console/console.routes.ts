@@ -12,6 +12,7 @@ import { CHANNELS } from '../engine/channels.js';
 import { isRetryableDbError } from '../engine/db-retry.js';
 import { isJobState } from '../engine/job-state.js';
 import { updateMediaQueue } from '../engine/queues.js';
+import { retryFailedJob } from '../engine/retry-job.js';
 import { CiError } from '../errors.js';
 import { readBody } from '../http/body.js';
 import type { AppContext, RequestState } from '../http/context.js';
@@ -36,7 +37,8 @@ import { SESSION_COOKIE, SESSION_TTL_MS, decodeSession, encodeSession, newSessio
  * `/console/api/events` the live feed. Reads use the repositories the APIs
  * use where one fits (findDeliveriesOfJob, listWorkers, listApps, the
  * JobsDetail builder); actions call the same engine functions as the APIs:
- * cancelJobs (CancelMediaJob, cancel_task), updateMediaQueue
+ * cancelJobs (CancelMediaJob, cancel_task), retryFailedJob (the engine's
+ * one retry of a Failed job, which only the console offers), updateMediaQueue
  * (UpdateMediaQueue), redeliver + NOTIFY (POST /callbacks/<id>), and the
  * apps repository (the admin API).
  *
@@ -172,6 +174,7 @@ export function createConsole(deps: AppDeps): ConsoleUi {
         if (id === undefined) return listJobs(ctx, w);
         if (verb === undefined) return jobDetail(w, id);
         if (verb === 'cancel' && method === 'POST') return cancel(w, id);
+        if (verb === 'retry' && method === 'POST') return retry(w, id);
         break;
       case 'queues':
         if (id === undefined) return { queues: await queueSummaries(db, w.scope) };
@@ -337,6 +340,13 @@ export function createConsole(deps: AppDeps): ConsoleUi {
       if (err instanceof CiError) throw new ConsoleError(409, 'Conflict', err.message);
       throw err;
     }
+    return { job: (await jobSummaries(db, [jobId]))[0] };
+  };
+
+  const retry = async (w: Who, jobId: string) => {
+    await jobInScope(w, jobId);
+    const job = await retryFailedJob(deps.db, jobId, deps.config.jobTtlMs);
+    if (!job) throw new ConsoleError(409, 'Conflict', `the job ${jobId} is not Failed`);
     return { job: (await jobSummaries(db, [jobId]))[0] };
   };
 

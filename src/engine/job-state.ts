@@ -26,7 +26,8 @@ export const TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = Obje
   // queue resumed; cancelled; expired while paused
   Pause: ['Submitted', 'Cancel', 'Failed'],
   Success: [],
-  Failed: [],
+  // retried by hand as one more attempt of the same job (the console's Retry, src/engine/retry-job.ts)
+  Failed: ['Submitted'],
   Cancel: [],
 });
 

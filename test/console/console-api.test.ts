@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { sql } from 'kysely';
 import { mediaInfoRequest, submit } from '../helpers/jobs.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
@@ -75,6 +76,22 @@ describe('console API access', () => {
     expect(adminView.jobs.map((j) => j.job_id)).to.include(mine);
     expect((await post(`/console/api/apps/${made.app_id}/disable`, admin.cookie, { 'x-csrf-token': admin.csrf })).status).to.equal(200);
     expect((await get('/console/api/jobs', app.cookie)).status).to.equal(401);
+  });
+
+  it('retries a Failed job as one more attempt of the same job, and refuses a job that is not Failed with 409', async () => {
+    const { cookie, csrf } = await login({ token: api.service.adminToken });
+    const id = await submit(api, mediaInfoRequest('input/a.mp4'));
+    expect((await post(`/console/api/jobs/${id}/retry`, cookie, { 'x-csrf-token': csrf })).status).to.equal(409);
+    await sql`UPDATE jobs SET state = 'Failed', code = 'InvalidMedia', message = 'bad', attempts = 3, ended_at = now(), started_at = now() WHERE job_id = ${id}`.execute(api.service.db.kysely);
+    const res = await post(`/console/api/jobs/${id}/retry`, cookie, { 'x-csrf-token': csrf });
+    expect(res.status, res.text).to.equal(200);
+    const detail = (await api.request('GET', `/jobs/${id}`)).xml.Response.JobsDetail;
+    expect(detail.State).to.equal('Submitted');
+    expect(detail.Code).to.equal('');
+    expect(detail.EndTime).to.equal('-');
+    const row = await api.service.db.kysely.selectFrom('jobs').select(['attempts', 'max_attempts']).where('job_id', '=', id).executeTakeFirstOrThrow();
+    expect(row).to.deep.equal({ attempts: 3, max_attempts: 4 });
+    expect((await post(`/console/api/jobs/${id}/retry`, cookie, { 'x-csrf-token': csrf })).status).to.equal(409);
   });
 
   it('cancels a job through the same path as CancelMediaJob, and refuses a second cancel with 409', async () => {

@@ -134,6 +134,16 @@ describe('console in a browser', function () {
     expect((await call('get_task', { task_id })).status).to.equal('cancelled');
   });
 
+  it('retries a Failed job from its detail page: once its input exists it runs again to Success', async () => {
+    const jobId = await submit(api, mediaInfoRequest('input/late.mp4'));
+    await go(`#/jobs/${jobId}`);
+    await page().waitForSelector(`[data-testid=job-detail][data-state="Failed"]`, { timeout: 20_000 });
+    await putFixture(api, 'fixtures/media/h264-aac.mp4', 'input/late.mp4');
+    await page().click('[data-action=retry]');
+    await page().waitForSelector(`[data-testid=job-detail][data-state="Success"]`, { timeout: 20_000 });
+    expect(await page().textContent('[data-testid=job-document]')).to.include('<State>Success</State>');
+  });
+
   it('creates an app, showing its keys once', async () => {
     await go('#/apps');
     await page().waitForSelector('[data-testid=apps] table');

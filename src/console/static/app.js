@@ -358,11 +358,17 @@ function JobDetail({ jobId }) {
     setActionError(undefined);
     try { await api(`callbacks/${id}/redeliver`, { method: 'POST' }); reload(); } catch (e) { setActionError(e); }
   };
+  const retry = async () => {
+    if (!confirmed(t('confirmRetry'))) return;
+    setActionError(undefined);
+    try { await api(`jobs/${jobId}/retry`, { method: 'POST' }); reload(); } catch (e) { setActionError(e); }
+  };
   return html`<section data-testid="job-detail" data-job-id=${j.job_id} data-state=${j.state}>
     <p><a href="#/jobs">${t('back')}</a></p>
     <h2 class="mono">${j.kind === 'task' ? `${t('task')} #${j.seq} · ` : ''}${j.job_id} <${State} state=${j.state} /></h2>
     <div class="actions">
       ${['Submitted', 'Running', 'Pause'].includes(j.state) ? html`<button class="danger" data-action="cancel" onClick=${cancel}>${t('cancel')}</button>` : null}
+      ${j.state === 'Failed' ? html`<button data-action="retry" onClick=${retry} title=${t('retryHelp')}>${t('retry')}</button>` : null}
     </div>
     <${ErrorLine} error=${actionError} />
     <dl class="facts">
