@@ -11,6 +11,7 @@ import {
 import type { AppContext, RequestState } from './context.js';
 import type { AppDeps } from './handler.js';
 import { routeRequest } from './host-routing.js';
+import { ObjectProcessing } from './object-processing.js';
 import {
   abortMultipartUpload, completeMultipartUpload, initiateMultipartUpload, listParts, uploadPart,
 } from './object-multipart.handlers.js';
@@ -26,6 +27,8 @@ export interface ObjectRequest {
   /** Whether the bucket may be made on first write: the default bucket and the signing app's own. */
   readonly implicitBucket: boolean;
   readonly storage: ObjectStorage;
+  /** GetObject's synchronous processing (imageMogr2 rules, ci-process=videoinfo). */
+  readonly processing: ObjectProcessing;
 }
 
 export type ObjectHandler = (ctx: AppContext, deps: AppDeps, req: ObjectRequest) => Promise<void>;
@@ -84,6 +87,7 @@ const UNSUPPORTED_SUBRESOURCES = [
  */
 export function objectApi(deps: AppDeps): Middleware<RequestState> {
   const storage = deps.storage as ObjectStorage;
+  const processing = new ObjectProcessing(deps);
   return async (ctx, next) => {
     const browserRoot = (ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.querystring === '' && ctx.get('authorization') === '';
     const target = routeRequest(ctx.get('host'), ctx.path, browserRoot);
@@ -106,7 +110,7 @@ export function objectApi(deps: AppDeps): Middleware<RequestState> {
     if (!route) throw new CiError('MethodNotAllowed', `${ctx.method} is not allowed on a ${target.key === '' ? 'bucket' : 'object'}.`);
     const implicitBucket = bucket === deps.config.defaultBucket || (app !== undefined && bucket === app.bucket);
     try {
-      await route.handler(context, deps, { bucket, key: target.key, app, implicitBucket, storage });
+      await route.handler(context, deps, { bucket, key: target.key, app, implicitBucket, storage, processing });
     } catch (err) {
       if (err instanceof ObjectNotFoundError) throw new CiError('NoSuchKey');
       throw err;

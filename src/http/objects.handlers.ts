@@ -6,6 +6,7 @@ import { buildCopyObjectResult } from '../xml/object-responses.js';
 import type { AppContext } from './context.js';
 import { writeXml } from './handler.js';
 import { routeRequest } from './host-routing.js';
+import { ObjectProcessing } from './object-processing.js';
 import { requireBucket, type ObjectHandler, type ObjectRequest } from './object-api.js';
 
 const MAX_KEY_BYTES = 850;
@@ -167,6 +168,9 @@ export function parseRange(header: string, size: number): ByteRange | undefined 
 export const getObject: ObjectHandler = async (ctx, _deps, req) => {
   const key = objectKey(req);
   await requireBucket(req, false);
+  const processing = ObjectProcessing.wanted(ctx);
+  if (processing?.kind === 'image') return req.processing.image(ctx, req, key, processing.rule);
+  if (processing?.kind === 'videoinfo') return req.processing.videoInfo(ctx, req, key);
   const opened = await req.storage.openObject(req.bucket, key);
   let body: Readable;
   let range: ByteRange | undefined;

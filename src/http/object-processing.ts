@@ -1,0 +1,140 @@
+import { createHash } from 'node:crypto';
+import { PermanentJobError } from '../engine/job-errors.js';
+import { ToolSlots } from '../engine/tool-slots.js';
+import { CiError } from '../errors.js';
+import { ImageSource } from '../images/image-source.js';
+import { applyMogrRule } from '../images/mogr-apply.js';
+import { parseMogrRuleWithinLimits } from '../images/mogr-rule.js';
+import { ChildProcessSpawner } from '../media/child-spawner.js';
+import { createMediaInfoProcessor } from '../processors/media-info.js';
+import type { Processor } from '../processors/processor.js';
+import { encodeXml } from '../xml/codec.js';
+import type { AppContext } from './context.js';
+import type { AppDeps } from './handler.js';
+import { writeXml } from './handler.js';
+import type { ObjectRequest } from './object-api.js';
+
+/** Entries and bytes of processed images kept, keyed by the object's ETag and the rule. */
+const CACHE_ENTRIES = 256;
+const CACHE_BYTES = 64 * 1024 * 1024;
+
+interface CachedImage {
+  readonly data: Buffer;
+  readonly contentType: string;
+}
+
+/**
+ * CI's processing on the object path (the synchronous side of CI):
+ * `GET <key>?imageMogr2/…` (`|`-chained rules too) answers the processed
+ * image without storing it, through the PicProcess jobs' rule parser (with
+ * their size limits) and sharp pipeline (with their input limits); `GET
+ * <key>?ci-process=videoinfo` answers `<Response><MediaInfo>` through the
+ * MediaInfo processor itself. Both run in slots of their own
+ * (max(1, MEDIAJOBS_CONCURRENCY / 2)), so synchronous requests cannot take
+ * the queue's workers' slots; a processed image is cached (LRU, 256 entries,
+ * 64 MB) by the object's ETag and the rule.
+ */
+export class ObjectProcessing {
+  private readonly slots: ToolSlots;
+  private readonly cache = new Map<string, CachedImage>();
+  private cacheBytes = 0;
+  private mediaInfo: Processor | undefined;
+
+  constructor(private readonly deps: AppDeps) {
+    this.slots = new ToolSlots(Math.max(1, Math.floor(deps.config.concurrency / 2)));
+  }
+
+  /** The processing a GetObject asks for, if any: an `imageMogr2/…` parameter or `ci-process`. */
+  static wanted(ctx: AppContext): { kind: 'image'; rule: string } | { kind: 'videoinfo' } | undefined {
+    for (const part of ctx.querystring.split('&')) {
+      let name: string;
+      try {
+        name = decodeURIComponent(part.split('=')[0]!.replace(/\+/g, ' '));
+      } catch {
+        continue;
+      }
+      if (name.startsWith('imageMogr2/')) return { kind: 'image', rule: name };
+    }
+    const process = ctx.query['ci-process'];
+    if (process === undefined) return undefined;
+    if (process === 'videoinfo') return { kind: 'videoinfo' };
+    throw new CiError('NotImplemented', `ci-process=${String(process).slice(0, 32)} is not supported by this server.`);
+  }
+
+  /** Answers the processed image. */
+  async image(ctx: AppContext, req: ObjectRequest, key: string, rule: string): Promise<void> {
+    const steps = refuseAsCi(() => parseMogrRuleWithinLimits(rule, this.deps.config.picLimits));
+    const opened = await req.storage.openObject(req.bucket, key);
+    await opened.close();
+    const cacheKey = `${req.bucket}\n${key}\n${opened.info.etag}\n${rule}`;
+    let image = this.cache.get(cacheKey);
+    if (image) {
+      this.cache.delete(cacheKey);
+      this.cache.set(cacheKey, image);
+    } else {
+      const result = await req.storage.withLocalFile(req.bucket, key, async (file) => {
+        const input = await ImageSource.fromFile(file);
+        return refuseAsCiAsync(() => applyMogrRule(input, steps, {
+          limits: this.deps.config.picLimits,
+          pixelWork: (work) => this.slots.run(AbortSignal.timeout(60_000), work),
+        }));
+      });
+      image = { data: result.output.data, contentType: `image/${result.output.extension === 'jpg' ? 'jpeg' : result.output.extension}` };
+      this.remember(cacheKey, image);
+    }
+    ctx.status = 200;
+    ctx.set('Content-Type', image.contentType);
+    ctx.set('ETag', `"${createHash('md5').update(image.data).digest('hex')}"`);
+    ctx.body = image.data;
+  }
+
+  /** Answers `<Response><MediaInfo>` for the object (the Go SDK's GetMediaInfo). */
+  async videoInfo(ctx: AppContext, req: ObjectRequest, key: string): Promise<void> {
+    // A plain child_process spawner: the API process may run no worker, and this keeps no helper process alive.
+    this.mediaInfo ??= createMediaInfoProcessor(new ChildProcessSpawner());
+    const signal = AbortSignal.timeout(60_000);
+    const result = await refuseAsCiAsync(() => this.mediaInfo!.run({
+      job: { jobId: '-', tag: 'MediaInfo', bucket: req.bucket, region: ctx.state.region, inputObject: key, operation: {} },
+      storage: req.storage,
+      config: this.deps.config,
+      signal,
+      setProgress: () => undefined,
+      withToolSlot: (work) => this.slots.run(signal, work),
+    }));
+    writeXml(ctx, encodeXml('Response', result));
+  }
+
+  private remember(key: string, image: CachedImage): void {
+    if (image.data.length > CACHE_BYTES / 4) return;
+    this.cache.set(key, image);
+    this.cacheBytes += image.data.length;
+    for (const [oldKey, old] of this.cache) {
+      if (this.cache.size <= CACHE_ENTRIES && this.cacheBytes <= CACHE_BYTES) break;
+      this.cache.delete(oldKey);
+      this.cacheBytes -= old.data.length;
+    }
+  }
+}
+
+/** A job's permanent failure as the request's error: the same code where CI has one, else InvalidArgument. */
+function toCi(err: unknown): unknown {
+  if (!(err instanceof PermanentJobError)) return err;
+  if (err.code === 'NoSuchKey') return new CiError('NoSuchKey', err.message);
+  return new CiError('InvalidArgument', `${err.code}: ${err.message}`);
+}
+
+function refuseAsCi<T>(run: () => T): T {
+  try {
+    return run();
+  } catch (err) {
+    throw toCi(err);
+  }
+}
+
+async function refuseAsCiAsync<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw toCi(err);
+  }
+}

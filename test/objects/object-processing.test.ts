@@ -1,0 +1,87 @@
+import { expect } from 'chai';
+import COS from 'cos-nodejs-sdk-v5';
+import { readFileSync } from 'node:fs';
+import sharp from 'sharp';
+import { signRequest } from '../helpers/cos-signer.js';
+import { httpRequest, startTestService, type TestService } from '../helpers/service.js';
+
+/*
+ * CI's synchronous processing on GetObject: imageMogr2 rules through the
+ * PicProcess rule parser and sharp pipeline, and ci-process=videoinfo
+ * through the MediaInfo processor; signatures required.
+ */
+
+const REGION = 'ap-local';
+
+describe('objects: processing on GetObject (imageMogr2, ci-process=videoinfo)', function () {
+  this.timeout(60_000);
+  let api: TestService;
+  let cos: COS;
+  let bucket: string;
+
+  function signedGet(path: string, query: Record<string, string>) {
+    const host = new URL(api.baseUrl).host;
+    const { secretId, secretKey } = api.service.app;
+    const authorization = signRequest({ method: 'GET', path, query, headers: { host }, secretId, secretKey });
+    const qs = Object.entries(query).map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+    return new Promise<{ status: number; type: string; body: Buffer }>((resolve, reject) => {
+      void import('node:http').then(({ default: http }) => http.get(`${api.baseUrl}${path}?${qs}`, { headers: { host, authorization } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type']), body: Buffer.concat(chunks) }));
+      }).on('error', reject));
+    });
+  }
+
+  before(async () => {
+    api = await startTestService({ env: { MEDIAJOBS_REQUIRE_AUTH: 'true' } });
+    const { secretId, secretKey } = api.service.app;
+    bucket = api.service.app.bucket;
+    cos = new COS({ SecretId: secretId, SecretKey: secretKey, Ip: `127.0.0.1:${api.service.port}`, Protocol: 'http:' });
+    await cos.putObject({ Bucket: bucket, Region: REGION, Key: 'img/photo.jpg', Body: readFileSync('fixtures/images/photo-orient6.jpg') });
+    await cos.putObject({ Bucket: bucket, Region: REGION, Key: 'media/clip.mp4', Body: readFileSync('fixtures/media/h264-aac.mp4') });
+  });
+  after(() => api?.stop());
+
+  it('answers a thumbnail for ?imageMogr2/thumbnail/64x through the SDK, without storing it', async () => {
+    const got = await cos.getObject({ Bucket: bucket, Region: REGION, Key: 'img/photo.jpg', Query: { 'imageMogr2/thumbnail/64x': '' } } as any);
+    expect(got.statusCode).to.equal(200);
+    expect(got.headers?.['content-type']).to.equal('image/jpeg');
+    const meta = await sharp(got.Body as Buffer).metadata();
+    expect(meta.width).to.equal(64);
+    const list = await cos.getBucket({ Bucket: bucket, Region: REGION, Prefix: 'img/' });
+    expect(list.Contents.map((c: any) => c.Key)).to.deep.equal(['img/photo.jpg']);
+  });
+
+  it('chains rules with | and answers the same bytes again from the cache', async () => {
+    const rule = 'imageMogr2/thumbnail/48x|imageMogr2/format/png';
+    const first = await signedGet('/img/photo.jpg', { [rule]: '' });
+    expect(first.status).to.equal(200);
+    expect(first.type).to.equal('image/png');
+    expect((await sharp(first.body).metadata()).format).to.equal('png');
+    const second = await signedGet('/img/photo.jpg', { [rule]: '' });
+    expect(Buffer.compare(first.body, second.body)).to.equal(0);
+  });
+
+  it('refuses a malformed rule and a rule over the output limits (400 InvalidArgument)', async () => {
+    const bad = await signedGet('/img/photo.jpg', { 'imageMogr2/thumbnail/abc': '' });
+    expect(bad.status).to.equal(400);
+    expect(bad.body.toString()).to.include('<Code>InvalidArgument</Code>');
+    const huge = await signedGet('/img/photo.jpg', { 'imageMogr2/thumbnail/99999x99999!': '' });
+    expect(huge.status).to.equal(400);
+  });
+
+  it('answers MediaInfo for ?ci-process=videoinfo, NoSuchKey for a missing object, NotImplemented for other ci-process values', async () => {
+    const res = await signedGet('/media/clip.mp4', { 'ci-process': 'videoinfo' });
+    expect(res.status, res.body.toString()).to.equal(200);
+    const text = res.body.toString();
+    expect(text).to.match(/^<Response><MediaInfo>/);
+    expect(text).to.include('<FormatName>mov,mp4,m4a,3gp,3g2,mj2</FormatName>');
+    const missing = await signedGet('/media/none.mp4', { 'ci-process': 'videoinfo' });
+    expect(missing.status).to.equal(404);
+    const other = await signedGet('/media/clip.mp4', { 'ci-process': 'snapshot' });
+    expect(other.status).to.equal(501);
+    const unsigned = await httpRequest(`${api.baseUrl}/media/clip.mp4?ci-process=videoinfo`, 'GET');
+    expect(unsigned.status).to.equal(403);
+  });
+});
