@@ -21,6 +21,7 @@ const CACHE_BYTES = 64 * 1024 * 1024;
 interface CachedImage {
   readonly data: Buffer;
   readonly contentType: string;
+  readonly etag: string;
 }
 
 /**
@@ -79,12 +80,13 @@ export class ObjectProcessing {
           pixelWork: (work) => this.slots.run(AbortSignal.timeout(60_000), work),
         }));
       });
-      image = { data: result.output.data, contentType: `image/${result.output.extension === 'jpg' ? 'jpeg' : result.output.extension}` };
+      const data = result.output.data;
+      image = { data, contentType: `image/${result.output.extension === 'jpg' ? 'jpeg' : result.output.extension}`, etag: `"${createHash('md5').update(data).digest('hex')}"` };
       this.remember(cacheKey, image);
     }
     ctx.status = 200;
     ctx.set('Content-Type', image.contentType);
-    ctx.set('ETag', `"${createHash('md5').update(image.data).digest('hex')}"`);
+    ctx.set('ETag', image.etag);
     ctx.body = image.data;
   }
 
