@@ -154,6 +154,23 @@ describe('console in a browser', function () {
     await page().waitForSelector('tr[data-app-name="browser-made"]');
   });
 
+  it('logs in from the one-click URL, in Chinese for a zh browser and dark when the system is dark', async () => {
+    const zh = await launchBrowser({ locale: 'zh-CN', colorScheme: 'dark' });
+    try {
+      await zh.page.goto(`${api.baseUrl}/console/#token=${encodeURIComponent(api.service.adminToken)}`);
+      await zh.page.waitForSelector('[data-testid=overview]');
+      expect(await zh.page.textContent('[data-nav=overview]')).to.equal('概览');
+      expect(zh.page.url()).to.not.include('token=');
+      expect(await zh.page.evaluate(() => getComputedStyle(document.body).backgroundColor)).to.equal('rgb(18, 22, 27)');
+      await zh.page.evaluate(() => { location.hash = '#/jobs'; });
+      await zh.page.waitForSelector('tr[data-state="Success"]');
+      // Local times, the CI timestamp on hover.
+      expect(await zh.page.getAttribute('tr[data-state="Success"] time', 'title')).to.match(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{4}$/);
+    } finally {
+      await zh.close();
+    }
+  });
+
   it('saves the overview with live counters and the throughput chart (docs/console-overview.png)', async () => {
     await go('#/overview');
     await page().waitForSelector('[data-testid=throughput-chart] canvas');

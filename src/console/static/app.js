@@ -165,6 +165,7 @@ function Login({ onLogin }) {
     const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
     if (m) {
       history.replaceState(null, '', location.pathname);
+      window.dispatchEvent(new HashChangeEvent('hashchange'));
       submit({ token: decodeURIComponent(m[1]) });
     }
   }, []);
@@ -541,7 +542,8 @@ function Theme() {
 
 function Live() {
   const [up, setUp] = useState(connected);
-  useEffect(() => { connectionListeners.add(setUp); return () => connectionListeners.delete(setUp); }, []);
+  // Synced once mounted too: the stream may have said hello between the first render and this effect.
+  useEffect(() => { connectionListeners.add(setUp); setUp(connected); return () => connectionListeners.delete(setUp); }, []);
   return html`<span class=${`live ${up ? 'up' : 'down'}`} data-testid="live">${up ? t('live') : t('offline')}</span>`;
 }
 
@@ -557,7 +559,7 @@ function App() {
     return () => window.removeEventListener('mj-logged-out', out);
   }, []);
   if (!checked) return null;
-  if (!session || /(?:^#|&)token=/.test(hash)) return html`<${Login} onLogin=${load} />`;
+  if (!session || /(?:^#|&)token=/.test(location.hash)) return html`<${Login} onLogin=${load} />`;
   const [path, query = ''] = hash.replace(/^#\/?/, '').split('?');
   const parts = path.split('/').filter(Boolean);
   const page = parts[0] ?? 'overview';
