@@ -165,6 +165,25 @@ describe('objects: the object API over HTTP', function () {
       expect(existsSync(path.join(dir, 'random.bin'))).to.equal(true);
     });
 
+    it('keeps the old object and leaves no temporary file when the client hangs up mid-body', async () => {
+      await signed(first, 'PUT', '/abort/target.bin', { body: 'old contents' });
+      const host = new URL(api.baseUrl).host;
+      const authorization = signRequest({ method: 'PUT', path: '/abort/target.bin', headers: { host, 'content-length': String(8 * 1024 * 1024) }, secretId: first.secretId, secretKey: first.secretKey });
+      const { default: net } = await import('node:net');
+      await new Promise<void>((resolve, reject) => {
+        const socket = net.connect(Number(new URL(api.baseUrl).port), '127.0.0.1', () => {
+          socket.write(`PUT /abort/target.bin HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${authorization}\r\nContent-Length: ${8 * 1024 * 1024}\r\n\r\n`);
+          socket.write(Buffer.alloc(1024 * 1024, 1), () => setTimeout(() => { socket.destroy(); resolve(); }, 200));
+        });
+        socket.on('error', reject);
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await signed(first, 'GET', '/abort/target.bin')).text).to.equal('old contents');
+      const dir = path.join(api.config.dataDir, 'buckets', first.bucket, 'abort');
+      const { readdirSync } = await import('node:fs');
+      expect(readdirSync(dir)).to.deep.equal(['target.bin']);
+    });
+
     it('refuses a malformed DeleteMultipleObjects body (MalformedXML)', async () => {
       const res = await signed(first, 'POST', '/', { query: { delete: '' }, body: '<Delete><Object>' });
       expect(res.status).to.equal(400);
