@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import sharp from 'sharp';
 import { PermanentJobError } from '../engine/job-errors.js';
 import { ToolSlots } from '../engine/tool-slots.js';
 import { CiError } from '../errors.js';
@@ -17,6 +18,8 @@ import type { ObjectRequest } from './object-api.js';
 /** Entries and bytes of processed images kept, keyed by the object's ETag and the rule. */
 const CACHE_ENTRIES = 256;
 const CACHE_BYTES = 64 * 1024 * 1024;
+/** libvips band formats → bits per sample. */
+const BIT_DEPTHS: Readonly<Record<string, number>> = { uchar: 8, char: 8, ushort: 16, short: 16, uint: 32, int: 32, float: 32, double: 64 };
 
 interface CachedImage {
   readonly data: Buffer;
@@ -46,7 +49,7 @@ export class ObjectProcessing {
   }
 
   /** The processing a GetObject asks for, if any: an `imageMogr2/…` parameter or `ci-process`. */
-  static wanted(ctx: AppContext): { kind: 'image'; rule: string } | { kind: 'videoinfo' } | undefined {
+  static wanted(ctx: AppContext): { kind: 'image'; rule: string } | { kind: 'videoinfo' } | { kind: 'imageInfo' } | undefined {
     for (const part of ctx.querystring.split('&')) {
       let name: string;
       try {
@@ -55,6 +58,8 @@ export class ObjectProcessing {
         continue;
       }
       if (name.startsWith('imageMogr2/')) return { kind: 'image', rule: name };
+      if (name === 'imageInfo') return { kind: 'imageInfo' };
+      if (name === 'exif') throw new CiError('NotImplemented', 'exif is not supported by this server.');
     }
     const process = ctx.query['ci-process'];
     if (process === undefined) return undefined;
@@ -88,6 +93,37 @@ export class ObjectProcessing {
     ctx.set('Content-Type', image.contentType);
     ctx.set('ETag', image.etag);
     ctx.body = image.data;
+  }
+
+  /**
+   * `?imageInfo`: CI's JSON of the picture's basics, every value a string:
+   * `{"format":"jpeg","width":"960","height":"540","size":"158421","md5":"…","frame_count":"1","bit_depth":"8","vertical_dpi":"72","horizontal_dpi":"72"}`.
+   * The md5 is of the bytes (a multipart object's ETag is not one). Inputs
+   * over MEDIAJOBS_PIC_MAX_INPUT_BYTES are refused, as for jobs.
+   */
+  async imageInfo(ctx: AppContext, req: ObjectRequest, key: string): Promise<void> {
+    const head = await req.storage.headObject(req.bucket, key);
+    if (!head) throw new CiError('NoSuchKey');
+    const limit = this.deps.config.picLimits.maxInputBytes;
+    if (head.size > limit) throw new CiError('InvalidArgument', `ImageTooLarge: the image is ${head.size} bytes; the limit is ${limit} bytes.`);
+    const data = await req.storage.get(req.bucket, key);
+    const meta = await this.slots.run(AbortSignal.timeout(60_000), () => sharp(data).metadata()).catch(() => undefined);
+    if (!meta?.format || !meta.width || !meta.height) throw new CiError('InvalidArgument', 'InvalidImage: the object is not an image this server can read.');
+    const dpi = String(Math.round(meta.density ?? 72));
+    const body = {
+      format: meta.format,
+      width: String(meta.width),
+      height: String(meta.pageHeight ?? meta.height),
+      size: String(data.length),
+      md5: createHash('md5').update(data).digest('hex'),
+      frame_count: String(meta.pages ?? 1),
+      bit_depth: String(BIT_DEPTHS[meta.depth ?? 'uchar'] ?? 8),
+      vertical_dpi: dpi,
+      horizontal_dpi: dpi,
+    };
+    ctx.status = 200;
+    ctx.type = 'application/json';
+    ctx.body = JSON.stringify(body);
   }
 
   /** Answers `<Response><MediaInfo>` for the object (the Go SDK's GetMediaInfo). */

@@ -71,6 +71,20 @@ describe('objects: processing on GetObject (imageMogr2, ci-process=videoinfo)', 
     expect(huge.status).to.equal(400);
   });
 
+  it('answers ?imageInfo as CI\'s JSON, every value a string', async () => {
+    const res = await signedGet('/img/photo.jpg', { imageInfo: '' });
+    expect(res.status).to.equal(200);
+    expect(res.type).to.match(/^application\/json/);
+    const data = readFileSync('fixtures/images/photo-orient6.jpg');
+    const meta = await sharp(data).metadata();
+    const info = JSON.parse(res.body.toString());
+    expect(info).to.deep.include({ format: 'jpeg', width: String(meta.width), height: String(meta.height), size: String(data.length), frame_count: '1', bit_depth: '8' });
+    expect(info.md5).to.equal((await import('node:crypto')).createHash('md5').update(data).digest('hex'));
+    expect(Object.values(info).every((v) => typeof v === 'string')).to.equal(true);
+    const notImage = await signedGet('/media/clip.mp4', { imageInfo: '' });
+    expect(notImage.status).to.equal(400);
+  });
+
   it('answers MediaInfo for ?ci-process=videoinfo, NoSuchKey for a missing object, NotImplemented for other ci-process values', async () => {
     const res = await signedGet('/media/clip.mp4', { 'ci-process': 'videoinfo' });
     expect(res.status, res.body.toString()).to.equal(200);
