@@ -83,7 +83,7 @@ export class ConsoleFeed {
       if (mine.length) send(client.res, 'jobs', { at, jobs: mine });
       // An app's browser is told only that deliveries changed (their ids would name other apps' jobs): the page reads its own through the scoped API.
       if (deliveries.length) send(client.res, 'deliveries', { at, deliveries: client.appid === undefined ? deliveries : [] });
-      if (queues.length) send(client.res, 'queues', { at, queues });
+      if (queues.length) send(client.res, 'queues', { at, queues: client.appid === undefined ? queues : [] });
     }
   }
 
