@@ -14,7 +14,7 @@ import { startService, type Service } from '../../src/main.js';
 import type { Processor } from '../../src/processors/processor.js';
 import { insertJobs } from '../../src/store/jobs.repository.js';
 import { ensureDefaultQueue } from '../../src/store/queues.repository.js';
-import { freshDatabase } from '../helpers/databases.js';
+import { cleanupDatabases, freshDatabase } from '../helpers/databases.js';
 import { BUCKET, newJobRecord } from '../helpers/jobs.js';
 
 const N = Number(process.env.JOBS ?? 4000);
@@ -56,4 +56,5 @@ for (let round = 0; round < ROUNDS; round++) {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(`median: on ${median(results.on).toFixed(0)} jobs/s, off ${median(results.off).toFixed(0)} jobs/s (${((median(results.on) / median(results.off) - 1) * 100).toFixed(1)} %); notifications read: ${seen}`);
 await store.stop();
+await cleanupDatabases();
 process.exit(0);

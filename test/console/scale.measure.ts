@@ -12,7 +12,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { loadConfig } from '../../src/config.js';
 import { startService } from '../../src/main.js';
-import { freshDatabase } from '../helpers/databases.js';
+import { cleanupDatabases, freshDatabase } from '../helpers/databases.js';
 
 const ROWS = Number(process.env.ROWS ?? 1_000_000);
 const RUNS = Number(process.env.RUNS ?? 30);
@@ -97,4 +97,6 @@ for (const [name, path] of paths) {
 }
 await client.end();
 await service.stop();
+// The 1 M rows are dropped with the database (about 400 MB).
+await cleanupDatabases();
 process.exit(0);
