@@ -182,7 +182,17 @@ export function createConsole(deps: AppDeps): ConsoleUi {
         break;
       case 'workers': {
         const all = await listWorkers(db, workerGoneMs());
-        return { workers: w.app ? all.filter((x) => x.kind === 'internal' || x.app_id === w.app!.appId).map((x) => (x.kind === 'internal' ? { ...x, running: x.running.filter(() => false) } : x)) : all };
+        // What each runs, with its progress (one read by job_id for all of them); an app sees its own jobs on our workers.
+        const running = new Map((await jobSummaries(db, all.flatMap((x) => x.running.map((r) => r.job_id)))).map((j) => [j.job_id, j]));
+        const workers = all
+          .filter((x) => !w.app || x.kind === 'internal' || x.app_id === w.app.appId)
+          .map((x) => ({
+            ...x,
+            running: x.running
+              .filter((r) => !w.app || running.get(r.job_id)?.appid === w.app.appid)
+              .map((r) => ({ ...r, progress: running.get(r.job_id)?.progress ?? 0 })),
+          }));
+        return { workers };
       }
       case 'apps':
         requireAdmin(w);

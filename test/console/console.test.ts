@@ -127,6 +127,11 @@ describe('console in a browser', function () {
     const { task_id } = await call('create_task', { task_type: 'video_extract', task_data: { video_url: 'https://example.com/v.mp4' } });
     await call('get_next_task', { worker_id: 'browser-test', task_types: ['video_extract'] });
     const { job_id } = await call('get_task', { task_id });
+    await call('update_progress', { task_id, progress: 40, message: 'halfway' });
+    // The Workers page lists the external worker with the task it holds and its progress.
+    await go('#/workers');
+    await page().waitForSelector(`tr[data-worker-id="browser-test"] a[href="#/jobs/${job_id}"]`);
+    expect(await page().textContent('tr[data-worker-id="browser-test"] .progress')).to.equal('40%');
     await go(`#/jobs/${job_id}`);
     await page().waitForSelector(`[data-testid=job-detail][data-state="Running"]`);
     await page().click('[data-action=cancel]');

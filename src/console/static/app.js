@@ -453,7 +453,7 @@ function Workers() {
       <td class="mono">${w.worker_id} ${w.state === 'gone' ? html`<span class="pill">${t('gone')}</span>` : null}</td>
       <td>${w.kind}</td><td class="mono">${w.host ?? '-'}${w.pid ? ` / ${w.pid}` : ''}</td>
       <td class="small">${w.task_types.join(', ')}</td><td>${w.concurrency ?? '-'}</td>
-      <td>${w.running.map((r) => html`<a class="mono small" href=${`#/jobs/${r.job_id}`}>${r.task_type} ${r.job_id.slice(0, 9)}…</a> `)}</td>
+      <td>${w.running.map((r) => html`<div><a class="mono small" href=${`#/jobs/${r.job_id}`}>${r.task_type} ${r.job_id.slice(0, 9)}…</a> <${Progress} value=${r.progress} state="Running" /></div>`)}</td>
       <td><${Time} iso=${w.started_at} /></td><td><${Time} iso=${w.last_seen_at} /></td>
     </tr>`)}</tbody></table>`}</section>`;
 }
