@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import sharp from 'sharp';
 import { PermanentJobError } from '../engine/job-errors.js';
 import { ToolSlots } from '../engine/tool-slots.js';
@@ -7,6 +9,10 @@ import { ImageSource } from '../images/image-source.js';
 import { applyMogrRule } from '../images/mogr-apply.js';
 import { parseMogrRuleWithinLimits } from '../images/mogr-rule.js';
 import { ChildProcessSpawner } from '../media/child-spawner.js';
+import { FfmpegError, runFfmpeg } from '../media/ffmpeg.js';
+import { resolveFfmpegPath } from '../media/ffmpeg-capabilities.js';
+import { withToolInput } from '../media/input-policy.js';
+import { buildSnapshotArgs, type SnapshotSpec } from '../processors/snapshot.js';
 import { createMediaInfoProcessor } from '../processors/media-info.js';
 import type { Processor } from '../processors/processor.js';
 import { encodeXml } from '../xml/codec.js';
@@ -33,7 +39,8 @@ interface CachedImage {
  * image without storing it, through the PicProcess jobs' rule parser (with
  * their size limits) and sharp pipeline (with their input limits); `GET
  * <key>?ci-process=videoinfo` answers `<Response><MediaInfo>` through the
- * MediaInfo processor itself. Both run in slots of their own
+ * MediaInfo processor itself, `?ci-process=snapshot` one frame through the
+ * Snapshot Tag's ffmpeg arguments, `?imageInfo` CI's JSON of the picture. Both run in slots of their own
  * (max(1, MEDIAJOBS_CONCURRENCY / 2)), so synchronous requests cannot take
  * the queue's workers' slots; a processed image is cached (LRU, 256 entries,
  * 64 MB) by the object's ETag and the rule.
@@ -43,13 +50,14 @@ export class ObjectProcessing {
   private readonly cache = new Map<string, CachedImage>();
   private cacheBytes = 0;
   private mediaInfo: Processor | undefined;
+  private spawner: ChildProcessSpawner | undefined;
 
   constructor(private readonly deps: AppDeps) {
     this.slots = new ToolSlots(Math.max(1, Math.floor(deps.config.concurrency / 2)));
   }
 
   /** The processing a GetObject asks for, if any: an `imageMogr2/…` parameter or `ci-process`. */
-  static wanted(ctx: AppContext): { kind: 'image'; rule: string } | { kind: 'videoinfo' } | { kind: 'imageInfo' } | undefined {
+  static wanted(ctx: AppContext): { kind: 'image'; rule: string } | { kind: 'videoinfo' } | { kind: 'imageInfo' } | { kind: 'snapshot' } | undefined {
     for (const part of ctx.querystring.split('&')) {
       let name: string;
       try {
@@ -64,6 +72,7 @@ export class ObjectProcessing {
     const process = ctx.query['ci-process'];
     if (process === undefined) return undefined;
     if (process === 'videoinfo') return { kind: 'videoinfo' };
+    if (process === 'snapshot') return { kind: 'snapshot' };
     throw new CiError('NotImplemented', `ci-process=${String(process).slice(0, 32)} is not supported by this server.`);
   }
 
@@ -140,6 +149,59 @@ export class ObjectProcessing {
       withToolSlot: (work) => this.slots.run(signal, work),
     }));
     writeXml(ctx, encodeXml('Response', result));
+  }
+
+  /**
+   * `?ci-process=snapshot&time=<s>[&format=jpg|png][&width=][&height=][&mode=exactframe|keyframe]`:
+   * one frame, through the Snapshot Tag's ffmpeg arguments and the input
+   * policy, in a work folder under `<data dir>/tmp`. A time past the end is
+   * InvalidArgument.
+   */
+  async snapshot(ctx: AppContext, req: ObjectRequest, key: string): Promise<void> {
+    const query = (name: string) => (typeof ctx.query[name] === 'string' && ctx.query[name] !== '' ? String(ctx.query[name]) : undefined);
+    const time = Number(query('time') ?? NaN);
+    if (!Number.isFinite(time) || time < 0 || time > 1e7) throw new CiError('InvalidArgument', 'time is required: the second of the frame, a number ≥ 0.');
+    const formatText = (query('format') ?? 'jpg').toLowerCase();
+    if (formatText !== 'jpg' && formatText !== 'jpeg' && formatText !== 'png') throw new CiError('InvalidArgument', 'format must be jpg or png.');
+    const format = formatText === 'png' ? 'png' : 'jpg';
+    const side = (name: string) => {
+      const raw = query(name);
+      if (raw === undefined || raw === '0') return undefined;
+      if (!/^\d{1,4}$/.test(raw) || Number(raw) > 4096) throw new CiError('InvalidArgument', `${name} must be an integer from 0 to 4096.`);
+      return Math.max(2, Number(raw) - (Number(raw) % 2));
+    };
+    const width = side('width');
+    const height = side('height');
+    const mode = (query('mode') ?? 'exactframe').toLowerCase();
+    if (mode !== 'exactframe' && mode !== 'keyframe') throw new CiError('InvalidArgument', 'mode must be exactframe or keyframe.');
+    const spec: SnapshotSpec = {
+      mode: mode === 'keyframe' ? 'keyframe' : 'interval', startSec: time, count: 1, checkCount: false, snapshots: true,
+      ...(width ? { width } : {}), ...(height ? { height } : {}),
+    };
+    const signal = AbortSignal.timeout(60_000);
+    const tmp = path.join(this.deps.config.dataDir, 'tmp');
+    await fs.mkdir(tmp, { recursive: true });
+    const dir = await fs.mkdtemp(path.join(tmp, 'snapshot-'));
+    try {
+      const data = await req.storage.withLocalFile(req.bucket, key, (file) => withToolInput(file, async (input) => {
+        const args = buildSnapshotArgs(spec, { input, dir, format }, undefined);
+        this.spawner ??= new ChildProcessSpawner();
+        const spawner = this.spawner;
+        await this.slots.run(signal, () => runFfmpeg(args, { spawner, binary: resolveFfmpegPath(this.deps.config.ffmpegPath), signal, timeoutMs: 60_000 }))
+          .catch((err: unknown) => {
+            if (err instanceof FfmpegError && err.reason === 'exit') throw new CiError('InvalidArgument', `InvalidMedia: ${err.stderrSummary.slice(0, 200) || 'ffmpeg cannot read the object'}`);
+            throw err;
+          });
+        return fs.readFile(path.join(dir, `0.${format}`)).catch(() => {
+          throw new CiError('InvalidArgument', `The object has no frame at ${time} s.`);
+        });
+      }));
+      ctx.status = 200;
+      ctx.set('Content-Type', format === 'png' ? 'image/png' : 'image/jpeg');
+      ctx.body = data;
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   }
 
   private remember(key: string, image: CachedImage): void {

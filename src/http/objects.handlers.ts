@@ -172,6 +172,7 @@ export const getObject: ObjectHandler = async (ctx, _deps, req) => {
   if (processing?.kind === 'image') return req.processing.image(ctx, req, key, processing.rule);
   if (processing?.kind === 'videoinfo') return req.processing.videoInfo(ctx, req, key);
   if (processing?.kind === 'imageInfo') return req.processing.imageInfo(ctx, req, key);
+  if (processing?.kind === 'snapshot') return req.processing.snapshot(ctx, req, key);
   const opened = await req.storage.openObject(req.bucket, key);
   let body: Readable;
   let range: ByteRange | undefined;

@@ -85,7 +85,21 @@ describe('objects: processing on GetObject (imageMogr2, ci-process=videoinfo)', 
     expect(notImage.status).to.equal(400);
   });
 
-  it('answers MediaInfo for ?ci-process=videoinfo, NoSuchKey for a missing object, NotImplemented for other ci-process values', async () => {
+  it('answers one frame for ?ci-process=snapshot (jpg, png with a width), and InvalidArgument past the end', async () => {
+    const jpg = await signedGet('/media/clip.mp4', { 'ci-process': 'snapshot', time: '1', format: 'jpg' });
+    expect(jpg.status, jpg.body.toString()).to.equal(200);
+    expect(jpg.type).to.equal('image/jpeg');
+    expect((await sharp(jpg.body).metadata()).format).to.equal('jpeg');
+    const png = await signedGet('/media/clip.mp4', { 'ci-process': 'snapshot', time: '0.5', format: 'png', width: '96' });
+    expect(png.type).to.equal('image/png');
+    expect((await sharp(png.body).metadata()).width).to.equal(96);
+    const late = await signedGet('/media/clip.mp4', { 'ci-process': 'snapshot', time: '9999' });
+    expect(late.status).to.equal(400);
+    const noTime = await signedGet('/media/clip.mp4', { 'ci-process': 'snapshot' });
+    expect(noTime.status).to.equal(400);
+  });
+
+  it('answers MediaInfo for ?ci-process=videoinfo, NoSuchKey for a missing object, NotImplemented for unknown ci-process values', async () => {
     const res = await signedGet('/media/clip.mp4', { 'ci-process': 'videoinfo' });
     expect(res.status, res.body.toString()).to.equal(200);
     const text = res.body.toString();
@@ -93,7 +107,7 @@ describe('objects: processing on GetObject (imageMogr2, ci-process=videoinfo)', 
     expect(text).to.include('<FormatName>mov,mp4,m4a,3gp,3g2,mj2</FormatName>');
     const missing = await signedGet('/media/none.mp4', { 'ci-process': 'videoinfo' });
     expect(missing.status).to.equal(404);
-    const other = await signedGet('/media/clip.mp4', { 'ci-process': 'snapshot' });
+    const other = await signedGet('/media/clip.mp4', { 'ci-process': 'voiceseparate' });
     expect(other.status).to.equal(501);
     const unsigned = await httpRequest(`${api.baseUrl}/media/clip.mp4?ci-process=videoinfo`, 'GET');
     expect(unsigned.status).to.equal(403);
