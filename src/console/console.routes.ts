@@ -132,8 +132,7 @@ export function createConsole(deps: AppDeps): ConsoleUi {
 
   /** Actions: the session's CSRF token, and a same-origin Origin when the browser sends one. */
   const checkAction = (ctx: AppContext, w: Who) => {
-    const origin = ctx.get('origin');
-    if (origin && origin !== `${ctx.protocol}://${ctx.host}`) throw new ConsoleError(403, 'Forbidden', 'cross-origin request refused');
+    if (!sameOrigin(ctx)) throw new ConsoleError(403, 'Forbidden', 'cross-origin request refused');
     const given = ctx.get('x-csrf-token');
     if (!given || !constantTimeEqual(given, w.session.csrf)) throw new ConsoleError(403, 'Forbidden', 'missing or wrong X-CSRF-Token');
   };
@@ -228,8 +227,7 @@ export function createConsole(deps: AppDeps): ConsoleUi {
   };
 
   const login = async (ctx: AppContext) => {
-    const origin = ctx.get('origin');
-    if (origin && origin !== `${ctx.protocol}://${ctx.host}`) throw new ConsoleError(403, 'Forbidden', 'cross-origin request refused');
+    if (!sameOrigin(ctx)) throw new ConsoleError(403, 'Forbidden', 'cross-origin request refused');
     const body = await readJson(ctx);
     let session: Session | undefined;
     if (typeof body.token === 'string' && body.token) {
@@ -473,6 +471,20 @@ export function createConsole(deps: AppDeps): ConsoleUi {
   };
 
   return { middleware, stop: () => feed.stop() };
+}
+
+/**
+ * Whether the request's Origin, when the browser sends one, names this host. The host alone: behind a
+ * proxy that ends TLS the browser says https while the service sees http.
+ */
+function sameOrigin(ctx: AppContext): boolean {
+  const origin = ctx.get('origin');
+  if (!origin) return true;
+  try {
+    return new URL(origin).host === ctx.host;
+  } catch {
+    return false;
+  }
 }
 
 /** An app as the console shows it: as the admin API does, secrets only when just created or rotated. */

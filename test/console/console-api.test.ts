@@ -78,6 +78,20 @@ describe('console API access', () => {
     expect((await get('/console/api/jobs', app.cookie)).status).to.equal(401);
   });
 
+  it('sets a queue\'s MaxConcurrent and pauses it through UpdateMediaQueue\'s path, as DescribeMediaQueues then shows', async () => {
+    const { cookie, csrf } = await login({ token: api.service.adminToken });
+    await submit(api, mediaInfoRequest('input/a.mp4'));
+    const [queue] = (JSON.parse((await get('/console/api/queues', cookie)).text) as { queues: Array<{ queue_id: string }> }).queues;
+    expect((await post(`/console/api/queues/${queue.queue_id}`, cookie, { 'x-csrf-token': csrf }, '{"maxConcurrent":0}')).status).to.equal(400);
+    const res = await post(`/console/api/queues/${queue.queue_id}`, cookie, { 'x-csrf-token': csrf, origin: `https://${new URL(api.baseUrl).host}` }, '{"maxConcurrent":7,"state":"Paused"}');
+    expect(res.status, res.text).to.equal(200);
+    const described = (await api.request('GET', '/queue')).xml.Response.QueueList;
+    const one = Array.isArray(described) ? described.find((q: { QueueId: string }) => q.QueueId === queue.queue_id) : described;
+    expect(one.MaxConcurrent).to.equal('7');
+    expect(one.State).to.equal('Paused');
+    expect((await post(`/console/api/queues/${queue.queue_id}`, cookie, { 'x-csrf-token': csrf }, '{"state":"Active"}')).status).to.equal(200);
+  });
+
   it('retries a Failed job as one more attempt of the same job, and refuses a job that is not Failed with 409', async () => {
     const { cookie, csrf } = await login({ token: api.service.adminToken });
     const id = await submit(api, mediaInfoRequest('input/a.mp4'));

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { mediaInfoRequest, putFixture, submit, waitForState } from '../helpers/jobs.js';
+import { startReceiver } from '../helpers/receiver.js';
 import { startTestService, waitFor, type TestService } from '../helpers/service.js';
 
 /** The value of one sample of a Prometheus text exposition, 0 when absent. */
@@ -17,7 +18,7 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 describe('metrics, healthz and readyz', () => {
   let api: TestService;
   before(async () => {
-    api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '1' } });
+    api = await startTestService({ worker: true, env: { MEDIAJOBS_CONCURRENCY: '1', MEDIAJOBS_ALLOW_PRIVATE_CALLBACKS: 'true' } });
     await putFixture(api, 'fixtures/media/h264-aac.mp4', 'input/demo.mp4');
   });
   after(async () => { await api.stop(); });
@@ -52,6 +53,25 @@ describe('metrics, healthz and readyz', () => {
     expect(after).to.match(/mediajobs_queue_running_jobs\{[^}]*\} 0/);
     expect(after).to.match(/mediajobs_queue_oldest_waiting_seconds\{[^}]*\} 0/);
     expect(sample(after, 'mediajobs_workers', { kind: 'internal' })).to.equal(1);
+  });
+
+  it('counts callback attempts by outcome: a refused one as failed, then the delivered one', async () => {
+    const receiver = await startReceiver();
+    try {
+      let first = true;
+      receiver.answer = () => (first ? ((first = false), 500) : 200);
+      const before = (await api.request('GET', '/metrics')).text;
+      const id = await submit(api, mediaInfoRequest('input/demo.mp4', { callBack: receiver.url }));
+      await waitForState(api, id);
+      const after = await waitFor(async () => {
+        const text = (await api.request('GET', '/metrics')).text;
+        return sample(text, 'mediajobs_callback_attempts_total', { outcome: 'delivered' }) > sample(before, 'mediajobs_callback_attempts_total', { outcome: 'delivered' }) ? text : undefined;
+      }, 15_000, 'the delivered attempt');
+      expect(sample(after, 'mediajobs_callback_attempts_total', { outcome: 'failed' }) - sample(before, 'mediajobs_callback_attempts_total', { outcome: 'failed' })).to.equal(1);
+      expect(sample(after, 'mediajobs_callback_attempts_total', { outcome: 'delivered' }) - sample(before, 'mediajobs_callback_attempts_total', { outcome: 'delivered' })).to.equal(1);
+    } finally {
+      await receiver.close();
+    }
   });
 
   it('requires MEDIAJOBS_METRICS_TOKEN when it is set', async () => {
