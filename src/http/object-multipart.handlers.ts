@@ -76,7 +76,9 @@ export const completeMultipartUpload: ObjectHandler = async (ctx, deps, req) => 
     }
     return { partNumber: Number(part.PartNumber), etag: part.ETag };
   });
+  const picOperations = ctx.get('pic-operations') ? req.processing.parsePicOperations(ctx.get('pic-operations'), req, key) : undefined;
   const info = await req.storage.completeMultipartUpload(req.bucket, key, id, parts);
+  if (picOperations) return req.processing.runPicOperations(ctx, req, key, picOperations, info.etag);
   const location = `${req.bucket}.cos.${ctx.state.region}.myqcloud.com/${encodeURIComponent(key).replace(/%2F/g, '/')}`;
   writeXml(ctx, buildCompleteMultipartUploadResult(location, req.bucket, key, info.etag));
 };

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import sharp from 'sharp';
 import { PermanentJobError } from '../engine/job-errors.js';
 import { ToolSlots } from '../engine/tool-slots.js';
 import { CiError } from '../errors.js';
 import { ImageSource } from '../images/image-source.js';
 import { applyMogrRule } from '../images/mogr-apply.js';
-import { parseMogrRuleWithinLimits } from '../images/mogr-rule.js';
+import { parseMogrRuleWithinLimits, type MogrStep } from '../images/mogr-rule.js';
 import { ChildProcessSpawner } from '../media/child-spawner.js';
 import { FfmpegError, runFfmpeg } from '../media/ffmpeg.js';
 import { resolveFfmpegPath } from '../media/ffmpeg-capabilities.js';
@@ -15,7 +16,9 @@ import { withToolInput } from '../media/input-policy.js';
 import { buildSnapshotArgs, type SnapshotSpec } from '../processors/snapshot.js';
 import { createMediaInfoProcessor } from '../processors/media-info.js';
 import type { Processor } from '../processors/processor.js';
+import { assertSafeObjectKey } from '../storage/object-key.js';
 import { encodeXml } from '../xml/codec.js';
+import type { XmlObject } from '../xml/tree.js';
 import type { AppContext } from './context.js';
 import type { AppDeps } from './handler.js';
 import { writeXml } from './handler.js';
@@ -26,6 +29,12 @@ const CACHE_ENTRIES = 256;
 const CACHE_BYTES = 64 * 1024 * 1024;
 /** libvips band formats → bits per sample. */
 const BIT_DEPTHS: Readonly<Record<string, number>> = { uchar: 8, char: 8, ushort: 16, short: 16, uint: 32, int: 32, float: 32, double: 64 };
+
+/** A parsed Pic-Operations header. */
+export interface PicOperations {
+  readonly isPicInfo: boolean;
+  readonly rules: ReadonlyArray<{ readonly bucket: string; readonly key: string; readonly steps: MogrStep[] }>;
+}
 
 interface CachedImage {
   readonly data: Buffer;
@@ -202,6 +211,69 @@ export class ObjectProcessing {
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * Parses a `Pic-Operations` header (COS persistent processing on upload):
+   * `{"is_pic_info":1,"rules":[{"fileid":"out.png","rule":"imageMogr2/…","bucket":"…"}]}`,
+   * at most 5 rules, each rule checked as PicProcess checks it. Called before
+   * the upload is read, so a bad header costs no upload.
+   */
+  parsePicOperations(header: string, req: ObjectRequest, key: string): PicOperations {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(header);
+    } catch {
+      throw new CiError('InvalidArgument', 'Pic-Operations must be JSON: {"is_pic_info":1,"rules":[{"fileid":"…","rule":"…"}]}.');
+    }
+    const p = parsed as { is_pic_info?: unknown; rules?: unknown };
+    if (!Array.isArray(p.rules) || p.rules.length === 0 || p.rules.length > 5) throw new CiError('InvalidArgument', 'Pic-Operations needs 1 to 5 rules.');
+    const dir = key.includes('/') ? key.slice(0, key.lastIndexOf('/') + 1) : '';
+    const rules = p.rules.map((r: { fileid?: unknown; rule?: unknown; bucket?: unknown }, i: number) => {
+      if (typeof r?.fileid !== 'string' || r.fileid === '' || typeof r.rule !== 'string') throw new CiError('InvalidArgument', `Pic-Operations rule ${i + 1} needs a fileid and a rule.`);
+      const bucket = typeof r.bucket === 'string' && r.bucket !== '' ? r.bucket : req.bucket;
+      if (bucket.slice(bucket.lastIndexOf('-') + 1) !== req.bucket.slice(req.bucket.lastIndexOf('-') + 1)) {
+        throw new CiError('AccessDenied', `Pic-Operations rule ${i + 1} writes to a bucket of another APPID.`);
+      }
+      const target = assertSafeObjectKey(r.fileid.startsWith('/') ? r.fileid.slice(1) : dir + r.fileid, `Pic-Operations rule ${i + 1} fileid`);
+      const steps = refuseAsCi(() => parseMogrRuleWithinLimits(r.rule as string, this.deps.config.picLimits));
+      return { bucket, key: target, steps };
+    });
+    return { isPicInfo: p.is_pic_info === 1 || p.is_pic_info === '1' || p.is_pic_info === true, rules };
+  }
+
+  /** Runs the parsed Pic-Operations on the stored original and answers COS's `<UploadResult>`. */
+  async runPicOperations(ctx: AppContext, req: ObjectRequest, key: string, ops: PicOperations, originalEtag: string): Promise<void> {
+    const region = ctx.state.region;
+    const location = (bucket: string, k: string) => `${bucket}.cos.${region}.myqcloud.com/${encodeURIComponent(k).replace(/%2F/g, '/')}`;
+    const signal = AbortSignal.timeout(120_000);
+    const results: XmlObject[] = [];
+    let imageInfo: XmlObject | undefined;
+    for (const [i, rule] of ops.rules.entries()) {
+      const result = await req.storage.withLocalFile(req.bucket, key, async (file) => refuseAsCiAsync(async () => applyMogrRule(await ImageSource.fromFile(file), rule.steps, {
+        limits: this.deps.config.picLimits,
+        averageColour: ops.isPicInfo && i === 0,
+        pixelWork: (work) => this.slots.run(signal, work),
+      })));
+      if (i === 0) {
+        const o = result.original;
+        imageInfo = { Format: o.format, Width: String(o.width), Height: String(o.height), Quality: String(o.quality), Ave: o.ave ?? '', Orientation: String(o.orientation) };
+      }
+      const out = result.output;
+      const stored = await req.storage.putObject(rule.bucket, rule.key, {
+        body: Readable.from([out.data]), metadata: { contentType: `image/${out.extension === 'jpg' ? 'jpeg' : out.extension}`, meta: {} },
+        contentLength: out.data.length, maxBytes: out.data.length,
+      });
+      results.push({
+        Key: rule.key, Location: location(rule.bucket, rule.key), Format: out.format, Width: String(out.width), Height: String(out.height),
+        Size: String(stored.size), Quality: String(out.quality), ETag: stored.etag,
+      });
+    }
+    const upload: XmlObject = {};
+    if (ops.isPicInfo && imageInfo) upload.OriginalInfo = { Key: key, Location: location(req.bucket, key), ImageInfo: imageInfo, ETag: originalEtag };
+    upload.ProcessResults = { Object: results };
+    ctx.set('ETag', originalEtag);
+    writeXml(ctx, encodeXml('UploadResult', upload));
   }
 
   private remember(key: string, image: CachedImage): void {

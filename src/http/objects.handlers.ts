@@ -69,11 +69,13 @@ export const putObject: ObjectHandler = async (ctx, _deps, req) => {
   const metadata = metadataFromHeaders(ctx);
   const md5 = contentMd5(ctx);
   const length = contentLength(ctx);
+  const picOperations = ctx.get('pic-operations') ? req.processing.parsePicOperations(ctx.get('pic-operations'), req, key) : undefined;
   await requireBucket(req, true);
   const info = await req.storage.putObject(req.bucket, key, {
     body: ctx.req, metadata, maxBytes: MAX_PUT_BYTES,
     ...(md5 ? { contentMd5: md5 } : {}), ...(length !== undefined ? { contentLength: length } : {}),
   });
+  if (picOperations) return req.processing.runPicOperations(ctx, req, key, picOperations, info.etag);
   ctx.set('ETag', info.etag);
   emptyAnswer(ctx, 200);
 };

@@ -99,6 +99,25 @@ describe('objects: processing on GetObject (imageMogr2, ci-process=videoinfo)', 
     expect(noTime.status).to.equal(400);
   });
 
+  it('processes on upload with Pic-Operations and answers UploadResult', async () => {
+    const ops = JSON.stringify({ is_pic_info: 1, rules: [{ fileid: 'thumb.png', rule: 'imageMogr2/thumbnail/32x|imageMogr2/format/png' }, { fileid: '/top/rotated.jpg', rule: 'imageMogr2/rotate/90' }] });
+    const res: any = await cos.putObject({ Bucket: bucket, Region: REGION, Key: 'up/photo.jpg', Body: readFileSync('fixtures/images/photo-orient6.jpg'), Headers: { 'Pic-Operations': ops } });
+    expect(res.statusCode).to.equal(200);
+    const upload = res.UploadResult;
+    expect(upload.OriginalInfo.Key).to.equal('up/photo.jpg');
+    expect(upload.OriginalInfo.ImageInfo.Format).to.equal('JPEG');
+    expect(upload.OriginalInfo.ImageInfo.Ave).to.match(/^0x[0-9a-f]{6}$/);
+    const objects = Array.isArray(upload.ProcessResults.Object) ? upload.ProcessResults.Object : [upload.ProcessResults.Object];
+    expect(objects.map((o: any) => [o.Key, o.Format])).to.deep.equal([['up/thumb.png', 'PNG'], ['top/rotated.jpg', 'JPEG']]);
+    expect(objects[0].Width).to.equal('32');
+    const thumb = await cos.getObject({ Bucket: bucket, Region: REGION, Key: 'up/thumb.png' });
+    expect(thumb.headers?.['content-type']).to.equal('image/png');
+    expect((await sharp(thumb.Body as Buffer).metadata()).width).to.equal(32);
+    const bad = await cos.putObject({ Bucket: bucket, Region: REGION, Key: 'up/bad.jpg', Body: 'x', Headers: { 'Pic-Operations': '{"rules":[{"fileid":"../../x","rule":"imageMogr2/rotate/90"}]}' } }).then(() => undefined, (e: any) => e);
+    expect(bad?.statusCode).to.equal(400);
+    expect((await cos.headObject({ Bucket: bucket, Region: REGION, Key: 'up/bad.jpg' }).then(() => 200, (e: any) => e.statusCode))).to.equal(404);
+  });
+
   it('answers MediaInfo for ?ci-process=videoinfo, NoSuchKey for a missing object, NotImplemented for unknown ci-process values', async () => {
     const res = await signedGet('/media/clip.mp4', { 'ci-process': 'videoinfo' });
     expect(res.status, res.body.toString()).to.equal(200);
