@@ -92,6 +92,23 @@ describe('console API access', () => {
     expect((await post(`/console/api/queues/${queue.queue_id}`, cookie, { 'x-csrf-token': csrf }, '{"state":"Active"}')).status).to.equal(200);
   });
 
+  it('lists a job\'s output objects that exist, with a download link an app of another APPID cannot use', async () => {
+    const admin = await login({ token: api.service.adminToken });
+    const res = await api.request('POST', '/jobs', { body: '<Request><Tag>PicProcess</Tag><Input><Object>input/p.jpg</Object></Input><Operation><PicProcess><ProcessRule>imageMogr2/rotate/90</ProcessRule></PicProcess>'
+      + '<Output><Region>ap-local</Region><Bucket>local-1250000000</Bucket><Object>output/rotated.jpg</Object></Output></Operation></Request>' });
+    expect(res.status, res.text).to.equal(200);
+    const id = res.xml.Response.JobsDetail.JobId as string;
+    await api.service.storage.put('local-1250000000', 'output/rotated.jpg', Buffer.from('not really a jpeg'));
+    const detail = JSON.parse((await get(`/console/api/jobs/${id}`, admin.cookie)).text) as { outputs: Array<{ bucket: string; key: string; size: number }> };
+    expect(detail.outputs).to.deep.equal([{ bucket: 'local-1250000000', key: 'output/rotated.jpg', size: 17 }]);
+    const download = await get('/console/api/objects?bucket=local-1250000000&key=output%2Frotated.jpg', admin.cookie);
+    expect(download.status).to.equal(200);
+    expect(download.text).to.equal('not really a jpeg');
+    const made = JSON.parse((await post('/console/api/apps', admin.cookie, { 'x-csrf-token': admin.csrf }, '{"name":"tenant-d"}')).text) as Record<string, string>;
+    const other = await login({ secretId: made.secret_id, secretKey: made.secret_key });
+    expect((await get('/console/api/objects?bucket=local-1250000000&key=output%2Frotated.jpg', other.cookie)).status).to.equal(404);
+  });
+
   it('retries a Failed job as one more attempt of the same job, and refuses a job that is not Failed with 409', async () => {
     const { cookie, csrf } = await login({ token: api.service.adminToken });
     const id = await submit(api, mediaInfoRequest('input/a.mp4'));
