@@ -9,7 +9,7 @@ import { isXmlObject, type XmlValue } from '../xml/tree.js';
 import { readBody } from './body.js';
 import type { AppContext } from './context.js';
 import { writeXml } from './handler.js';
-import { requireBucket, type ObjectHandler, type ObjectRequest } from './object-api.js';
+import { requireBucket, type ObjectHandler, type ObjectRequest } from './object-request.js';
 import { contentMd5, emptyAnswer } from './objects.handlers.js';
 
 const MAX_KEYS = 1000;

@@ -9,6 +9,7 @@ import {
   deleteBucket, deleteMultipleObjects, getBucket, headBucket, listMultipartUploads, putBucket,
 } from './buckets.handlers.js';
 import type { AppContext, RequestState } from './context.js';
+import type { ObjectHandler } from './object-request.js';
 import type { AppDeps } from './handler.js';
 import { routeRequest } from './host-routing.js';
 import { ObjectProcessing } from './object-processing.js';
@@ -16,22 +17,6 @@ import {
   abortMultipartUpload, completeMultipartUpload, initiateMultipartUpload, listParts, uploadPart,
 } from './object-multipart.handlers.js';
 import { copyObject, deleteObject, getObject, headObject, putObject } from './objects.handlers.js';
-
-/** What every object-API handler knows about its request once it is routed and authenticated. */
-export interface ObjectRequest {
-  readonly bucket: string;
-  /** '' for the bucket's own operations. */
-  readonly key: string;
-  /** The app that signed; undefined for an unsigned request (allowed only without MEDIAJOBS_REQUIRE_AUTH). */
-  readonly app: App | undefined;
-  /** Whether the bucket may be made on first write: the default bucket and the signing app's own. */
-  readonly implicitBucket: boolean;
-  readonly storage: ObjectStorage;
-  /** GetObject's synchronous processing (imageMogr2 rules, ci-process=videoinfo). */
-  readonly processing: ObjectProcessing;
-}
-
-export type ObjectHandler = (ctx: AppContext, deps: AppDeps, req: ObjectRequest) => Promise<void>;
 
 interface ObjectRoute {
   readonly name: string;
@@ -136,16 +121,4 @@ async function authenticateObjectRequest(ctx: AppContext, deps: AppDeps): Promis
     { maxSignatureAgeSeconds: Math.floor(deps.config.maxSignatureAgeMs / 1000) },
   );
   return app;
-}
-
-/**
- * Makes sure the request's bucket exists: the default bucket and the
- * signing app's own are made on first write (and read as empty before);
- * any other must have been made by PutBucket, else NoSuchBucket.
- */
-export async function requireBucket(req: ObjectRequest, forWrite: boolean): Promise<boolean> {
-  if (await req.storage.bucketExists(req.bucket)) return true;
-  if (!req.implicitBucket) throw new CiError('NoSuchBucket');
-  if (forWrite) await req.storage.createBucket(req.bucket);
-  return forWrite;
 }

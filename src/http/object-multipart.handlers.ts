@@ -8,7 +8,7 @@ import { isXmlObject, type XmlValue } from '../xml/tree.js';
 import { readBody } from './body.js';
 import type { AppContext } from './context.js';
 import { writeXml } from './handler.js';
-import { requireBucket, type ObjectHandler } from './object-api.js';
+import { requireBucket, type ObjectHandler } from './object-request.js';
 import { contentLength, contentMd5, emptyAnswer, metadataFromHeaders, objectKey } from './objects.handlers.js';
 
 function uploadId(ctx: AppContext): string {

@@ -22,7 +22,7 @@ import type { XmlObject } from '../xml/tree.js';
 import type { AppContext } from './context.js';
 import type { AppDeps } from './handler.js';
 import { writeXml } from './handler.js';
-import type { ObjectRequest } from './object-api.js';
+import type { ObjectRequest } from './object-request.js';
 
 /** Entries and bytes of processed images kept, keyed by the object's ETag and the rule. */
 const CACHE_ENTRIES = 256;

@@ -7,7 +7,7 @@ import type { AppContext } from './context.js';
 import { writeXml } from './handler.js';
 import { routeRequest } from './host-routing.js';
 import { ObjectProcessing } from './object-processing.js';
-import { requireBucket, type ObjectHandler, type ObjectRequest } from './object-api.js';
+import { requireBucket, type ObjectHandler, type ObjectRequest } from './object-request.js';
 
 const MAX_KEY_BYTES = 850;
 /** COS: the x-cos-meta-* headers of an object, names and values, at most 2 KB. */
