@@ -7,16 +7,18 @@ import path from 'node:path';
 // @ts-expect-error s3rver ships no types
 import S3rver from 's3rver';
 import { freshDatabase } from '../helpers/databases.js';
+import { spawnWorker, type WorkerProcess } from '../helpers/processes.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 
 /*
- * MEDIAJOBS_STORAGE=s3 end to end, on s3rver started in-process: two
- * services with separate data dirs share one database and one S3 endpoint
- * (as two machines would). Objects go in through one with the real SDK,
- * jobs run on its worker reading their inputs through the Storage interface
- * (a streamed temporary file), and the outputs are read back through the
- * other, whose data dir never holds them.
+ * MEDIAJOBS_STORAGE=s3 end to end, on s3rver started in-process, as several
+ * machines would run it: two API services and two `mediajobs worker`
+ * processes, each with its own data dir, share one database and one S3
+ * endpoint. Objects go in through one API with the real SDK, jobs run on the
+ * worker processes reading their inputs through the Storage interface (a
+ * streamed temporary file), and the outputs are read back through the other
+ * API, whose data dir never holds them.
  */
 
 const REGION = 'ap-local';
@@ -31,6 +33,7 @@ describe('objects: MEDIAJOBS_STORAGE=s3 (s3rver), two services sharing objects',
   let cosOne: COS;
   let cosTwo: COS;
   let bucket: string;
+  let workers: WorkerProcess[] = [];
 
   before(async () => {
     scratch = mkdtempSync(path.join(os.tmpdir(), 'mediajobs-s3-service-'));
@@ -42,14 +45,17 @@ describe('objects: MEDIAJOBS_STORAGE=s3 (s3rver), two services sharing objects',
       MEDIAJOBS_REQUIRE_AUTH: 'true',
     };
     const database = await freshDatabase();
-    one = await startTestService({ env, worker: true, database });
+    one = await startTestService({ env, database });
     two = await startTestService({ env, database: { databaseUrl: database.databaseUrl, dataDir: path.join(scratch, 'second-data-dir') } });
+    workers = [1, 2].map((n) => spawnWorker({ ...env, DATABASE_URL: database.databaseUrl, MEDIAJOBS_DATA_DIR: path.join(scratch, `worker-${n}`), MEDIAJOBS_CONCURRENCY: '2' }));
+    await Promise.all(workers.map((w) => w.ready));
     const app = one.service.app;
     bucket = app.bucket;
     cosOne = new COS({ SecretId: app.secretId, SecretKey: app.secretKey, Ip: `127.0.0.1:${one.service.port}`, Protocol: 'http:' });
     cosTwo = new COS({ SecretId: app.secretId, SecretKey: app.secretKey, Ip: `127.0.0.1:${two.service.port}`, Protocol: 'http:' });
   });
   after(async () => {
+    await Promise.all(workers.map((w) => w.kill()));
     await two?.stop();
     await one?.stop();
     await s3?.close();
@@ -80,7 +86,7 @@ describe('objects: MEDIAJOBS_STORAGE=s3 (s3rver), two services sharing objects',
     expect(Buffer.compare(got.Body as Buffer, body)).to.equal(0);
   });
 
-  it('runs MediaInfo and PicProcess jobs on inputs in the store and writes the output there', async () => {
+  it('runs MediaInfo and PicProcess jobs on the worker processes, inputs and outputs in the store', async () => {
     await cosOne.putObject({ Bucket: bucket, Region: REGION, Key: 'in/video.mp4', Body: readFileSync('fixtures/media/h264-aac.mp4') });
     await cosOne.putObject({ Bucket: bucket, Region: REGION, Key: 'in/photo.jpg', Body: readFileSync('fixtures/images/photo-orient6.jpg') });
     const signedSubmit = async (body: string) => {
@@ -100,6 +106,8 @@ describe('objects: MEDIAJOBS_STORAGE=s3 (s3rver), two services sharing objects',
       throw new Error(`job ${id} did not end`);
     };
 
+    const more = await Promise.all([1, 2, 3, 4].map(() => signedSubmit('<Request><Tag>MediaInfo</Tag><Input><Object>in/video.mp4</Object></Input></Request>')));
+    for (const id of more) expect((await waitSigned(id)).State).to.equal('Success');
     const infoDetail = await waitSigned(info);
     expect(infoDetail.State, JSON.stringify(infoDetail)).to.equal('Success');
     expect(infoDetail.Operation.MediaInfo.Format.FormatName).to.match(/mp4/);
@@ -108,5 +116,8 @@ describe('objects: MEDIAJOBS_STORAGE=s3 (s3rver), two services sharing objects',
     const thumb = await cosTwo.getObject({ Bucket: bucket, Region: REGION, Key: 'out/thumb.jpg' });
     expect((thumb.Body as Buffer).subarray(0, 2).toString('hex')).to.equal('ffd8');
     expect(thumb.headers?.['content-type']).to.equal('image/jpeg');
+    // Neither API service runs a worker: the worker processes ran the jobs, and kept no objects of their own.
+    expect(one.service.worker).to.equal(undefined);
+    for (const n of [1, 2]) expect(existsSync(path.join(scratch, `worker-${n}`, 'buckets'))).to.equal(false);
   });
 });
