@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { nextRetryDelayMs } from '../callbacks/backoff.js';
 import { jobTimeoutMs, type Config } from '../config.js';
 import type { Processor, ProcessorContext } from '../processors/processor.js';
+import { withWatermarkTemplates } from '../processors/watermark.js';
 import type { Db } from '../store/database.js';
 import type { Executor, Job } from '../store/jobs.repository.js';
 import type { NotifyConfig } from '../store/schema.js';
@@ -487,13 +488,20 @@ export class Worker {
     await endJob(executor, end.jobId, ['Running'], end.to, end.outcome, this.workerId, run.queueNotify);
   }
 
-  /** A PicProcess job with a TemplateId runs the template's current rule (TemplateId wins over inline). */
+  /**
+   * A job with a TemplateId runs the template's current parameters (TemplateId wins over inline);
+   * a Transcode's WatermarkTemplateIds become its Watermarks (withWatermarkTemplates).
+   */
   private async resolveOperation(job: Job): Promise<XmlObject> {
-    const templateId = job.operation.TemplateId;
-    if (typeof templateId !== 'string') return job.operation;
-    const template = await findTemplate(this.deps.db.kysely, job.bucket, templateId);
-    if (!template) throw new PermanentJobError('InvalidArgument', `The template ${templateId} no longer exists.`);
-    return { ...job.operation, [template.tag]: template.body };
+    let operation = job.operation;
+    const templateId = operation.TemplateId;
+    if (typeof templateId === 'string') {
+      const template = await findTemplate(this.deps.db.kysely, job.bucket, templateId);
+      if (!template) throw new PermanentJobError('InvalidArgument', `The template ${templateId} no longer exists.`);
+      operation = { ...operation, [template.tag]: template.body };
+    }
+    if (operation.WatermarkTemplateId === undefined) return operation;
+    return withWatermarkTemplates(operation, (id) => findTemplate(this.deps.db.kysely, job.bucket, id));
   }
 
   private async afterStop(run: RunningJob, log: Logger): Promise<void> {

@@ -39,8 +39,9 @@ const TEMPLATE_TAGS = [
  * Template Tags whose parameters come in one container of the request (the
  * others send theirs flat under Request). Concat, SmartCover, VideoProcess and
  * NoiseReduction templates are checked as their jobs are and run by them;
- * Watermark, VideoMontage, VoiceSeparate and TranscodePro templates are stored
- * as sent (their Tags or WatermarkTemplateId do not run here), so that
+ * Watermark templates are stored as sent and checked when a Transcode names
+ * them in WatermarkTemplateId; VideoMontage, VoiceSeparate and TranscodePro
+ * templates are stored as sent (their Tags do not run here), so that
  * provisioning scripts work.
  */
 const CONTAINER_IN_REQUEST: Readonly<Record<string, string>> = {

@@ -17,9 +17,12 @@
  * AudioMix / AudioMixArray (≤ 2 sources, objects of the bucket): MixMode
  * Repeat (looped to the end) or Once, Replace, EffectConfig start fade-in and
  * end fade-out (EnableBgmFade ignored); mixed by `amix`.
- * Watermark (Operation/Watermark[]): see watermark.ts.
- * Refused at submit (the schema has no place for them): WatermarkTemplateId,
- * RemoveWatermark, Subtitles, DigitalWatermark.
+ * Watermark (Operation/Watermark[], or the Watermark templates of
+ * WatermarkTemplateId[], which win): see watermark.ts.
+ * RemoveWatermark{Dx,Dy,Width,Height}: ffmpeg's `delogo` over that box of
+ * the input's pixels, before any scaling (not with H.265, as in CI; a box
+ * outside the frame fails the job with ffmpeg's reason).
+ * Refused at submit (the schema has no place for them): Subtitles, DigitalWatermark.
  *
  * An absent Video or Audio block keeps that stream with the container's
  * default codec (CI's template doc says an absent block drops the stream, but
@@ -36,12 +39,12 @@ import { resolveFfmpegPath } from '../media/ffmpeg-capabilities.js';
 import { withToolInputs, type ToolInput } from '../media/input-policy.js';
 import type { FfprobeReport } from '../media/ffprobe.js';
 import type { Spawner } from '../media/spawner.js';
-import { isXmlObject, type XmlObject } from '../xml/tree.js';
+import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import {
   assertFfmpegHas, asSubmitError, child, expandObject, ffmpegFailure, flag, invalid, mediaDuration, number, outputMediaInfo,
   objectKeyOfUrl, probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withLocalFiles, withWorkDir, type OutputTarget,
 } from './media-output.js';
-import { parseWatermarks, watermarkFilters, watermarkGraph, type WatermarkSpec } from './watermark.js';
+import { parseWatermarks, watermarkFilters, watermarkGraph, watermarkTemplateBodies, type WatermarkSpec, type WatermarkTemplateLookup } from './watermark.js';
 import type { Processor, ProcessorContext } from './processor.js';
 
 /** Inputs from this size on are probed before the run, so that progress can be reported (see runTranscode). */
@@ -381,7 +384,7 @@ export function buildTranscodeArgs(
   const complex: string[] = [];
   const maps: string[] = [];
   if (video) {
-    const filters = [...videoFilters(video, spec, source), ...(io.extra?.video ?? [])];
+    const filters = [...(io.extra?.videoFirst ?? []), ...videoFilters(video, spec, source), ...(io.extra?.video ?? [])];
     if (marks.length) {
       complex.push(`[0:v:0]${filters.length ? filters.join(',') : 'null'}[base]`, ...watermarkGraph(marks, 1));
       maps.push('-map', '[vout]');
@@ -520,9 +523,26 @@ export function checkTranscodeOperation(operation: XmlObject, config: Config, wh
     if (operation.Transcode === undefined) return;
     const spec = transcodeOf(operation);
     if (watermarks.length && !spec.video) throw invalid('Watermark needs a Transcode that keeps the video.');
+    const delogo = removeWatermarkFilter(operation.RemoveWatermark, spec) ? ['delogo'] : [];
     const needs = transcodeNeeds(spec);
-    assertFfmpegHas(config.ffmpegPath, { encoders: needs.encoders, filters: [...needs.filters, ...watermarkFilters(watermarks)] });
+    assertFfmpegHas(config.ffmpegPath, { encoders: needs.encoders, filters: [...needs.filters, ...watermarkFilters(watermarks), ...delogo] });
     readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
+  } catch (err) {
+    throw asSubmitError(err, where);
+  }
+}
+
+/**
+ * Submit-time checks of `WatermarkTemplateId`: each names a Watermark template
+ * of the bucket whose marks parse and can be drawn by the binary (400
+ * InvalidArgument otherwise). `find` looks a template up in the submit's transaction.
+ */
+export async function checkWatermarkTemplates(operation: XmlObject, find: WatermarkTemplateLookup, config: Config, where: string): Promise<void> {
+  try {
+    const bodies = await watermarkTemplateBodies(operation.WatermarkTemplateId, find);
+    if (!bodies) return;
+    const marks = parseWatermarks(bodies, undefined);
+    assertFfmpegHas(config.ffmpegPath, { filters: watermarkFilters(marks) });
   } catch (err) {
     throw asSubmitError(err, where);
   }
@@ -536,11 +556,33 @@ async function runTranscode(ctx: ProcessorContext, spawner: Spawner): Promise<Xm
   const spec = transcodeOf(ctx.job.operation, ctx.job.bucket);
   const watermarks = parseWatermarks(ctx.job.operation.Watermark, ctx.job.bucket);
   if (watermarks.length && !spec.video) throw invalid('Watermark needs a Transcode that keeps the video.');
-  return runTranscodeSpec(ctx, spawner, spec, { watermarks });
+  const delogo = removeWatermarkFilter(ctx.job.operation.RemoveWatermark, spec);
+  return runTranscodeSpec(ctx, spawner, spec, { watermarks, videoFirst: delogo ? [delogo] : [] });
+}
+
+/**
+ * `Operation/RemoveWatermark{Dx,Dy,Width,Height}` (each 1–4096 px, all
+ * required, ci-media-tags.md §3) as a `delogo` filter over that box of the
+ * input's frame; undefined when absent. CI refuses it for H.265 output, and so
+ * does this.
+ */
+export function removeWatermarkFilter(value: XmlValue | undefined, spec: TranscodeSpec): string | undefined {
+  if (value === undefined) return undefined;
+  const box = isXmlObject(value) ? value : {};
+  const [x, y, w, h] = (['Dx', 'Dy', 'Width', 'Height'] as const).map((name) => {
+    const n = number(box[name], `RemoveWatermark/${name}`, 1, 4096, { integer: true });
+    if (n === undefined) throw invalid(`RemoveWatermark/${name} is required.`);
+    return n;
+  });
+  if (!spec.video) throw invalid('RemoveWatermark needs a Transcode that keeps the video.');
+  if (spec.video.codec === 'h.265') throw invalid('RemoveWatermark cannot be used with Video/Codec H.265.');
+  return `delogo=x=${x}:y=${y}:w=${w}:h=${h}`;
 }
 
 /** Filters other Tags add to a Transcode: VideoProcess's colour and sharpening, NoiseReduction's denoising. */
 export interface ExtraFilters {
+  /** Put before the `-vf` chain, in the input's pixels (RemoveWatermark's delogo). */
+  readonly videoFirst?: readonly string[];
   /** Appended to the `-vf` chain. */
   readonly video?: readonly string[];
   /** The `-af` chain. */

@@ -151,3 +151,32 @@ export function watermarkFilters(marks: readonly WatermarkSpec[]): string[] {
   }
   return [...filters];
 }
+
+/** A stored template as the Watermark helpers need it. */
+export type WatermarkTemplateLookup = (templateId: string) => Promise<{ readonly tag: string; readonly body: XmlObject } | undefined>;
+
+/**
+ * The `<Watermark>` bodies of the templates `WatermarkTemplateId` names (one
+ * or several, at most 3), in order; undefined when there are none. A missing
+ * id, or a template of another Tag, is InvalidArgument. Read again when the
+ * job runs, as TemplateId is, so an updated template applies to jobs waiting.
+ */
+export async function watermarkTemplateBodies(value: XmlValue | undefined, find: WatermarkTemplateLookup): Promise<XmlObject[] | undefined> {
+  if (value === undefined || value === '') return undefined;
+  const ids = (Array.isArray(value) ? value : [value]).map((id) => (typeof id === 'string' ? id.trim() : ''));
+  if (ids.length > 3) throw invalid('WatermarkTemplateId may appear at most 3 times.');
+  return Promise.all(ids.map(async (id) => {
+    const template = id === '' ? undefined : await find(id);
+    if (!template || template.tag !== 'Watermark') throw invalid(`WatermarkTemplateId ${id} is not a Watermark template of this bucket.`);
+    return template.body;
+  }));
+}
+
+/**
+ * The Operation a Transcode runs with: the marks of its WatermarkTemplateIds
+ * in place of any inline Watermark (template ids win, ci-media-tags.md §2.7).
+ */
+export async function withWatermarkTemplates(operation: XmlObject, find: WatermarkTemplateLookup): Promise<XmlObject> {
+  const bodies = await watermarkTemplateBodies(operation.WatermarkTemplateId, find);
+  return bodies ? { ...operation, Watermark: bodies } : operation;
+}

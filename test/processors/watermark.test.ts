@@ -60,6 +60,57 @@ describe('Transcode watermarks and AudioMix', function () {
       expect(detail.Operation.Watermark).to.have.length(2);
     });
 
+    it('draws the marks of WatermarkTemplateId (which win over an inline Watermark), echoes the ids, and refuses an unknown or non-Watermark id at submit', async () => {
+      const created = await api.request('POST', '/template', { body: '<Request><Tag>Watermark</Tag><Name>logo-top-left</Name>'
+        + '<Watermark><Type>Image</Type><Pos>TopLeft</Pos><LocMode>Absolute</LocMode><Dx>8</Dx><Dy>8</Dy>'
+        + `<Image><Url>https://${BUCKET}.cos.ap-local.myqcloud.com/marks/logo.png</Url><Mode>Original</Mode><Transparency>100</Transparency></Image></Watermark></Request>` });
+      expect(created.status, created.text).to.equal(200);
+      const templateId = created.xml.Response.Template.TemplateId as string;
+      // Inline, the same logo at BottomRight: not drawn, the template's marks win.
+      const inline = '<Watermark><Type>Image</Type><Pos>BottomRight</Pos><LocMode>Absolute</LocMode>'
+        + '<Image><Url>marks/logo.png</Url><Mode>Original</Mode><Transparency>100</Transparency></Image></Watermark>';
+      const detail = await waitForState(api, await submit(api, request(`${inline}<WatermarkTemplateId>${templateId}</WatermarkTemplateId>`, 'out/templated.mp4')));
+      expect(detail.State, detail.Message).to.equal('Success');
+      expect(detail.Operation.WatermarkTemplateId).to.equal(templateId);
+      const [r, g, b] = await pixel('out/templated.mp4', 8 + 20, 8 + 10);
+      expect(r).to.be.above(200);
+      expect(g + b).to.be.below(120);
+      const [r2, g2, b2] = await pixel('out/templated.mp4', 160 - 20, 120 - 10);
+      expect(r2 < 200 || g2 + b2 > 120, `bottom right is ${[r2, g2, b2].join(',')}`).to.equal(true);
+
+      const unknown = await api.request('POST', '/jobs', { body: request('<WatermarkTemplateId>t1000000000000000000000000000000000</WatermarkTemplateId>', 'out/x.mp4') });
+      expect(unknown.status).to.equal(400);
+      expect(unknown.xml.Error.Message).to.match(/WatermarkTemplateId t1000000000000000000000000000000000/);
+      const snapshot = await api.request('POST', '/template', { body: '<Request><Tag>Snapshot</Tag><Name>one</Name><Snapshot><Count>1</Count></Snapshot></Request>' });
+      const notMark = await api.request('POST', '/jobs', { body: request(`<WatermarkTemplateId>${snapshot.xml.Response.Template.TemplateId as string}</WatermarkTemplateId>`, 'out/x.mp4') });
+      expect(notMark.status).to.equal(400);
+      expect(notMark.xml.Error.Message).to.match(/not a Watermark template/);
+    });
+
+    it('RemoveWatermark blurs its box away with delogo (in the input\'s pixels, before scaling), and is refused with H.265 or without Height', async () => {
+      const logo = '<Watermark><Type>Image</Type><Pos>TopLeft</Pos><LocMode>Absolute</LocMode><Dx>8</Dx><Dy>8</Dy>'
+        + '<Image><Url>marks/logo.png</Url><Mode>Original</Mode><Transparency>100</Transparency></Image></Watermark>';
+      expect((await waitForState(api, await submit(api, request(logo, 'in/logo.mp4')))).State).to.equal('Success');
+      const [r0] = await pixel('in/logo.mp4', 8 + 20, 8 + 10);
+      expect(r0).to.be.above(200);
+      // The 40x20 logo at (8, 8) of the 160x120 input, removed into a 320 px wide output.
+      const body = request('<RemoveWatermark><Dx>6</Dx><Dy>6</Dy><Width>44</Width><Height>24</Height></RemoveWatermark>', 'out/clean.mp4')
+        .replace('in/test.mp4', 'in/logo.mp4').replace('<Preset>', '<Width>320</Width><Preset>');
+      const detail = await waitForState(api, await submit(api, body));
+      expect(detail.State, detail.Message).to.equal('Success');
+      expect(detail.Operation.RemoveWatermark).to.deep.equal({ Dx: '6', Dy: '6', Width: '44', Height: '24' });
+      expect(detail.Operation.MediaInfo.Stream.Video.Width).to.equal('320');
+      const [r, g, b] = await pixel('out/clean.mp4', (8 + 20) * 2, (8 + 10) * 2);
+      expect(r - (g + b) / 2, `the logo's centre is ${[r, g, b].join(',')}`).to.be.below(60);
+
+      const h265 = await api.request('POST', '/jobs', { body: body.replace('H.264', 'H.265').replace('<Preset>ultrafast</Preset>', '') });
+      expect(h265.status).to.equal(400);
+      expect(h265.xml.Error.Message).to.match(/RemoveWatermark cannot be used with Video\/Codec H.265/);
+      const noHeight = await api.request('POST', '/jobs', { body: body.replace('<Height>24</Height>', '') });
+      expect(noHeight.status).to.equal(400);
+      expect(noHeight.xml.Error.Message).to.match(/RemoveWatermark\/Height is required/);
+    });
+
     it('mixes an AudioMix source into the audio (Repeat loops it; Replace drops the input\'s own)', async () => {
       await putFixture(api, 'fixtures/media/audio-only.mp3', 'marks/bgm.mp3');
       const mix = (replace: string) => `<AudioMix><AudioSource>https://${BUCKET}.cos.ap-local.myqcloud.com/marks/bgm.mp3</AudioSource><MixMode>Repeat</MixMode>`
