@@ -88,9 +88,9 @@ export class ObjectProcessing {
   /** Answers the processed image. */
   async image(ctx: AppContext, req: ObjectRequest, key: string, rule: string): Promise<void> {
     const steps = refuseAsCi(() => parseMogrRuleWithinLimits(rule, this.deps.config.picLimits));
-    const opened = await req.storage.openObject(req.bucket, key);
-    await opened.close();
-    const cacheKey = `${req.bucket}\n${key}\n${opened.info.etag}\n${rule}`;
+    const head = await req.storage.headObject(req.bucket, key);
+    if (!head) throw new CiError('NoSuchKey');
+    const cacheKey = `${req.bucket}\n${key}\n${head.etag}\n${rule}`;
     let image = this.cache.get(cacheKey);
     if (image) {
       this.cache.delete(cacheKey);

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { CiError } from '../errors.js';
 import { assertSafeObjectKey } from '../storage/object-key.js';
+import { ObjectNotFoundError } from '../storage/storage.js';
 import { MAX_PUT_BYTES, type ByteRange, type ObjectInfo, type ObjectMetadata } from '../storage/object-storage.js';
 import { buildCopyObjectResult } from '../xml/object-responses.js';
 import type { AppContext } from './context.js';
@@ -166,16 +167,34 @@ export function parseRange(header: string, size: number): ByteRange | undefined 
   return { start, end };
 }
 
+/**
+ * A missing object's answer: NoSuchBucket when its bucket is missing too.
+ * The bucket is looked at only then, which saves a stat on every read.
+ */
+async function noSuchKey(req: ObjectRequest): Promise<never> {
+  await requireBucket(req, false);
+  throw new CiError('NoSuchKey');
+}
+
 /** GetObject: the bytes (or a Range of them) with the stored headers; 304/412 by the conditional headers. */
 export const getObject: ObjectHandler = async (ctx, _deps, req) => {
   const key = objectKey(req);
-  await requireBucket(req, false);
   const processing = ObjectProcessing.wanted(ctx);
-  if (processing?.kind === 'image') return req.processing.image(ctx, req, key, processing.rule);
-  if (processing?.kind === 'videoinfo') return req.processing.videoInfo(ctx, req, key);
-  if (processing?.kind === 'imageInfo') return req.processing.imageInfo(ctx, req, key);
-  if (processing?.kind === 'snapshot') return req.processing.snapshot(ctx, req, key);
-  const opened = await req.storage.openObject(req.bucket, key);
+  if (processing) {
+    const p = req.processing;
+    const run = processing.kind === 'image' ? p.image(ctx, req, key, processing.rule)
+      : processing.kind === 'videoinfo' ? p.videoInfo(ctx, req, key)
+        : processing.kind === 'imageInfo' ? p.imageInfo(ctx, req, key)
+          : p.snapshot(ctx, req, key);
+    return run.catch(async (err: unknown) => {
+      if (err instanceof ObjectNotFoundError || (err instanceof CiError && err.code === 'NoSuchKey')) await noSuchKey(req);
+      throw err;
+    });
+  }
+  const opened = await req.storage.openObject(req.bucket, key).catch(async (err: unknown) => {
+    if (err instanceof ObjectNotFoundError) return noSuchKey(req);
+    throw err;
+  });
   let body: Readable;
   let range: ByteRange | undefined;
   const { info } = opened;
@@ -210,9 +229,7 @@ export const getObject: ObjectHandler = async (ctx, _deps, req) => {
 /** HeadObject: GetObject's headers without the body. */
 export const headObject: ObjectHandler = async (ctx, _deps, req) => {
   const key = objectKey(req);
-  await requireBucket(req, false);
-  const info = await req.storage.headObject(req.bucket, key);
-  if (!info) throw new CiError('NoSuchKey');
+  const info = await req.storage.headObject(req.bucket, key) ?? await noSuchKey(req);
   const notModified = checkPreconditions(ctx, info);
   writeObjectHeaders(ctx, info);
   ctx.status = notModified ? 304 : 200;
