@@ -22,6 +22,7 @@ import { disableApp, findApp, findEnabledAppBySecretId, insertApp, listApps, loa
 import { jobRowToJob } from '../store/jobs.repository.js';
 import { findQueue } from '../store/queues.repository.js';
 import { listWorkers } from '../store/workers.repository.js';
+import { appKeysOf } from '../tasks/app-keys.js';
 import { taskView } from '../tasks/task-view.js';
 import { buildDescribeMediaJobResponse } from '../xml/responses.js';
 import { formatCiTime } from '../xml/time.js';
@@ -207,6 +208,8 @@ export function createConsole(deps: AppDeps): ConsoleUi {
           if (!/^[0-9a-f]{16}$/.test(id)) throw new ConsoleError(404, 'NotFound', `no app ${id}`);
           const app = verb === 'rotate' ? await rotateAppKeys(db, id) : await disableApp(db, id);
           if (!app) throw new ConsoleError(404, 'NotFound', `no app ${id}`);
+          // As the admin API does: the task API's remembered app_keys are dropped here and in every process, so the old key stops at once.
+          await appKeysOf(deps.db).changed(db);
           return appJson(app, verb === 'rotate');
         }
         break;
@@ -432,12 +435,14 @@ export function createConsole(deps: AppDeps): ConsoleUi {
     if (p.startsWith('/console/api/')) {
       ctx.set('Cache-Control', 'no-store');
       try {
-        const body = await api(ctx as AppContext, p.slice('/console/api/'.length).split('/').filter(Boolean).map(decodeURIComponent));
+        const body = await api(ctx as AppContext, p.slice('/console/api/'.length).split('/').filter(Boolean).map(decodePathPart));
         if (body !== undefined) ctx.body = body;
       } catch (err) {
         const error = err instanceof ConsoleError ? err
           : isRetryableDbError(err) ? new ConsoleError(503, 'Unavailable', 'the database is not reachable; retry in a second')
-            : new ConsoleError(500, 'InternalError', 'internal error; the server has logged it');
+            // PostgreSQL's class 22 (data exception): a NUL or a value out of range in a query parameter or body, the client's fault.
+            : /^22/.test(String((err as { code?: unknown } | null)?.code ?? '')) ? new ConsoleError(400, 'BadRequest', 'a value is malformed or out of range (text cannot hold a NUL character)')
+              : new ConsoleError(500, 'InternalError', 'internal error; the server has logged it');
         if (error.code === 'InternalError') ctx.state.log.error({ err }, 'console request failed');
         ctx.status = error.status;
         ctx.body = { error: { code: error.code, message: error.message } };
@@ -471,6 +476,15 @@ export function createConsole(deps: AppDeps): ConsoleUi {
   };
 
   return { middleware, stop: () => feed.stop() };
+}
+
+/** One segment of a console API path, percent-decoded; a malformed escape (`%E0%A4%A`) is the client's 400, not a URIError's 500. */
+function decodePathPart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new ConsoleError(400, 'BadRequest', `the path segment ${JSON.stringify(part.slice(0, 64))} is not valid percent-encoded UTF-8`);
+  }
 }
 
 /**

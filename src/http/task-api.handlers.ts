@@ -90,5 +90,25 @@ function parseJson(text: string): Record<string, unknown> {
     throw new TaskError('BadRequest', `the body is not valid JSON (${(err as Error).message}); send a JSON object`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new TaskError('BadRequest', 'the body must be a JSON object');
+  if (text.length > MAX_JSON_DEPTH && nestingDeeperThan(text, MAX_JSON_DEPTH)) throw new TaskError('BadRequest', `the body nests objects and arrays more than ${MAX_JSON_DEPTH} deep; flatten task_data or result`);
   return value as Record<string, unknown>;
+}
+
+/** JSON.parse takes any depth, but JSON.stringify (the size checks) and PostgreSQL's jsonb overflow their stacks far sooner: a 500, not the client's 400. */
+const MAX_JSON_DEPTH = 128;
+
+/** Whether valid JSON text opens more than `max` objects/arrays inside each other (brackets inside strings not counted). */
+function nestingDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) { // a string: skip to its closing quote, over escapes
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
 }

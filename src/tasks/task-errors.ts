@@ -47,6 +47,6 @@ export function toTaskError(err: unknown): TaskError {
   }
   if (isRetryableDbError(err)) return new TaskError('Unavailable', 'The database is not reachable; retry in a second.');
   const sqlstate = (err as { code?: unknown } | null)?.code;
-  if (typeof sqlstate === 'string' && /^22/.test(sqlstate)) return new TaskError('BadRequest', 'A value is out of range or malformed.');
+  if (typeof sqlstate === 'string' && /^22/.test(sqlstate)) return new TaskError('BadRequest', 'A value is out of range or malformed: text fields (worker_id, message, unique_key, queue, error_message, the strings of task_data) cannot hold a NUL character (\\u0000) or an unpaired surrogate.');
   return new TaskError('InternalError', 'Internal error; the server has logged it.');
 }
