@@ -32,7 +32,7 @@ interface TagSpec {
 export const SUPPORTED_TAGS = {
   MediaInfo: { operationSchema: 'operation.media-info.json', needsOutput: false },
   PicProcess: { operationSchema: 'operation.pic-process.json', needsOutput: true },
-  Transcode: { operationSchema: 'operation.transcode.json', needsOutput: true, container: 'Transcode', echoes: ['Watermark', 'WatermarkTemplateId', 'RemoveWatermark'], check: checkTranscodeOperation },
+  Transcode: { operationSchema: 'operation.transcode.json', needsOutput: true, container: 'Transcode', echoes: ['Watermark', 'WatermarkTemplateId', 'RemoveWatermark', 'Subtitles'], check: checkTranscodeOperation },
   Snapshot: { operationSchema: 'operation.snapshot.json', needsOutput: true, container: 'Snapshot', check: checkSnapshotOperation },
   Animation: { operationSchema: 'operation.animation.json', needsOutput: true, container: 'Animation', check: checkAnimationOperation },
   Segment: { operationSchema: 'operation.segment.json', needsOutput: true, container: 'Segment', check: checkSegmentOperation },

@@ -22,7 +22,8 @@
  * RemoveWatermark{Dx,Dy,Width,Height}: ffmpeg's `delogo` over that box of
  * the input's pixels, before any scaling (not with H.265, as in CI; a box
  * outside the frame fails the job with ffmpeg's reason).
- * Refused at submit (the schema has no place for them): Subtitles, DigitalWatermark.
+ * Subtitles/Subtitle[]: burned in by the `subtitles` filter, see subtitles.ts.
+ * Refused at submit (the schema has no place for it): DigitalWatermark.
  *
  * An absent Video or Audio block keeps that stream with the container's
  * default codec (CI's template doc says an absent block drops the stream, but
@@ -46,6 +47,7 @@ import {
 } from './media-output.js';
 import { parseWatermarks, watermarkFilters, watermarkGraph, watermarkTemplateBodies, type WatermarkSpec, type WatermarkTemplateLookup } from './watermark.js';
 import type { Processor, ProcessorContext } from './processor.js';
+import { parseSubtitles, subtitleConversionArgs, subtitleFilter, type SubtitleSpec } from './subtitles.js';
 
 /** Inputs from this size on are probed before the run, so that progress can be reported (see runTranscode). */
 const PROBE_FOR_PROGRESS_BYTES = 8 * 1024 * 1024;
@@ -524,8 +526,13 @@ export function checkTranscodeOperation(operation: XmlObject, config: Config, wh
     const spec = transcodeOf(operation);
     if (watermarks.length && !spec.video) throw invalid('Watermark needs a Transcode that keeps the video.');
     const delogo = removeWatermarkFilter(operation.RemoveWatermark, spec) ? ['delogo'] : [];
+    const subtitles = parseSubtitles(operation.Subtitles, undefined);
+    if (subtitles.length && !spec.video) throw invalid('Subtitles need a Transcode that keeps the video.');
     const needs = transcodeNeeds(spec);
-    assertFfmpegHas(config.ffmpegPath, { encoders: needs.encoders, filters: [...needs.filters, ...watermarkFilters(watermarks), ...delogo] });
+    assertFfmpegHas(config.ffmpegPath, {
+      encoders: [...needs.encoders, ...(subtitles.length ? ['ass'] : [])],
+      filters: [...needs.filters, ...watermarkFilters(watermarks), ...delogo, ...(subtitles.length ? ['subtitles'] : [])],
+    });
     readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
   } catch (err) {
     throw asSubmitError(err, where);
@@ -557,7 +564,9 @@ async function runTranscode(ctx: ProcessorContext, spawner: Spawner): Promise<Xm
   const watermarks = parseWatermarks(ctx.job.operation.Watermark, ctx.job.bucket);
   if (watermarks.length && !spec.video) throw invalid('Watermark needs a Transcode that keeps the video.');
   const delogo = removeWatermarkFilter(ctx.job.operation.RemoveWatermark, spec);
-  return runTranscodeSpec(ctx, spawner, spec, { watermarks, videoFirst: delogo ? [delogo] : [] });
+  const subtitles = parseSubtitles(ctx.job.operation.Subtitles, ctx.job.bucket);
+  if (subtitles.length && !spec.video) throw invalid('Subtitles need a Transcode that keeps the video.');
+  return runTranscodeSpec(ctx, spawner, spec, { watermarks, videoFirst: delogo ? [delogo] : [], subtitles });
 }
 
 /**
@@ -589,6 +598,8 @@ export interface ExtraFilters {
   readonly audio?: readonly string[];
   /** Drawn last, in order (image marks need `watermarkInputs`). */
   readonly watermarks?: readonly WatermarkSpec[];
+  /** Burned in after the `-vf` chain, before the watermarks (runTranscodeSpec converts each object to ASS first). */
+  readonly subtitles?: readonly SubtitleSpec[];
 }
 
 /** A Transcode run of `spec` (with `extra` filters) on the job's input into its Output: Transcode, VideoProcess and NoiseReduction share it. */
@@ -600,9 +611,14 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
   ctx.setProgress(0);
   const imageKeys = (extra.watermarks ?? []).flatMap((mark) => (mark.image ? [safeKey(mark.image.key, 'Watermark/Image/Url')] : []));
   const mixKeys = (spec.audio ? spec.audioMix : []).map((mix) => safeKey(mix.key, 'AudioMix/AudioSource'));
-  return withInputFile(ctx, (input) => withLocalFiles(ctx, [...imageKeys, ...mixKeys], (others) => withWorkDir(ctx, async (dir) => {
+  const subtitles = spec.video ? extra.subtitles ?? [] : [];
+  const subtitleKeys = subtitles.map((sub) => safeKey(sub.key, 'Subtitles/Subtitle/Url'));
+  return withInputFile(ctx, (input) => withLocalFiles(ctx, [...imageKeys, ...mixKeys, ...subtitleKeys], (others) => withWorkDir(ctx, async (dir) => {
     const images = others.slice(0, imageKeys.length);
-    const mixFiles = others.slice(imageKeys.length);
+    const mixFiles = others.slice(imageKeys.length, imageKeys.length + mixKeys.length);
+    const subtitleFiles = others.slice(imageKeys.length + mixKeys.length);
+    const assFiles = subtitleFiles.map((_, i) => path.join(dir, `sub-${i}.ass`));
+    const runExtra: ExtraFilters = subtitles.length ? { ...extra, video: [...(extra.video ?? []), ...subtitles.map((sub, i) => subtitleFilter(sub, assFiles[i]))] } : extra;
     const base = path.posix.basename(key).replace(/\.[^.]*$/, '') || 'out';
     const output = path.join(dir, spec.container.muxer === 'hls' ? `${base}.m3u8` : `out.${spec.container.ext}`);
     const segmentPattern = spec.container.muxer === 'hls' ? path.join(dir, `${base}-%d.ts`) : undefined;
@@ -618,13 +634,20 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
       throw invalid(`TimeInterval/Start ${spec.startSec} is past the end of the input (${source.durationSec.toFixed(3)} s).`);
     }
     const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? 0) - (spec.startSec ?? 0));
-    await withToolInputs([input, ...images, ...mixFiles], ([tool, ...more]) => {
+    await withToolInputs([input, ...images, ...mixFiles, ...subtitleFiles], ([tool, ...more]) => {
       const watermarkInputs = more.slice(0, images.length);
-      const audioMixInputs = more.slice(images.length);
-      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern, extra, watermarkInputs, audioMixInputs }, source);
-      const otherKeys = [...imageKeys, ...mixKeys];
+      const audioMixInputs = more.slice(images.length, images.length + mixFiles.length);
+      const subtitleInputs = more.slice(images.length + mixFiles.length);
+      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern, extra: runExtra, watermarkInputs, audioMixInputs }, source);
+      const otherKeys = [...imageKeys, ...mixKeys, ...subtitleKeys];
       const replacements = [...inputReplacements(tool, job.inputObject, dir), ...more.flatMap((w, i) => inputReplacements(w, otherKeys[i], dir))];
-      return ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, args, dir, Number.isFinite(length) && length > 0 ? length : undefined, replacements));
+      return ctx.withToolSlot(async () => {
+        // Each subtitle object read as the input policy allows, into an ASS file of ours for the subtitles filter.
+        for (const [i, sub] of subtitleInputs.entries()) {
+          await runTranscodeFfmpeg(ctx, spawner, subtitleConversionArgs(inputArgs(sub), assFiles[i]), dir, undefined, replacements);
+        }
+        await runTranscodeFfmpeg(ctx, spawner, args, dir, Number.isFinite(length) && length > 0 ? length : undefined, replacements);
+      });
     });
     ctx.setProgress(92);
     const files = [{ key, file: output }];
