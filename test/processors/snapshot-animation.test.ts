@@ -103,6 +103,23 @@ describe('Snapshot and Animation jobs with the real ffmpeg', function () {
     expect(detail.Operation.Output.SpriteObject).to.equal('output/sprite-${Number}.jpg');
   });
 
+  it('sends a JSON TaskFinish callback without Md5Info in OutputFile and SpriteOutputFile, as CI omits it for Snapshot', async () => {
+    const jobId = await submit(api, request('Snapshot',
+      '<Snapshot><Mode>Interval</Mode><Start>1</Start><TimeInterval>3</TimeInterval><Count>2</Count><Width>128</Width><SnapshotOutMode>SnapshotAndSprite</SnapshotOutMode>'
+        + '<SpriteSnapshotConfig><Columns>2</Columns><Lines>1</Lines></SpriteSnapshotConfig></Snapshot>',
+      '<Object>output/j-${Number}.jpg</Object><SpriteObject>output/js-${Number}.jpg</SpriteObject>').replace('</Request>', `<CallBack>${receiver.url}</CallBack><CallBackFormat>JSON</CallBackFormat></Request>`));
+    expect((await waitForState(api, jobId)).State).to.equal('Success');
+    const received = await waitFor(async () => receiver.received.find((r) => r.body.includes(jobId)));
+    // Taken out of the receiver's list: the InvokeMultiJobs test below reads every XML callback there.
+    receiver.received.splice(receiver.received.indexOf(received), 1);
+    expect(received.headers['content-type']).to.match(/application\/json/);
+    const file = JSON.parse(received.body).JobsDetail.Operation.MediaResult.OutputFile;
+    expect(file).to.deep.equal({
+      Bucket: BUCKET, ObjectName: ['0.jpg', '1.jpg'], ObjectPrefix: 'output/j-', Region: 'ap-local',
+      SpriteOutputFile: { Bucket: BUCKET, ObjectName: '0.jpg', ObjectPrefix: 'output/js-', Region: 'ap-local' },
+    });
+  });
+
   it('refuses at submit several frames without ${Number}, and fails a Snapshot of audio as InvalidMedia', async () => {
     const res = await api.request('POST', '/jobs', { body: request('Snapshot', '<Snapshot><Count>3</Count></Snapshot>', '<Object>output/one.jpg</Object>') });
     expect(res.status).to.equal(400);
