@@ -406,7 +406,12 @@ export function createConsole(deps: AppDeps): ConsoleUi {
       Connection: 'keep-alive',
       'x-ci-request-id': ctx.state.requestId,
     });
-    await feed.add(res, w.scope.appid);
+    const app = w.app;
+    await feed.add(res, w.scope.appid, {
+      expires: w.session.expires,
+      // As `who` checks on every request: the app still enabled, under the SecretId this session logged in with.
+      ...(app ? { stillValid: async () => { const now = await findApp(db, app.appId); return Boolean(now && !now.disabledAt && now.secretId === w.session.secretId); } } : {}),
+    });
   };
 
   const readJson = async (ctx: AppContext): Promise<Record<string, unknown>> => {

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { CHANNELS } from '../engine/channels.js';
+import { APPS_CHANNEL } from '../tasks/app-keys.js';
 import type { Db } from '../store/database.js';
 import { parseChange } from './changes.js';
 import { jobSummaries, type JobSummary } from './console.queries.js';
@@ -23,6 +24,16 @@ interface Client {
   readonly res: ServerResponse;
   /** undefined: the admin (every row); else one APPID's rows. */
   readonly appid: string | undefined;
+  /** Whether the session may still watch (an app session: its app neither disabled nor rotated). */
+  readonly stillValid?: () => Promise<boolean>;
+}
+
+/** What ends a stream besides the browser leaving: the session's expiry, and its app's disable or rotation. */
+export interface StreamSession {
+  /** Unix ms: the stream is ended then, as any request of the session would be refused. */
+  readonly expires?: number;
+  /** Asked when apps change (APPS_CHANNEL) and at each keepalive; false ends the stream. */
+  readonly stillValid?: () => Promise<boolean>;
 }
 
 export class ConsoleFeed {
@@ -33,22 +44,45 @@ export class ConsoleFeed {
   private flushTimer: NodeJS.Timeout | undefined;
   private keepalive: NodeJS.Timeout | undefined;
   private unsubscribe: Promise<() => Promise<void>> | undefined;
+  private appsChanged: Promise<(() => Promise<void>) | undefined> | undefined;
   private stopped = false;
 
   constructor(private readonly db: Db, private readonly logger: Logger) {}
 
   /** Adds a browser's stream; the LISTEN starts with the first. */
-  async add(res: ServerResponse, appid: string | undefined): Promise<void> {
+  async add(res: ServerResponse, appid: string | undefined, session: StreamSession = {}): Promise<void> {
     this.unsubscribe ??= this.db.listen(CHANNELS.changes, (payload) => this.onChange(payload));
     await this.unsubscribe;
-    const client: Client = { res, appid };
+    // A stream is one request: without these, a session ended by expiry, disable or rotation kept receiving rows.
+    this.appsChanged ??= this.db.listen(APPS_CHANNEL, () => this.recheck()).catch(() => undefined);
+    await this.appsChanged;
+    const client: Client = { res, appid, ...(session.stillValid ? { stillValid: session.stillValid } : {}) };
     this.clients.add(client);
-    res.on('close', () => this.clients.delete(client));
+    const expiry = session.expires === undefined ? undefined
+      : setTimeout(() => this.end(client), Math.min(Math.max(0, session.expires - Date.now()), 2 ** 31 - 1));
+    expiry?.unref();
+    res.on('close', () => {
+      clearTimeout(expiry);
+      this.clients.delete(client);
+    });
     this.keepalive ??= setInterval(() => {
       for (const c of this.clients) c.res.write(': keepalive\n\n');
+      this.recheck();
     }, KEEPALIVE_MS);
     this.keepalive.unref();
     res.write('retry: 1000\nevent: hello\ndata: {}\n\n');
+  }
+
+  /** Ends the streams whose session is no longer valid (a lost notification is caught at the next keepalive). */
+  private recheck(): void {
+    for (const client of this.clients) {
+      client.stillValid?.().then((ok) => { if (!ok) this.end(client); }, () => undefined);
+    }
+  }
+
+  private end(client: Client): void {
+    this.clients.delete(client);
+    client.res.end();
   }
 
   get size(): number {
@@ -95,6 +129,7 @@ export class ConsoleFeed {
     this.clients.clear();
     const unsubscribe = await this.unsubscribe?.catch(() => undefined);
     await unsubscribe?.();
+    await (await this.appsChanged)?.();
   }
 }
 

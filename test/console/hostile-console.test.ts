@@ -1,4 +1,7 @@
+import http from 'node:http';
 import { expect } from 'chai';
+import { encodeSession, newSession, sessionKey, SESSION_COOKIE } from '../../src/console/session.js';
+import { mediaInfoRequest, submit } from '../helpers/jobs.js';
 import { httpRequest, startTestService, type TestService } from '../helpers/service.js';
 import { admin, callTask } from '../tasks/helpers.js';
 
@@ -47,4 +50,52 @@ describe('console API: hostile clients', function () {
       expect(await callTask(api, 'list_tasks', { app_key: made.app_key })).to.include({ status: 401, code: 0 });
     });
   }
+
+  /** Opens /console/api/events with a cookie; `ended` resolves when the server ends the stream. */
+  const openStream = (streamCookie: string) => {
+    let text = '';
+    let req!: http.ClientRequest;
+    const ended = new Promise<void>((resolve) => {
+      req = http.get(`${api.baseUrl}/console/api/events`, { headers: { cookie: streamCookie }, agent: false }, (res) => {
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => { text += chunk; });
+        res.on('end', () => resolve());
+      });
+      req.on('error', () => resolve());
+    });
+    const closedWithin = (ms: number) => Promise.race([ended.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+    return { text: () => text, closedWithin, close: () => req.destroy() };
+  };
+  const appLogin = async (name: string) => {
+    const made = (await admin(api, 'POST', '/admin/apps', { name })).body as Record<string, string>;
+    const res = await fetch(`${api.baseUrl}/console/api/login`, { method: 'POST', body: JSON.stringify({ secretId: made.secret_id, secretKey: made.secret_key }) });
+    return { made, cookie: res.headers.getSetCookie()[0].split(';')[0] };
+  };
+
+  it('ends an app session\'s event stream when the app is disabled (admin API) or rotated (console); it never carried another app\'s rows', async () => {
+    const b = await appLogin('stream-b');
+    const c = await appLogin('stream-c');
+    const streamB = openStream(b.cookie);
+    const streamC = openStream(c.cookie);
+    await new Promise((r) => setTimeout(r, 300));
+    const theirs = await submit(api, mediaInfoRequest('input/a.mp4'));
+    expect(await callTask(api, 'create_task', { app_key: b.made.app_key, task_type: 'b-own' })).to.include({ code: 1 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(streamB.text()).to.include('b-own').and.not.include(theirs);
+    expect(await streamB.closedWithin(100)).to.equal(false);
+    expect((await admin(api, 'DELETE', `/admin/apps/${b.made.app_id}`)).status).to.equal(200);
+    expect(await streamB.closedWithin(3000), 'disabled app\'s stream').to.equal(true);
+    const rotated = await httpRequest(`${api.baseUrl}/console/api/apps/${c.made.app_id}/rotate`, 'POST', '{}', { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' });
+    expect(rotated.status).to.equal(200);
+    expect(await streamC.closedWithin(3000), 'rotated app\'s stream').to.equal(true);
+    expect(streamC.text()).to.not.include(theirs).and.not.include('b-own');
+  });
+
+  it('ends an event stream when its session expires', async () => {
+    const session = newSession('admin', undefined, Date.now() - 12 * 3_600_000 + 1500);
+    const stream = openStream(`${SESSION_COOKIE}=${encodeSession(sessionKey(api.service.adminToken), session)}`);
+    expect(await stream.closedWithin(500)).to.equal(false);
+    expect(await stream.closedWithin(4000), 'expired session\'s stream').to.equal(true);
+    stream.close();
+  });
 });
