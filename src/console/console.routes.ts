@@ -277,7 +277,7 @@ export function createConsole(deps: AppDeps): ConsoleUi {
     const row = await jobInScope(w, jobId);
     const job = jobRowToJob(row);
     const deliveries = await findDeliveriesOfJob(db, jobId);
-    const outputs = await outputsOf(row.bucket, job.operation, job.result);
+    const outputs = await outputsOf(row.bucket, job.operation, job.result, row.appid);
     const timeline: Array<{ at: string; ci: string; what: string; detail?: string }> = [];
     const point = (at: Date | null, what: string, detail?: string) => {
       if (at) timeline.push({ at: at.toISOString(), ci: formatCiTime(at), what, ...(detail ? { detail } : {}) });
@@ -307,8 +307,12 @@ export function createConsole(deps: AppDeps): ConsoleUi {
     };
   };
 
-  /** Output objects the job names (Output/Object, SpriteObject, the result's ObjectName), those that exist. */
-  const outputsOf = async (bucket: string, operation: XmlObject, result: XmlObject | null) => {
+  /**
+   * Output objects the job names (Output/Object, SpriteObject, the result's ObjectName), those that exist, in
+   * its own app's buckets only: an external worker's result may name any Bucket, and its size would tell an app
+   * session of another app's object.
+   */
+  const outputsOf = async (bucket: string, operation: XmlObject, result: XmlObject | null, appid: string | null) => {
     const found = new Map<string, { bucket: string; key: string }>();
     const walk = (value: XmlValue | undefined, inBucket: string) => {
       if (value === undefined || typeof value === 'string') return;
@@ -324,7 +328,7 @@ export function createConsole(deps: AppDeps): ConsoleUi {
     walk(operation.Output, bucket);
     if (result) walk(result, bucket);
     const out: Array<{ bucket: string; key: string; size: number }> = [];
-    for (const o of [...found.values()].slice(0, 50)) {
+    for (const o of [...found.values()].filter((x) => appid === null || x.bucket.endsWith(`-${appid}`)).slice(0, 50)) {
       const stat = await deps.storage.stat(o.bucket, o.key).catch(() => undefined);
       if (stat) out.push({ ...o, size: (stat as { size?: number }).size ?? 0 });
     }

@@ -99,3 +99,30 @@ describe('console API: hostile clients', function () {
     stream.close();
   });
 });
+
+describe('console API: an external worker\'s result naming another app\'s bucket', function () {
+  this.timeout(60_000);
+  let api: TestService;
+  before(async () => { api = await startTestService({ env: { MEDIAJOBS_EXTERNAL_TAGS: 'SpeechRecognition' } }); });
+  after(() => api.stop());
+
+  it('lists only outputs in the job\'s own app\'s buckets (another app\'s object and size stay unseen)', async () => {
+    const other = (await admin(api, 'POST', '/admin/apps', { name: 'victim' })).body as Record<string, string>;
+    await api.service.storage.put(other.bucket, 'private/secret.txt', Buffer.from('secret'));
+    await api.service.storage.put('local-1250000000', 'output/own.txt', Buffer.from('own'));
+    const created = await api.request('POST', '/jobs', { body: '<Request><Tag>SpeechRecognition</Tag><Input><Object>input/talk.mp3</Object></Input><Operation><SpeechRecognition><EngineModelType>16k_zh</EngineModelType></SpeechRecognition></Operation></Request>' });
+    expect(created.status, created.text).to.equal(200);
+    const jobId = created.xml.Response.JobsDetail.JobId as string;
+    const key = api.service.app.appKey;
+    const handed = (await callTask(api, 'get_next_task', { app_key: key, worker_id: 'asr', task_types: ['SpeechRecognition'] })).data;
+    expect(await callTask(api, 'complete_task', { app_key: key, task_id: handed.id, result: { SpeechRecognitionResult: {
+      Output: [{ Bucket: other.bucket, Object: 'private/secret.txt' }, { Bucket: 'local-1250000000', Object: 'output/own.txt' }],
+    } } })).to.include({ code: 1 });
+    const first = await api.service.db.kysely.selectFrom('apps').select(['secret_id', 'secret_key']).where('appid', '=', '1250000000').executeTakeFirstOrThrow();
+    const res = await fetch(`${api.baseUrl}/console/api/login`, { method: 'POST', body: JSON.stringify({ secretId: first.secret_id, secretKey: first.secret_key }) });
+    expect(res.status).to.equal(200);
+    const detail = await httpRequest(`${api.baseUrl}/console/api/jobs/${jobId}`, 'GET', undefined, { cookie: res.headers.getSetCookie()[0].split(';')[0] });
+    expect(detail.status, detail.text).to.equal(200);
+    expect((JSON.parse(detail.text) as { outputs: Array<{ bucket: string; key: string }> }).outputs).to.deep.equal([{ bucket: 'local-1250000000', key: 'output/own.txt', size: 3 }]);
+  });
+});
