@@ -16,7 +16,14 @@
  * and audio format made the same, and a piece without audio gets silence, so
  * the filter can join them. Container/Video/Audio are Transcode's (§2), with
  * Concat's formats mp4, flv, ts, mp3, aac (hls not yet).
- * Accepted, ignored: DirectConcat (the join always re-encodes), SceneChangeInfo.
+ * DirectConcat: when no piece is trimmed and every piece has the same streams
+ * (H.264 or H.265 video of one size and pixel format, AAC or MP3 audio of one
+ * rate and channel count) and the Container is mp4, flv or ts, the streams
+ * are copied, not re-encoded (Video/Audio parameters are then not applied):
+ * each piece is remuxed to MPEG-TS by its own run, read as the input policy
+ * allows, and those files of ours are joined by the concat protocol. Other
+ * pieces are joined as without it.
+ * Accepted, ignored: SceneChangeInfo.
  * Refused: AudioMix, AudioMixArray.
  *
  * Result: `MediaInfo` of the output, `MediaResult` with its full key and Md5Info.
@@ -32,7 +39,7 @@ import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 /** Kept under its first name for callers that know it. */
 export { objectKeyOfUrl as fragmentKey } from './media-output.js';
 import {
-  asSubmitError, assertFfmpegHas, child, objectKeyOfUrl, withLocalFiles, expandObject, invalid, mediaDuration, number, outputMediaInfo, probeInput, readOutput, safeKey,
+  asSubmitError, assertFfmpegHas, child, flag, objectKeyOfUrl, withLocalFiles, expandObject, invalid, mediaDuration, number, outputMediaInfo, probeInput, readOutput, safeKey,
   singleMediaResult, storeFiles, text, withWorkDir,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
@@ -52,6 +59,8 @@ export interface ConcatSpec {
   /** Where the job's Input goes among the fragments (a count of fragments before it). */
   readonly inputAt: number;
   readonly transcode: TranscodeSpec;
+  /** DirectConcat: copy the streams when the pieces allow it (`canCopy`). */
+  readonly direct: boolean;
 }
 
 function asList(value: XmlValue | undefined): XmlObject[] {
@@ -87,7 +96,7 @@ export function parseConcat(concat: XmlObject, bucket: string | undefined): Conc
   if (format === undefined) throw invalid('ConcatTemplate/Container/Format is required.');
   if (!CONCAT_FORMATS.includes(format)) throw invalid(`ConcatTemplate/Container/Format must be one of ${CONCAT_FORMATS.join(', ')}.`);
   const transcode = parseTranscode({ Container: container, Video: child(concat, 'Video'), Audio: child(concat, 'Audio') });
-  return { fragments: ordered.map((f) => f.piece), inputAt, transcode };
+  return { fragments: ordered.map((f) => f.piece), inputAt, transcode, direct: flag(concat.DirectConcat, 'ConcatTemplate/DirectConcat') };
 }
 
 /** What the join needs to know of each piece. */
@@ -99,6 +108,8 @@ export interface PieceInfo {
   readonly hasAudio: boolean;
   /** Seconds of the piece after its trim. */
   readonly durationSec: number;
+  /** The stream parameters a stream copy needs alike in every piece, or undefined when its codecs cannot be copied through MPEG-TS. */
+  readonly copyKey?: string;
 }
 
 export function pieceInfo(report: FfprobeReport, piece: ConcatPiece): PieceInfo {
@@ -112,6 +123,36 @@ export function pieceInfo(report: FfprobeReport, piece: ConcatPiece): PieceInfo 
     hasVideo: v !== undefined,
     hasAudio: report.streams?.some((s) => s.codec_type === 'audio') ?? false,
     durationSec: Math.max(0, Math.min(piece.endSec ?? full, full) - (piece.startSec ?? 0)),
+    copyKey: copyKey(report),
+  };
+}
+
+/** `h264 160x120 yuv420p | aac 44100 2` for a piece whose first video and audio streams can be copied through MPEG-TS. */
+function copyKey(report: FfprobeReport): string | undefined {
+  const v = report.streams?.find((s) => s.codec_type === 'video');
+  const a = report.streams?.find((s) => s.codec_type === 'audio');
+  if (!v || !['h264', 'hevc'].includes(v.codec_name ?? '') || (a && !['aac', 'mp3'].includes(a.codec_name ?? ''))) return undefined;
+  return `${v.codec_name} ${v.width}x${v.height} ${v.pix_fmt} | ${a ? `${a.codec_name} ${a.sample_rate} ${a.channels}` : 'no audio'}`;
+}
+
+/** Whether DirectConcat can copy the streams: asked for, no trims, one set of stream parameters, a container that takes them. */
+export function canCopy(spec: ConcatSpec, pieces: readonly ConcatPiece[], infos: readonly PieceInfo[], workDir: string): boolean {
+  return spec.direct && ['mp4', 'flv', 'mpegts'].includes(spec.transcode.container.muxer)
+    && pieces.every((p) => p.startSec === undefined && p.endSec === undefined)
+    && infos[0]?.copyKey !== undefined && infos.every((info) => info.copyKey === infos[0].copyKey)
+    && !(spec.transcode.container.muxer === 'flv' && infos[0].copyKey.startsWith('hevc'))
+    // The concat protocol separates its files with `|`.
+    && !workDir.includes('|');
+}
+
+/** DirectConcat's two steps: each piece remuxed to MPEG-TS (`parts[i]`), then those files of ours joined with the concat protocol. Pure. */
+export function buildDirectConcatArgs(inputs: readonly ToolInput[], parts: readonly string[], output: string, muxer: string, aac: boolean): { remux: string[][]; join: string[] } {
+  return {
+    remux: inputs.map((input, i) => [...inputArgs(input), '-map', '0:v:0', '-map', '0:a:0?', '-c', 'copy', '-f', 'mpegts', parts[i]]),
+    join: [
+      '-protocol_whitelist', 'file,concat', '-f', 'mpegts', '-i', `concat:${parts.join('|')}`,
+      '-map', '0:v:0', '-map', '0:a:0?', '-c', 'copy', ...(aac && muxer !== 'mpegts' ? ['-bsf:a', 'aac_adtstoasc'] : []), '-f', muxer, output,
+    ],
   };
 }
 
@@ -198,8 +239,15 @@ async function runConcat(ctx: ProcessorContext, spawner: Spawner): Promise<XmlOb
     const output = path.join(dir, `out.${spec.transcode.container.ext}`);
     const total = infos.reduce((sum, info) => sum + info.durationSec, 0);
     await withToolInputs(files, (inputs) => {
-      const args = buildConcatArgs(spec, inputs.map((input, i) => ({ input, piece: pieces[i], info: infos[i] })), output);
       const replacements = inputs.flatMap((input, i) => inputReplacements(input, pieces[i].key, dir));
+      if (canCopy(spec, pieces, infos, dir)) {
+        const { remux, join } = buildDirectConcatArgs(inputs, inputs.map((_, i) => path.join(dir, `part-${i}.ts`)), output, spec.transcode.container.muxer, infos[0].copyKey!.includes('| aac '));
+        return ctx.withToolSlot(async () => {
+          for (const args of remux) await runTranscodeFfmpeg(ctx, spawner, args, dir, undefined, replacements);
+          await runTranscodeFfmpeg(ctx, spawner, join, dir, undefined, replacements);
+        });
+      }
+      const args = buildConcatArgs(spec, inputs.map((input, i) => ({ input, piece: pieces[i], info: infos[i] })), output);
       return ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, args, dir, total > 0 ? total : undefined, replacements));
     });
     ctx.setProgress(92);

@@ -1,6 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { expect } from 'chai';
-import { runFfprobe } from '../../src/media/ffprobe.js';
+import { bundledFfprobePath, runFfprobe } from '../../src/media/ffprobe.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { fragmentKey } from '../../src/processors/concat.js';
 import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
@@ -43,6 +44,36 @@ describe('Concat jobs with the real ffmpeg', function () {
     expect([video?.codec_name, Number(video?.width), Number(video?.height)]).to.deep.equal(['h264', 320, 240]);
     expect(report.streams?.some((s) => s.codec_type === 'audio')).to.equal(true);
     expect(detail.Operation.MediaResult.OutputFile).to.include({ ObjectName: 'out/joined.mp4', ObjectPrefix: '' });
+  });
+
+  it('DirectConcat copies the streams of like pieces (the output\'s video packets are the inputs\' plus a few bytes of framing) and re-encodes unlike ones', async () => {
+    const body = (second: string, object: string) => '<Request><Tag>Concat</Tag><Operation><ConcatTemplate><DirectConcat>true</DirectConcat>'
+      + '<ConcatFragment><Url>in/a.mp4</Url></ConcatFragment>'
+      + `<ConcatFragment><Url>${second}</Url></ConcatFragment>`
+      + '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><Audio><Codec>aac</Codec></Audio></ConcatTemplate>'
+      + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>${object}</Object></Output></Operation></Request>`;
+    const packetSizes = async (key: string) => execFileSync(bundledFfprobePath(), ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=size', '-of', 'csv=p=0',
+      path.join(api.config.dataDir, 'buckets', BUCKET, key)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+
+    const copied = await waitForState(api, await submit(api, body('in/a.mp4', 'out/direct.mp4')));
+    expect(copied.State, copied.Message).to.equal('Success');
+    const report = await probe('out/direct.mp4');
+    expect(Number(report.format?.duration)).to.be.closeTo(4, 0.15);
+    expect(report.streams?.map((s) => s.codec_name)).to.have.members(['h264', 'aac']);
+    const input = await packetSizes('in/a.mp4');
+    expect(input.length).to.be.above(10);
+    // Copied, not re-encoded: the same frames, each grown only by the access-unit delimiter the MPEG-TS step adds (6 bytes; the key frame also gets SPS/PPS).
+    const output = await packetSizes('out/direct.mp4');
+    expect(output).to.have.length(2 * input.length);
+    const growth = output.map((size, i) => size - input[i % input.length]);
+    expect(Math.min(...growth), growth.join(',')).to.be.at.least(0);
+    expect(Math.max(...growth), growth.join(',')).to.be.at.most(64);
+
+    const mixed = await waitForState(api, await submit(api, body('in/c.mp4', 'out/reencoded.mp4')));
+    expect(mixed.State, mixed.Message).to.equal('Success');
+    expect(Number((await probe('out/reencoded.mp4')).format?.duration)).to.be.closeTo(14, 0.2);
+    const reencoded = (await packetSizes('out/reencoded.mp4')).slice(0, input.length).map((size, i) => size - input[i]);
+    expect(reencoded.some((d) => d < 0 || d > 64), 're-encoded packets differ').to.equal(true);
   });
 
   it('puts the job\'s Input at Index among the fragments, and a missing fragment fails NoSuchKey', async () => {
