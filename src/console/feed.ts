@@ -19,6 +19,8 @@ import { jobSummaries, type JobSummary } from './console.queries.js';
 /** How long job changes are gathered before their rows are read: one read per batch, whatever the number of browsers. */
 const FLUSH_MS = 40;
 const KEEPALIVE_MS = 15_000;
+/** A browser that stops reading is dropped once this much waits unsent for it (else every event piled up in memory); it reconnects and reloads. */
+const MAX_UNSENT_BYTES = 1 << 20;
 
 interface Client {
   readonly res: ServerResponse;
@@ -66,7 +68,7 @@ export class ConsoleFeed {
       this.clients.delete(client);
     });
     this.keepalive ??= setInterval(() => {
-      for (const c of this.clients) c.res.write(': keepalive\n\n');
+      for (const c of this.clients) this.write(c, ': keepalive\n\n');
       this.recheck();
     }, KEEPALIVE_MS);
     this.keepalive.unref();
@@ -78,6 +80,19 @@ export class ConsoleFeed {
     for (const client of this.clients) {
       client.stillValid?.().then((ok) => { if (!ok) this.end(client); }, () => undefined);
     }
+  }
+
+  private send(client: Client, event: string, data: unknown): void {
+    this.write(client, `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
+  private write(client: Client, text: string): void {
+    if (client.res.writableLength > MAX_UNSENT_BYTES) {
+      this.clients.delete(client);
+      client.res.destroy();
+      return;
+    }
+    client.res.write(text);
   }
 
   private end(client: Client): void {
@@ -114,10 +129,10 @@ export class ConsoleFeed {
     const at = Date.now();
     for (const client of this.clients) {
       const mine = client.appid === undefined ? rows : rows.filter((r: JobSummary) => r.appid === client.appid);
-      if (mine.length) send(client.res, 'jobs', { at, jobs: mine });
+      if (mine.length) this.send(client, 'jobs', { at, jobs: mine });
       // An app's browser is told only that deliveries changed (their ids would name other apps' jobs): the page reads its own through the scoped API.
-      if (deliveries.length) send(client.res, 'deliveries', { at, deliveries: client.appid === undefined ? deliveries : [] });
-      if (queues.length) send(client.res, 'queues', { at, queues: client.appid === undefined ? queues : [] });
+      if (deliveries.length) this.send(client, 'deliveries', { at, deliveries: client.appid === undefined ? deliveries : [] });
+      if (queues.length) this.send(client, 'queues', { at, queues: client.appid === undefined ? queues : [] });
     }
   }
 
@@ -131,8 +146,4 @@ export class ConsoleFeed {
     await unsubscribe?.();
     await (await this.appsChanged)?.();
   }
-}
-
-function send(res: ServerResponse, event: string, data: unknown): void {
-  res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
 }

@@ -91,6 +91,33 @@ describe('console API: hostile clients', function () {
     expect(streamC.text()).to.not.include(theirs).and.not.include('b-own');
   });
 
+  it('drops an event stream whose reader stopped reading, instead of buffering every event for it', async () => {
+    let closed = false;
+    let paused!: http.IncomingMessage;
+    const req = http.get(`${api.baseUrl}/console/api/events`, { headers: { cookie }, agent: false }, (res) => {
+      paused = res;
+      res.pause();
+      res.on('close', () => { closed = true; });
+    });
+    req.on('error', () => { closed = true; });
+    await new Promise((r) => setTimeout(r, 300));
+    const key = api.service.app.appKey;
+    for (let i = 0; i < 10; i++) {
+      await Promise.all(Array.from({ length: 30 }, () => callTask(api, 'create_task', { app_key: key, task_type: 'slow-reader', task_data: { pad: 'x'.repeat(2000) } })));
+    }
+    // Each round changes 300 rows: ~450 KB of events, ~18 MB in all, far past the socket buffers and the 1 MiB cap.
+    for (let round = 1; round <= 40; round++) {
+      await api.service.db.kysely.updateTable('jobs').set({ progress: round % 100, message: 'm'.repeat(1000) }).where('tag', '=', 'slow-reader').execute();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    paused.resume();
+    paused.on('data', () => undefined);
+    const deadline = Date.now() + 5000;
+    while (!closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    req.destroy();
+    expect(closed, 'the stream of a reader that stopped reading was dropped').to.equal(true);
+  });
+
   it('ends an event stream when its session expires', async () => {
     const session = newSession('admin', undefined, Date.now() - 12 * 3_600_000 + 1500);
     const stream = openStream(`${SESSION_COOKIE}=${encodeSession(sessionKey(api.service.adminToken), session)}`);
