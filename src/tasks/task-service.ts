@@ -15,6 +15,7 @@ import { jobRowToJob, type JobRow } from '../store/jobs.repository.js';
 import { ensureDefaultQueue } from '../store/queues.repository.js';
 import { findTask, findTaskByUniqueKey, insertTasks, listTasks as listTaskRows, type NewTask } from '../store/tasks.repository.js';
 import { Batcher } from './batcher.js';
+import { ciResultProblem } from './ci-result.js';
 import type { XmlObject, XmlValue } from '../xml/tree.js';
 import { TaskError } from './task-errors.js';
 import { claimTasks, endTasksWithoutCallback, saveTaskProgress, type HeldTask, type TaskEnd } from './task-queue.sql.js';
@@ -246,6 +247,8 @@ async function endTask(deps: TaskDeps, app: App, body: HeldTaskBody, to: 'Succes
   if (!row || row.state !== 'Running' || (task.owner !== undefined && row.lease_owner !== task.owner)) return undefined;
   const ciResult = row.callback_type !== 'Task' && result !== null && typeof result === 'object' && !Array.isArray(result)
     ? jsonToXml(result) as XmlObject : undefined;
+  const ciProblem = ciResult && ciResultProblem(result as Record<string, unknown>);
+  if (ciProblem) throw new TaskError('BadRequest', `${ciProblem}; the task is still yours to complete`);
   return deps.db.kysely.transaction().execute(async (tx) => {
     const ended = await endJob(tx, row.job_id, ['Running'], to, { ...outcome, ...(ciResult ? { result: ciResult } : {}) }, row.lease_owner ?? undefined, undefined,
       result !== undefined ? { task_result: JSON.stringify(result) } : {});

@@ -66,3 +66,35 @@ describe('task API: hostile clients', function () {
     expect(Object.keys(task.result)).to.deep.equal(['__proto__']);
   });
 });
+
+describe('task API: a hostile external worker\'s result for a CI job', function () {
+  this.timeout(60_000);
+  let api: TestService;
+  before(async () => { api = await startTestService({ env: { MEDIAJOBS_EXTERNAL_TAGS: 'SpeechRecognition' } }); });
+  after(() => api.stop());
+
+  it('refuses result keys that are no XML names, lists in lists and nesting past 32 (GET /jobs and the whole listing answered 500 or malformed XML)', async () => {
+    const key = api.service.app.appKey;
+    const created = await api.request('POST', '/jobs', { body: '<Request><Tag>SpeechRecognition</Tag><Input><Object>input/talk.mp3</Object></Input><Operation><SpeechRecognition><EngineModelType>16k_zh</EngineModelType></SpeechRecognition></Operation></Request>' });
+    expect(created.status, created.text).to.equal(200);
+    const jobId = created.xml.Response.JobsDetail.JobId as string;
+    const handed = await okTask(api, 'get_next_task', { app_key: key, worker_id: 'asr', task_types: ['SpeechRecognition'] });
+    for (const [what, result, message] of [
+      ['a key with a space and <', '{"1 bad<":{"T":"x"}}', /not an XML element name/],
+      ['an empty key', '{"":1}', /not an XML element name/],
+      ['a key starting with xml', '{"xmlns":1}', /not an XML element name/],
+      ['a list in a list', '{"R":[1,[2,[3]]]}', /array directly inside an array/],
+      ['nesting 120 deep', `{"R":${'{"a":'.repeat(120)}1${'}'.repeat(120)}}`, /nests deeper than 32/],
+    ] as const) {
+      const answer = await callTask(api, 'complete_task', `{"app_key":"${key}","task_id":${handed.id},"worker_id":"asr","result":${result}}`);
+      expect(answer, what).to.include({ status: 400, code: 0, data: null });
+      expect(answer.msg, what).to.match(message);
+    }
+    expect((await okTask(api, 'get_task', { app_key: key, task_id: handed.id })).status).to.equal('processing');
+    await okTask(api, 'complete_task', { app_key: key, task_id: handed.id, worker_id: 'asr', result: { SpeechRecognitionResult: { Result: 'ok', Words: [{ Word: 'a' }, { Word: 'b' }] } } });
+    const detail = await api.request('GET', `/jobs/${jobId}`);
+    expect(detail.status, detail.text).to.equal(200);
+    expect(detail.xml.Response.JobsDetail.Operation.SpeechRecognitionResult.Words).to.deep.equal([{ Word: 'a' }, { Word: 'b' }]);
+    expect((await api.request('GET', '/jobs?tag=SpeechRecognition')).status).to.equal(200);
+  });
+});
