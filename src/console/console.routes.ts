@@ -73,6 +73,9 @@ const STATIC_FILES = new Set(['index.html', 'app.js', 'i18n.js', 'style.css']);
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
+const CONSOLE_RESOURCES = new Set(['', 'login', 'logout', 'session', 'overview', 'events', 'jobs', 'queues', 'workers', 'apps', 'callbacks', 'objects']);
+const CONSOLE_VERBS = new Set(['cancel', 'retry', 'rotate', 'disable', 'redeliver']);
+
 class ConsoleError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
     super(message);
@@ -152,7 +155,8 @@ export function createConsole(deps: AppDeps): ConsoleUi {
   const api = async (ctx: AppContext, parts: string[]): Promise<unknown> => {
     const [resource, id, verb] = parts;
     const method = ctx.method;
-    ctx.state.operation = `console:${resource ?? ''}${verb ? `:${verb}` : ''}`;
+    // A label of /metrics: known resources and verbs only, or any client could mint series without end.
+    ctx.state.operation = `console:${CONSOLE_RESOURCES.has(resource ?? '') ? resource ?? '' : '?'}${verb ? `:${CONSOLE_VERBS.has(verb) ? verb : '?'}` : ''}`;
     if (resource === 'login' && method === 'POST') return login(ctx);
     if (resource === 'logout' && method === 'POST') {
       ctx.cookies.set(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'strict', path: '/console', expires: new Date(0) });

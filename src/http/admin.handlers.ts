@@ -61,7 +61,8 @@ export function adminApi(deps: AppDeps): Middleware<RequestState> {
   };
   return async (ctx, next) => {
     if (ctx.path !== '/admin' && !ctx.path.startsWith('/admin/')) return next();
-    ctx.state.operation = `admin:${ctx.method} ${ctx.path}`;
+    // A label of /metrics: known resources only (ids folded by operationLabel), or unauthenticated clients could mint series without end.
+    ctx.state.operation = `admin:${ctx.method} ${/^\/admin\/(?:workers|apps(?:\/[0-9a-f]{16}(?:\/rotate)?)?)\/?$/.test(ctx.path) ? ctx.path : '/admin/?'}`;
     try {
       const given = /^Bearer\s+(\S+)$/i.exec(ctx.get('authorization'))?.[1];
       if (!given) throw new AdminError('Unauthorized', 'send Authorization: Bearer <admin token> (MEDIAJOBS_ADMIN_TOKEN, or the token `mediajobs serve` prints)');

@@ -46,7 +46,8 @@ export function taskApi(deps: AppDeps): Middleware<RequestState> {
   return async (ctx, next) => {
     if (ctx.path !== TASK_API_PATH) return next();
     const action = typeof ctx.query.action === 'string' ? ctx.query.action : '';
-    ctx.state.operation = `task-api:${action || '?'}`;
+    // A label of /metrics and the request log: only our actions, or any client could mint series without end.
+    ctx.state.operation = `task-api:${Object.hasOwn(ACTIONS, action) ? action : '?'}`;
     try {
       const data = await serve(ctx as AppContext, taskDeps, workers, action, deps.config.maxBodyBytes);
       ctx.status = 200;

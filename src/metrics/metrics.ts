@@ -42,6 +42,9 @@ export interface Metrics {
   readonly registry: Registry;
 }
 
+/** Distinct Tag (task type) labels the job counters keep; later ones are counted as "other". */
+export const MAX_TAG_LABELS = 200;
+
 /** Operation names with ids in them (the admin API's) reduced to their shape, so labels stay few. */
 export function operationLabel(operation: string | undefined): string {
   if (!operation) return 'unrouted';
@@ -106,15 +109,25 @@ export function createMetrics(deps: AppDeps): Metrics {
     return gauges;
   };
 
+  // Task types are any app's own words: past MAX_TAG_LABELS distinct ones, the rest count as "other" (each is a series kept for good).
+  const tagLabels = new Set<string>();
+  const tagLabel = (tag: string) => {
+    if (tagLabels.has(tag)) return tag;
+    if (tagLabels.size >= MAX_TAG_LABELS) return 'other';
+    tagLabels.add(tag);
+    return tag;
+  };
+
   const count = (change: Change) => {
     feedEvents.inc();
     if (change.kind === 'job') {
       const app = change.appid ?? '';
-      if (change.created) jobsCreated.inc({ app, tag: change.tag });
-      if (change.waitMs !== null) claimLatency.observe({ tag: change.tag }, change.waitMs / 1000);
+      const tag = tagLabel(change.tag);
+      if (change.created) jobsCreated.inc({ app, tag });
+      if (change.waitMs !== null) claimLatency.observe({ tag }, change.waitMs / 1000);
       if (FINAL.has(change.state)) {
-        jobsEnded.inc({ app, tag: change.tag, state: change.state });
-        if (change.runMs !== null) runTime.observe({ tag: change.tag }, change.runMs / 1000);
+        jobsEnded.inc({ app, tag, state: change.state });
+        if (change.runMs !== null) runTime.observe({ tag }, change.runMs / 1000);
       }
     } else if (change.kind === 'delivery' && change.attempts > change.attemptsBefore) {
       callbackAttempts.inc({ outcome: change.state === 'Delivered' ? 'delivered' : change.state === 'GivenUp' ? 'given_up' : 'failed' });
