@@ -159,6 +159,8 @@ export function createConsole(deps: AppDeps): ConsoleUi {
     ctx.state.operation = `console:${CONSOLE_RESOURCES.has(resource ?? '') ? resource ?? '' : '?'}${verb ? `:${CONSOLE_VERBS.has(verb) ? verb : '?'}` : ''}`;
     if (resource === 'login' && method === 'POST') return login(ctx);
     if (resource === 'logout' && method === 'POST') {
+      // Another site's form must not end the session either.
+      if (!sameOrigin(ctx)) throw new ConsoleError(403, 'Forbidden', 'cross-origin request refused');
       ctx.cookies.set(SESSION_COOKIE, '', { httpOnly: true, sameSite: 'strict', path: '/console', expires: new Date(0) });
       return { ok: true };
     }

@@ -34,6 +34,12 @@ describe('console API: hostile clients', function () {
     expectError(await httpRequest(`${api.baseUrl}/console/api/%zz`, 'GET'), 400, 'resource');
   });
 
+  it('refuses a cross-origin logout (another site\'s form ended the session)', async () => {
+    const res = await httpRequest(`${api.baseUrl}/console/api/logout`, 'POST', '{}', { cookie, origin: 'http://evil.example' });
+    expectError(res, 403, 'cross-origin logout');
+    expect((await httpRequest(`${api.baseUrl}/console/api/session`, 'GET', undefined, { cookie })).status).to.equal(200);
+  });
+
   it('answers a NUL in a filter or in the login body 400, not 500', async () => {
     for (const query of ['tag=a%00', 'input=a%00']) {
       expectError(await httpRequest(`${api.baseUrl}/console/api/jobs?${query}`, 'GET', undefined, { cookie }), 400, query);
