@@ -24,7 +24,8 @@
  * allows, and those files of ours are joined by the concat protocol. Other
  * pieces are joined as without it.
  * Accepted, ignored: SceneChangeInfo.
- * Refused: AudioMix, AudioMixArray.
+ * AudioMix/AudioMixArray (Transcode's, ≤ 2 sources of the bucket): mixed into
+ * the joined audio, or replacing it, as Transcode mixes them.
  *
  * Result: `MediaInfo` of the output, `MediaResult` with its full key and Md5Info.
  */
@@ -43,7 +44,7 @@ import {
   singleMediaResult, storeFiles, text, withWorkDir,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
-import { encodeArgs, inputReplacements, parseTranscode, runTranscodeFfmpeg, transcodeNeeds, type TranscodeSpec } from './transcode.js';
+import { audioMixGraph, encodeArgs, inputReplacements, parseTranscode, runTranscodeFfmpeg, transcodeNeeds, type TranscodeSpec } from './transcode.js';
 
 const CONCAT_FORMATS = ['mp4', 'flv', 'ts', 'mp3', 'aac'];
 
@@ -95,7 +96,10 @@ export function parseConcat(concat: XmlObject, bucket: string | undefined): Conc
   const format = text(container.Format)?.toLowerCase();
   if (format === undefined) throw invalid('ConcatTemplate/Container/Format is required.');
   if (!CONCAT_FORMATS.includes(format)) throw invalid(`ConcatTemplate/Container/Format must be one of ${CONCAT_FORMATS.join(', ')}.`);
-  const transcode = parseTranscode({ Container: container, Video: child(concat, 'Video'), Audio: child(concat, 'Audio') });
+  const transcode = parseTranscode({
+    Container: container, Video: child(concat, 'Video'), Audio: child(concat, 'Audio'),
+    ...(concat.AudioMix !== undefined ? { AudioMix: concat.AudioMix } : {}), ...(concat.AudioMixArray !== undefined ? { AudioMixArray: concat.AudioMixArray } : {}),
+  }, bucket);
   return { fragments: ordered.map((f) => f.piece), inputAt, transcode, direct: flag(concat.DirectConcat, 'ConcatTemplate/DirectConcat') };
 }
 
@@ -157,13 +161,17 @@ export function buildDirectConcatArgs(inputs: readonly ToolInput[], parts: reado
 }
 
 /** ffmpeg arguments joining `inputs` (one per piece, in order) with the concat filter, then Transcode's encoders. Pure. */
-export function buildConcatArgs(spec: ConcatSpec, pieces: ReadonlyArray<{ input: ToolInput; piece: ConcatPiece; info: PieceInfo }>, output: string): string[] {
+export function buildConcatArgs(spec: ConcatSpec, pieces: ReadonlyArray<{ input: ToolInput; piece: ConcatPiece; info: PieceInfo }>, output: string, mixInputs: readonly ToolInput[] = []): string[] {
   const args: string[] = [];
   for (const { input, piece } of pieces) {
     args.push(...inputArgs(input, [...(piece.startSec ? ['-ss', String(piece.startSec)] : []), ...(piece.endSec !== undefined ? ['-to', String(piece.endSec)] : [])]));
   }
+  // AudioMix sources are the inputs after the pieces; a Repeat source loops.
+  const mixes = spec.transcode.audio ? spec.transcode.audioMix : [];
+  mixInputs.forEach((mix, i) => args.push(...inputArgs(mix, mixes[i]?.repeat ? ['-stream_loop', '-1'] : [])));
   const video = spec.transcode.video !== undefined && pieces.some((p) => p.info.hasVideo);
-  const audio = spec.transcode.audio !== undefined && pieces.some((p) => p.info.hasAudio);
+  // Silent pieces still get an audio track when AudioMix brings one.
+  const audio = spec.transcode.audio !== undefined && (pieces.some((p) => p.info.hasAudio) || spec.transcode.audioMix.length > 0);
   if (!video && !audio) throw invalid('The pieces hold no stream the output keeps.');
   const first = pieces.find((p) => p.info.hasVideo)?.info;
   const width = spec.transcode.video?.width ?? first?.width ?? 640;
@@ -186,9 +194,19 @@ export function buildConcatArgs(spec: ConcatSpec, pieces: ReadonlyArray<{ input:
     }
   });
   graph.push(`${labels.join('')}concat=n=${pieces.length}:v=${video ? 1 : 0}:a=${audio ? 1 : 0}${video ? '[v]' : ''}${audio ? '[a]' : ''}`);
+  const mixed = audio && mixes.length > 0;
+  if (mixed) {
+    const total = pieces.reduce((sum, p) => sum + p.info.durationSec, 0);
+    graph.push(...audioMixGraph(mixes, pieces.length, [], { durationSec: total }, { ...spec.transcode, startSec: undefined, durationSec: undefined }, '[a]'));
+    // Replace leaves the joined audio unused: it still needs somewhere to go.
+    if (mixes.some((m) => m.replace)) graph.push('[a]anullsink');
+    // The pieces' length ends the mix (a Repeat source never ends by itself; -shortest did not stop
+    // ffmpeg when the video came out of the same graph).
+    graph.push(`[aout]atrim=duration=${round(total)}[amixed]`);
+  }
   args.push('-filter_complex', graph.join(';'));
   if (video) args.push('-map', '[v]');
-  if (audio) args.push('-map', '[a]');
+  if (audio) args.push('-map', mixed ? '[amixed]' : '[a]');
   const transcode: TranscodeSpec = { ...spec.transcode, video: video ? spec.transcode.video : undefined, audio: audio ? spec.transcode.audio : undefined };
   args.push(...encodeArgs(transcode, { output }));
   return args;
@@ -233,21 +251,28 @@ async function runConcat(ctx: ProcessorContext, spawner: Spawner): Promise<XmlOb
   if (job.inputObject !== '') pieces.splice(spec.inputAt, 0, { key: job.inputObject });
   ctx.signal.throwIfAborted();
   ctx.setProgress(0);
-  return withLocalFiles(ctx, pieces.map((p) => safeKey(p.key, 'ConcatFragment/Url')), (files) => withWorkDir(ctx, async (dir) => {
+  const mixKeys = (spec.transcode.audio ? spec.transcode.audioMix : []).map((mix) => safeKey(mix.key, 'AudioMix/AudioSource'));
+  return withLocalFiles(ctx, [...pieces.map((p) => safeKey(p.key, 'ConcatFragment/Url')), ...mixKeys], (all) => withWorkDir(ctx, async (dir) => {
+    const files = all.slice(0, pieces.length);
+    const mixFiles = all.slice(pieces.length);
     const infos: PieceInfo[] = [];
     for (const [i, file] of files.entries()) infos.push(pieceInfo(await probeInput({ ...ctx, job: { ...job, inputObject: pieces[i].key } }, spawner, file), pieces[i]));
     const output = path.join(dir, `out.${spec.transcode.container.ext}`);
     const total = infos.reduce((sum, info) => sum + info.durationSec, 0);
-    await withToolInputs(files, (inputs) => {
-      const replacements = inputs.flatMap((input, i) => inputReplacements(input, pieces[i].key, dir));
-      if (canCopy(spec, pieces, infos, dir)) {
+    await withToolInputs([...files, ...mixFiles], (both) => {
+      const inputs = both.slice(0, files.length);
+      const mixInputs = both.slice(files.length);
+      const keys = [...pieces.map((p) => p.key), ...mixKeys];
+      const replacements = both.flatMap((input, i) => inputReplacements(input, keys[i], dir));
+      // A stream copy cannot mix in other audio.
+      if (mixKeys.length === 0 && canCopy(spec, pieces, infos, dir)) {
         const { remux, join } = buildDirectConcatArgs(inputs, inputs.map((_, i) => path.join(dir, `part-${i}.ts`)), output, spec.transcode.container.muxer, infos[0].copyKey!.includes('| aac '));
         return ctx.withToolSlot(async () => {
           for (const args of remux) await runTranscodeFfmpeg(ctx, spawner, args, dir, undefined, replacements);
           await runTranscodeFfmpeg(ctx, spawner, join, dir, undefined, replacements);
         });
       }
-      const args = buildConcatArgs(spec, inputs.map((input, i) => ({ input, piece: pieces[i], info: infos[i] })), output);
+      const args = buildConcatArgs(spec, inputs.map((input, i) => ({ input, piece: pieces[i], info: infos[i] })), output, mixInputs);
       return ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, args, dir, total > 0 ? total : undefined, replacements));
     });
     ctx.setProgress(92);

@@ -418,12 +418,12 @@ export function buildTranscodeArgs(
  * applied only when that is known) mixed with the input's audio by `amix`
  * (duration of the first input), or alone when a source has Replace. Ends in `[aout]`.
  */
-function audioMixGraph(mixes: readonly AudioMixSpec[], firstInput: number, mainFilters: readonly string[], source: SourceInfo, spec: TranscodeSpec): string[] {
+export function audioMixGraph(mixes: readonly AudioMixSpec[], firstInput: number, mainFilters: readonly string[], source: SourceInfo, spec: TranscodeSpec, main = '[0:a:0]'): string[] {
   const graph: string[] = [];
   const labels: string[] = [];
   const replace = mixes.some((m) => m.replace);
   if (!replace) {
-    graph.push(`[0:a:0]${mainFilters.length ? mainFilters.join(',') : 'anull'}[amain]`);
+    graph.push(`${main}${mainFilters.length ? mainFilters.join(',') : 'anull'}[amain]`);
     labels.push('[amain]');
   }
   const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? Infinity) - (spec.startSec ?? 0));

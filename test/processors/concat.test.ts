@@ -1,6 +1,7 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { expect } from 'chai';
+import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { bundledFfprobePath, runFfprobe } from '../../src/media/ffprobe.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { fragmentKey } from '../../src/processors/concat.js';
@@ -74,6 +75,24 @@ describe('Concat jobs with the real ffmpeg', function () {
     expect(Number((await probe('out/reencoded.mp4')).format?.duration)).to.be.closeTo(14, 0.2);
     const reencoded = (await packetSizes('out/reencoded.mp4')).slice(0, input.length).map((size, i) => size - input[i]);
     expect(reencoded.some((d) => d < 0 || d > 64), 're-encoded packets differ').to.equal(true);
+  });
+
+  it('mixes AudioMix into the joined audio: a Repeat source under two silent pieces plays to the end, which the pieces set', async () => {
+    await putFixture(api, 'fixtures/media/audio-only.mp3', 'in/tone.mp3');
+    const body = '<Request><Tag>Concat</Tag><Operation><ConcatTemplate>'
+      + '<ConcatFragment><Url>in/b.mp4</Url></ConcatFragment><ConcatFragment><Url>in/b.mp4</Url></ConcatFragment>'
+      + '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><Audio><Codec>aac</Codec></Audio>'
+      + `<AudioMix><AudioSource>https://${BUCKET}.cos.ap-local.myqcloud.com/in/tone.mp3</AudioSource><MixMode>Repeat</MixMode><Replace>true</Replace></AudioMix></ConcatTemplate>`
+      + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>out/scored.mp4</Object></Output></Operation></Request>`;
+    const detail = await waitForState(api, await submit(api, body));
+    expect(detail.State, detail.Message).to.equal('Success');
+    expect(detail.Operation.ConcatTemplate.AudioMix.MixMode).to.equal('Repeat');
+    const report = await probe('out/scored.mp4');
+    expect(Number(report.format?.duration)).to.be.closeTo(4, 0.2);
+    // The pieces have no audio (silence, -91 dB); the 2 s tone loops through the last second too.
+    const lastSecond = spawnSync(bundledFfmpegPath(), ['-hide_banner', '-ss', '3', '-i', path.join(api.config.dataDir, 'buckets', BUCKET, 'out/scored.mp4'), '-af', 'volumedetect', '-f', 'null', '-'], { encoding: 'utf8' });
+    const mean = Number(/mean_volume: (-?[\d.]+) dB/.exec(lastSecond.stderr)?.[1]);
+    expect(mean, lastSecond.stderr.slice(-300)).to.be.above(-40);
   });
 
   it('puts the job\'s Input at Index among the fragments, and a missing fragment fails NoSuchKey', async () => {
