@@ -8,22 +8,22 @@ node_modules/.installed: package.json package-lock.json
 	npm ci $(NPM_FLAGS)
 	@touch $@
 
-# vfork + exec for the workers' tools (src/media/native-spawner.ts). Without a C
-# compiler the service still works: it spawns from a helper process instead.
+# The two small Node-API addons, each one C file compiled with the machine's cc and
+# Node's headers into build/<name>.node. Without a C compiler the service still works:
+# src/media/vfork-spawn.c spawns the workers' tools by vfork + exec (native-spawner.ts);
+# src/images/malloc-tune.c fixes glibc's mmap threshold, so that freed pixel memory goes
+# back to the system (malloc-tune.ts).
 NODE_INCLUDE := $(shell node -p "require('path').join(process.execPath, '..', '..', 'include', 'node')")
-build/vfork-spawn.node: src/media/vfork-spawn.c
+ADDONS := build/vfork-spawn.node build/malloc-tune.node
+build/vfork-spawn.node: WITHOUT := tools will be spawned with Node's child_process
+build/malloc-tune.node: WITHOUT := freed image memory will stay with the process
+vpath %.c src/media src/images
+build/%.node: %.c
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -shared -fPIC -I$(NODE_INCLUDE) -o $@ $< \
-	  || echo "warning: could not build $@; tools will be spawned from a helper process"
+	  || echo "warning: could not build $@; $(WITHOUT)"
 
-# glibc's mmap threshold fixed, so freed pixel memory goes back to the system
-# (src/images/malloc-tune.ts). Without it the service works, and keeps more memory.
-build/malloc-tune.node: src/images/malloc-tune.c
-	@mkdir -p build
-	$(CC) -O2 -Wall -Wextra -shared -fPIC -I$(NODE_INCLUDE) -o $@ $< \
-	  || echo "warning: could not build $@; freed image memory will stay with the process"
-
-install: node_modules/.installed build/vfork-spawn.node build/malloc-tune.node
+install: node_modules/.installed $(ADDONS)
 
 build: install
 	npx tsc -p tsconfig.json

@@ -386,9 +386,21 @@ export interface BareRun {
   readonly nodeCpuMsPerProbe: number;
 }
 
-/** Runs ffprobe `jobs` times, `concurrency` at a time, from this process, with the spawner the service would use here. */
+/**
+ * BENCH_SPAWNER=child: the MediaInfo benchmark spawns with Node's child_process
+ * on both sides (the service's processors and the bare loop) even where the
+ * vfork addon is built, which is how the two were compared (bench/README.md).
+ */
+export const BENCH_SPAWNER: 'child' | undefined = (() => {
+  const value = process.env.BENCH_SPAWNER?.trim();
+  if (!value) return undefined;
+  if (value !== 'child') throw new Error(`BENCH_SPAWNER=${value}: expected child, or unset for the service's own choice`);
+  return value;
+})();
+
+/** Runs ffprobe `jobs` times, `concurrency` at a time, from this process, with the spawner the service would use here (or BENCH_SPAWNER's). */
 export async function bareProbes(binary: string, args: readonly string[], jobs: number, concurrency: number): Promise<BareRun> {
-  const spawner = createSpawner();
+  const spawner = createSpawner(BENCH_SPAWNER);
   const perProbeMs: number[] = [];
   const cpu = process.cpuUsage();
   const t0 = performance.now();

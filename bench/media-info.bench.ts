@@ -11,8 +11,9 @@
  *
  * - bare: runs the ffprobe-static binary N times on that same stored file, C
  *   at a time, with the service's exact arguments and the service's own
- *   Spawner (vfork + exec when the addon is built; no shell, output piped and
- *   drained), from a fresh small Node process (bench/ffprobe-loop.ts);
+ *   Spawner (vfork + exec when the addon is built, else Node's child_process;
+ *   BENCH_SPAWNER=child forces the latter on both sides; no shell, output
+ *   piped and drained), from a fresh small Node process (bench/ffprobe-loop.ts);
  *   throughput = N ÷ wall time. The same loop run from the service's own
  *   process is printed as a diagnostic (BENCH_BARE_IN_PROCESS=0 skips it).
  * - service: POSTs N MediaInfo jobs over loopback HTTP (BENCH_SUBMITTERS
@@ -33,17 +34,19 @@
  * one core bounds what one process can do.
  *
  * Settings: BENCH_JOBS (200), BENCH_ROUNDS (3),
- * BENCH_WARMUP (1000), BENCH_SUBMITTERS (4), BENCH_POLL_MS (50), BENCH_BARE_IN_PROCESS (1),
+ * BENCH_WARMUP (1000), BENCH_SUBMITTERS (4), BENCH_POLL_MS (50), BENCH_BARE_IN_PROCESS (1), BENCH_SPAWNER (unset),
  * MEDIAJOBS_CONCURRENCY (CPUs); other MEDIAJOBS_* reach the service as is.
  */
 import { performance } from 'node:perf_hooks';
 import {
-  assertAllSucceeded, bareProbes, bareProbesInChild, benchConcurrency, cpuMs, dbClockMs, envInt, environmentRows,
+  assertAllSucceeded, BENCH_SPAWNER, bareProbes, bareProbesInChild, benchConcurrency, cpuMs, dbClockMs, envInt, environmentRows,
   ffprobeArgs, ffprobeBinary, fitQueueToConcurrency, fmt, fmtSummary, jobTimings, maxJobSeq, median, mediaInfoRequest,
   printBlock, printTable, putFixture, runBenchmark, runPool, startBenchService, summarize, waitUntilIdle,
   type BareRun, type BenchService,
 } from './lib.js';
 import { NativeSpawner } from '../src/media/native-spawner.js';
+import { createSpawner } from '../src/media/spawner.js';
+import { createProcessorRegistry } from '../src/processors/index.js';
 
 const JOBS = envInt('BENCH_JOBS', 200);
 const ROUNDS = envInt('BENCH_ROUNDS', 3);
@@ -96,7 +99,12 @@ async function runService(bench: BenchService, jobs: number): Promise<ServiceRun
 }
 
 await runBenchmark('media-info.bench', async (db, use) => {
-  const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) } }));
+  const spawner = createSpawner(BENCH_SPAWNER);
+  const bench = use(await startBenchService(db, {
+    env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) },
+    // The service's own processors, on the spawner BENCH_SPAWNER asks for.
+    ...(BENCH_SPAWNER ? { processors: createProcessorRegistry({ spawner }) } : {}),
+  }));
   await fitQueueToConcurrency(bench);
   await putFixture(bench, KEY);
   const binary = ffprobeBinary(bench.config);
@@ -106,7 +114,8 @@ await runBenchmark('media-info.bench', async (db, use) => {
     ...(await environmentRows(bench, db)),
     ['workload', `${JOBS} jobs × ${ROUNDS} rounds on fixtures/media/h264-aac.mp4, C=${CONCURRENCY}, ${SUBMITTERS} HTTP submitters, poll ${POLL_MS} ms, warm-up ${WARMUP}`],
     ['bare', `${binary} ${args.join(' ')}`],
-    ['spawner', NativeSpawner.unavailableReason() === undefined ? 'native: vfork + exec from the calling process (both sides)' : `helper process, both sides (${NativeSpawner.unavailableReason()})`],
+    ['spawner', spawner.kind === 'native' ? 'native: vfork + exec from the calling process (both sides)'
+      : `Node's child_process from the calling process, both sides (${BENCH_SPAWNER ? 'BENCH_SPAWNER=child' : NativeSpawner.unavailableReason()})`],
   ]);
 
   const runBare = (jobs: number) => bareProbesInChild({ binary, args, jobs, concurrency: CONCURRENCY, warmup: BARE_WARMUP });

@@ -86,7 +86,7 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     let worker: Worker | undefined;
     if (options.worker) {
       const spawner = createSpawner();
-      if (spawner.kind === 'helper') logger.warn({ reason: NativeSpawner.unavailableReason() }, 'spawn addon not built (make build does it); tools are spawned from a helper process instead');
+      if (spawner.kind === 'child') logger.warn({ reason: NativeSpawner.unavailableReason() }, 'spawn addon not built (make build does it); tools are spawned with Node\'s child_process instead');
       stoppers.unshift(async () => spawner.close());
       const processors = options.processors ?? createProcessorRegistry({ spawner });
       worker = new Worker({ db, config, storage, logger, processors });

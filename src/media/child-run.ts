@@ -1,6 +1,6 @@
 /**
- * What both spawners (`native-spawner.ts`, and `spawn-helper.ts` behind
- * `helper-spawner.ts`) do with a started child: drain its output within the
+ * What both spawners (`native-spawner.ts` and `child-spawner.ts`) do with a
+ * started child: drain its output within the
  * limits of its RunRequest, kill it on timeout, output overflow or request,
  * and report how it ended once it has been reaped.
  */

@@ -156,7 +156,7 @@ export function bundledFfprobePath(): string {
  * default text format instead of JSON.
  *
  * ffprobe is spawned (no shell) by the composition root's Spawner
- * (`spawner.ts`: vfork + exec from this process, or a helper process), which
+ * (`spawner.ts`: vfork + exec from this process, or child_process), which
  * applies the time and output limits and hands back stdout and the start of
  * stderr.
  *

@@ -1,16 +1,17 @@
 /**
- * The preferred Spawner (see spawner.ts): vfork + exec from this process,
- * through build/vfork-spawn.node (src/media/vfork-spawn.c, built by the
- * Makefile).
+ * The Spawner of the normal path (see spawner.ts): vfork + exec from this
+ * process, through build/vfork-spawn.node (src/media/vfork-spawn.c, built by
+ * the Makefile).
  *
  * Node's own `child_process.spawn` forks: the kernel copies the caller's page
  * tables and the child takes copy-on-write faults until it has exec'd, a cost
  * that grows with the caller's memory (12–22 ms per spawn from a service with
- * PGlite loaded). A vfork child borrows the caller's memory until its exec,
- * as glibc's posix_spawn does, so spawning costs the same from any process
- * and no helper process (nor its IPC) is needed. The addon also sets
- * PR_SET_PDEATHSIG, which posix_spawn cannot: a worker killed outright takes
- * its tools with it, as the helper process did.
+ * PGlite loaded; from today's ~140 MB service still ~1.6 ms more of its CPU
+ * and ~1 ms more in the child per tool, MediaInfo jobs/s ×1.28 with vfork:
+ * bench/README.md, "Spawning tools"). A vfork child borrows the caller's
+ * memory until its exec, as glibc's posix_spawn does, so spawning costs the
+ * same from any process. The addon also sets PR_SET_PDEATHSIG, which
+ * posix_spawn cannot: a worker killed outright takes its tools with it.
  *
  * The vfork runs on a libuv pool thread: on a loaded machine the child can
  * wait a few milliseconds for a CPU before its exec, and the thread that

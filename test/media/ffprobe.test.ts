@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { FfprobeError, runFfprobe } from '../../src/media/ffprobe.js';
-import { HelperSpawner } from '../../src/media/helper-spawner.js';
+import { ChildProcessSpawner } from '../../src/media/child-spawner.js';
 import { NativeSpawner } from '../../src/media/native-spawner.js';
 import type { Spawner } from '../../src/media/spawner.js';
 import { rejection } from '../helpers/assertions.js';
@@ -43,7 +43,7 @@ function isGone(pid: number): boolean {
 }
 
 describe('the vfork spawn addon', () => {
-  it('is built and loads (make build), so the service does not fall back to the helper process', () => {
+  it('is built and loads (make build), so the service does not fall back to child_process', () => {
     expect(NativeSpawner.unavailableReason()).to.equal(undefined);
   });
 
@@ -70,7 +70,7 @@ describe('the vfork spawn addon', () => {
 
 const SPAWNERS: ReadonlyArray<readonly [string, () => Spawner]> = [
   ['native (vfork)', () => new NativeSpawner()],
-  ['helper process', () => new HelperSpawner()],
+  ['child_process (fallback)', () => new ChildProcessSpawner()],
 ];
 
 for (const [spawnerName, makeSpawner] of SPAWNERS) describe(`runFfprobe, spawned by the ${spawnerName} spawner`, () => {
