@@ -9,7 +9,7 @@ import { CiError } from '../errors.js';
 import { ImageSource } from '../images/image-source.js';
 import { applyMogrRule } from '../images/mogr-apply.js';
 import { parseMogrRuleWithinLimits, type MogrStep } from '../images/mogr-rule.js';
-import { ChildProcessSpawner } from '../media/child-spawner.js';
+import { createSpawner, type Spawner } from '../media/spawner.js';
 import { FfmpegError, runFfmpeg } from '../media/ffmpeg.js';
 import { resolveFfmpegPath } from '../media/ffmpeg-capabilities.js';
 import { withToolInput } from '../media/input-policy.js';
@@ -59,7 +59,8 @@ export class ObjectProcessing {
   private readonly cache = new Map<string, CachedImage>();
   private cacheBytes = 0;
   private mediaInfo: Processor | undefined;
-  private spawner: ChildProcessSpawner | undefined;
+  /** The workers' kind of spawner (the vfork addon, else child_process), made on first use: an API-only process may never need one. */
+  private spawner: Spawner | undefined;
 
   constructor(private readonly deps: AppDeps) {
     this.slots = new ToolSlots(Math.max(1, Math.floor(deps.config.concurrency / 2)));
@@ -146,8 +147,8 @@ export class ObjectProcessing {
 
   /** Answers `<Response><MediaInfo>` for the object (the Go SDK's GetMediaInfo). */
   async videoInfo(ctx: AppContext, req: ObjectRequest, key: string): Promise<void> {
-    // A plain child_process spawner: the API process may run no worker, and this keeps no helper process alive.
-    this.mediaInfo ??= createMediaInfoProcessor(new ChildProcessSpawner());
+    this.spawner ??= createSpawner();
+    this.mediaInfo ??= createMediaInfoProcessor(this.spawner);
     const signal = AbortSignal.timeout(60_000);
     const result = await refuseAsCiAsync(() => this.mediaInfo!.run({
       job: { jobId: '-', tag: 'MediaInfo', bucket: req.bucket, region: ctx.state.region, inputObject: key, operation: {} },
@@ -194,7 +195,7 @@ export class ObjectProcessing {
     try {
       const data = await req.storage.withLocalFile(req.bucket, key, (file) => withToolInput(file, async (input) => {
         const args = buildSnapshotArgs(spec, { input, dir, format }, undefined);
-        this.spawner ??= new ChildProcessSpawner();
+        this.spawner ??= createSpawner();
         const spawner = this.spawner;
         await this.slots.run(signal, () => runFfmpeg(args, { spawner, binary: resolveFfmpegPath(this.deps.config.ffmpegPath), signal, timeoutMs: 60_000 }))
           .catch((err: unknown) => {
