@@ -16,15 +16,22 @@
  *   `-progress` options of `ffmpegArgv`), through the service's own Spawner,
  *   C at a time, each into its own output file; no probe, no upload;
  * - service: N Transcode jobs POSTed over loopback HTTP and run by the
- *   in-process worker (MEDIAJOBS_CONCURRENCY = C): each probes its input,
- *   runs ffmpeg, probes the output, hashes and stores it. Time runs from the
- *   database clock before the first POST to the last job's ended_at.
+ *   in-process worker (MEDIAJOBS_CONCURRENCY = C): each runs ffmpeg (the
+ *   input is probed only for a TransConfig check or a large file), probes the
+ *   output, hashes and stores it. Time runs from the database clock before the
+ *   first POST to the last job's ended_at.
  *
  * Rounds alternate which side goes first; the verdict uses the median ratio
  * (service ÷ bare). Settings: BENCH_JOBS (24), BENCH_ROUNDS (3), BENCH_WARMUP
  * (4), MEDIAJOBS_CONCURRENCY (CPUs). Target: ratio ≥ 0.95.
+ *
+ * Each round also prints the CPU per job of both sides, the tools' (this
+ * process's waited-for children: ffmpeg, and the service's output ffprobe)
+ * and this process's own (the service, plus the benchmark's client), and a
+ * CPU ratio from them: on a host other work keeps busy the jobs-per-second
+ * ratio swings from round to round, the CPU a job costs much less.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -34,7 +41,7 @@ import { INPUT_OPTIONS, type ToolInput } from '../src/media/input-policy.js';
 import { createSpawner } from '../src/media/spawner.js';
 import { buildTranscodeArgs, parseTranscode } from '../src/processors/transcode.js';
 import {
-  BUCKET, REPO_ROOT, assertAllSucceeded, benchConcurrency, dbClockMs, envInt, environmentRows, fitQueueToConcurrency, fmt, jobTimings,
+  BUCKET, REPO_ROOT, assertAllSucceeded, benchConcurrency, cpuMs, dbClockMs, envInt, environmentRows, fitQueueToConcurrency, fmt, jobTimings,
   maxJobSeq, median, printBlock, printTable, runBenchmark, runPool, startBenchService, waitUntilIdle, type BenchService,
 } from './lib.js';
 
@@ -81,19 +88,52 @@ function transcodeRequest(index: number): string {
 }
 
 /** Jobs per second through the API and the worker. */
-async function runService(bench: BenchService, jobs: number): Promise<number> {
-  const after = await maxJobSeq(bench);
-  const startMs = await dbClockMs(bench);
-  await runPool(jobs, 4, async (i) => { await bench.client.submit(transcodeRequest(i)); });
-  await waitUntilIdle(bench, 50);
-  const timings = await jobTimings(bench, after);
-  assertAllSucceeded(timings, jobs);
-  const endMs = Math.max(...timings.map((t) => t.endedMs ?? 0));
-  return jobs / ((endMs - startMs) / 1000);
+async function runService(bench: BenchService, jobs: number): Promise<RoundResult> {
+  return measured(jobs, async () => {
+    const after = await maxJobSeq(bench);
+    const startMs = await dbClockMs(bench);
+    await runPool(jobs, 4, async (i) => { await bench.client.submit(transcodeRequest(i)); });
+    await waitUntilIdle(bench, 50);
+    const timings = await jobTimings(bench, after);
+    assertAllSucceeded(timings, jobs);
+    const endMs = Math.max(...timings.map((t) => t.endedMs ?? 0));
+    return jobs / ((endMs - startMs) / 1000);
+  });
+}
+
+/** CPU ms of this process's waited-for children (ffmpeg, and the service's ffprobe of each output), from /proc; NaN where there is none. */
+function childrenCpuMs(): number {
+  try {
+    // Fields after "(comm) ": state is 0, cutime 13, cstime 14, in clock ticks (100 a second on Linux).
+    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[13]) + Number(fields[14])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+interface RoundResult {
+  readonly jobsPerSec: number;
+  /** This process's CPU per job, ms. */
+  readonly ownCpuMs: number;
+  /** The tools' CPU per job, ms. */
+  readonly toolsCpuMs: number;
+}
+
+/** Runs `work` and returns its CPU per job: this process's and its children's (steadier than the ratio on a busy host). */
+async function measured(jobs: number, work: () => Promise<number>): Promise<RoundResult> {
+  const own = process.cpuUsage();
+  const children = childrenCpuMs();
+  const jobsPerSec = await work();
+  return { jobsPerSec, ownCpuMs: cpuMs(process.cpuUsage(own)) / jobs, toolsCpuMs: (childrenCpuMs() - children) / jobs };
 }
 
 /** Jobs per second for the same ffmpeg command run directly. */
-async function runBare(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<number> {
+async function runBare(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<RoundResult> {
+  return measured(jobs, () => bareJobsPerSec(input, jobs, outDir, ffmpegPath));
+}
+
+async function bareJobsPerSec(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<number> {
   const spawner = createSpawner();
   const spec = parseTranscode(TRANSCODE);
   // The input as the service hands it to ffmpeg (input-policy.ts; the key has no %).
@@ -128,9 +168,10 @@ await runBenchmark('transcode', async (db, use) => {
   }
   const rows: string[][] = [];
   const ratios: number[] = [];
+  const cpuRatios: number[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    let bare = 0;
-    let service = 0;
+    let bare: RoundResult;
+    let service: RoundResult;
     if (round % 2 === 1) {
       bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
       service = await runService(bench, JOBS);
@@ -138,10 +179,16 @@ await runBenchmark('transcode', async (db, use) => {
       service = await runService(bench, JOBS);
       bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
     }
-    ratios.push(service / bare);
-    rows.push([String(round), fmt(bare, 2), fmt(service, 2), fmt(service / bare, 3)]);
+    ratios.push(service.jobsPerSec / bare.jobsPerSec);
+    cpuRatios.push(bare.toolsCpuMs / (service.toolsCpuMs + service.ownCpuMs - bare.ownCpuMs));
+    rows.push([
+      String(round), fmt(bare.jobsPerSec, 2), fmt(service.jobsPerSec, 2), fmt(service.jobsPerSec / bare.jobsPerSec, 3),
+      `${fmt(bare.toolsCpuMs, 0)} / ${fmt(service.toolsCpuMs, 0)}`, `${fmt(bare.ownCpuMs, 1)} / ${fmt(service.ownCpuMs, 1)}`,
+    ]);
   }
-  printTable(['round', 'bare ffmpeg jobs/s', 'service jobs/s', 'ratio'], rows);
+  printTable(['round', 'bare ffmpeg jobs/s', 'service jobs/s', 'ratio', 'tools CPU ms/job bare / service', 'own CPU ms/job bare / service'], rows);
   const ratio = median(ratios);
   console.log(`\nratio (service ÷ bare ffmpeg), median of ${ROUNDS}: ${fmt(ratio, 3)}  (target ≥ ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'met' : 'missed'})`);
+  // What the ratio would be on a host with nothing else running: bare's tool CPU over all the CPU a service job costs here (PostgreSQL's not counted).
+  console.log(`CPU ratio (bare ffmpeg's CPU ÷ the service's tools + own CPU beyond bare's), median: ${fmt(median(cpuRatios), 3)}`);
 });
