@@ -18,6 +18,7 @@ import { readBody } from '../http/body.js';
 import type { AppContext, RequestState } from '../http/context.js';
 import type { AppDeps } from '../http/handler.js';
 import { JOB_ID_PATTERN, QUEUE_ID_PATTERN } from '../ids.js';
+import { ObjectNotFoundError } from '../storage/storage.js';
 import { disableApp, findApp, findEnabledAppBySecretId, insertApp, listApps, loadAdminToken, rotateAppKeys, type App } from '../store/apps.repository.js';
 import { jobRowToJob } from '../store/jobs.repository.js';
 import { findQueue } from '../store/queues.repository.js';
@@ -335,8 +336,9 @@ export function createConsole(deps: AppDeps): ConsoleUi {
     if (result) walk(result, bucket);
     const out: Array<{ bucket: string; key: string; size: number }> = [];
     for (const o of [...found.values()].filter((x) => appid === null || x.bucket.endsWith(`-${appid}`)).slice(0, 50)) {
-      const stat = await deps.storage.stat(o.bucket, o.key).catch(() => undefined);
-      if (stat) out.push({ ...o, size: (stat as { size?: number }).size ?? 0 });
+      // headObject: the size from the file's stat (stat() read the whole object into memory for its MD5).
+      const info = await deps.storage.headObject(o.bucket, o.key).catch(() => undefined);
+      if (info) out.push({ ...o, size: info.size });
     }
     return out;
   };
@@ -346,11 +348,18 @@ export function createConsole(deps: AppDeps): ConsoleUi {
     const objectKey = String(ctx.query.key ?? '');
     if (!bucket || !objectKey) throw new ConsoleError(400, 'BadRequest', 'bucket and key are required');
     if (w.scope.appid !== undefined && !bucket.endsWith(`-${w.scope.appid}`)) throw new ConsoleError(404, 'NotFound', 'no such object');
-    const stat = await deps.storage.stat(bucket, objectKey).catch(() => undefined);
-    if (!stat) throw new ConsoleError(404, 'NotFound', 'no such object');
+    // Streamed: get() held the whole object in memory (a few large downloads, and the process ran out).
+    let object: Awaited<ReturnType<typeof deps.storage.getObjectStream>>;
+    try {
+      object = await deps.storage.getObjectStream(bucket, objectKey);
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError || err instanceof CiError) throw new ConsoleError(404, 'NotFound', 'no such object');
+      throw err;
+    }
     ctx.set('Content-Disposition', `attachment; filename="${path.posix.basename(objectKey).replace(/[^\w.-]/g, '_')}"`);
     ctx.type = 'application/octet-stream';
-    ctx.body = await deps.storage.get(bucket, objectKey);
+    ctx.length = object.info.size;
+    ctx.body = object.body;
   };
 
   const cancel = async (w: Who, jobId: string) => {

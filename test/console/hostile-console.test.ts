@@ -1,4 +1,6 @@
+import { mkdir, truncate, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import { expect } from 'chai';
 import { encodeSession, newSession, sessionKey, SESSION_COOKIE } from '../../src/console/session.js';
 import { mediaInfoRequest, submit } from '../helpers/jobs.js';
@@ -122,6 +124,30 @@ describe('console API: hostile clients', function () {
     while (!closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     req.destroy();
     expect(closed, 'the stream of a reader that stopped reading was dropped').to.equal(true);
+  });
+
+  it('streams an object download instead of holding it in memory (a few large downloads exhausted the process)', async () => {
+    const file = path.join(api.config.dataDir, 'buckets', 'local-1250000000', 'big', 'sparse.bin');
+    await mkdir(path.dirname(file), { recursive: true });
+    await writeFile(file, '');
+    await truncate(file, 256 * 1024 * 1024);
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 20);
+    let received = 0;
+    const status = await new Promise<number>((resolve, reject) => {
+      http.get(`${api.baseUrl}/console/api/objects?bucket=local-1250000000&key=big/sparse.bin`, { headers: { cookie }, agent: false }, (res) => {
+        res.on('data', (chunk: Buffer) => { received += chunk.length; });
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+      }).on('error', reject);
+    });
+    clearInterval(sampler);
+    expect(status).to.equal(200);
+    expect(received).to.equal(256 * 1024 * 1024);
+    expect((peak - before) / 1048576, 'RSS growth in MB').to.be.below(150);
+    expectError(await httpRequest(`${api.baseUrl}/console/api/objects?bucket=local-1250000000&key=big/none.bin`, 'GET', undefined, { cookie }), 404, 'missing object');
+    expectError(await httpRequest(`${api.baseUrl}/console/api/objects?bucket=local-1250000000&key=../../etc/passwd`, 'GET', undefined, { cookie }), 404, 'a key escaping the bucket');
   });
 
   it('ends an event stream when its session expires', async () => {
