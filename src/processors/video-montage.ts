@@ -9,7 +9,8 @@
  *
  * `VideoMontage{Duration (default: a fifth of the input, at least 3 s), Scene
  * (accepted, ignored), Container/Format mp4, flv, hls, ts, mkv, Video, Audio}`
- * as Transcode's blocks; AudioMix refused. Result: as Transcode's.
+ * as Transcode's blocks; AudioMix/AudioMixArray as Transcode's, over the reel's
+ * audio (a fade-out at the reel's end). Result: as Transcode's.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -31,16 +32,18 @@ export interface MontageSpec {
   readonly transcode: TranscodeSpec;
 }
 
-/** Parses `<VideoMontage>`; throws InvalidArgument naming the element. */
-export function parseMontage(montage: XmlObject): MontageSpec {
+/** Parses `<VideoMontage>` (AudioMix sources held to `bucket` when given); throws InvalidArgument naming the element. */
+export function parseMontage(montage: XmlObject, bucket?: string): MontageSpec {
   const container = child(montage, 'Container');
   const format = text(container.Format)?.toLowerCase();
   if (format === undefined) throw invalid('VideoMontage/Container/Format is required.');
   if (!FORMATS.includes(format)) throw invalid(`VideoMontage/Container/Format must be one of ${FORMATS.join(', ')}.`);
-  if (montage.AudioMix !== undefined || montage.AudioMixArray !== undefined) throw invalid('VideoMontage/AudioMix is not supported here.');
   return {
     durationSec: number(montage.Duration, 'VideoMontage/Duration', 0, 1e6, { openMin: true }),
-    transcode: parseTranscode({ Container: container, Video: child(montage, 'Video'), Audio: child(montage, 'Audio') }),
+    transcode: parseTranscode({
+      Container: container, Video: child(montage, 'Video'), Audio: child(montage, 'Audio'),
+      ...(montage.AudioMix !== undefined ? { AudioMix: montage.AudioMix } : {}), ...(montage.AudioMixArray !== undefined ? { AudioMixArray: montage.AudioMixArray } : {}),
+    }, bucket),
   };
 }
 
@@ -76,8 +79,8 @@ function sceneArgs(input: ToolInput, dir: string): string[] {
   return [...inputArgs(input), '-map', '0:v:0', '-vf', `scale=160:-2,select='gt(scene,0.3)',metadata=print:file=${path.join(dir, 'scenes.txt')}`, '-an', '-f', 'null', '-'];
 }
 
-function montageOf(operation: XmlObject): MontageSpec {
-  return parseMontage(isXmlObject(operation.VideoMontage) ? operation.VideoMontage : {});
+function montageOf(operation: XmlObject, bucket?: string): MontageSpec {
+  return parseMontage(isXmlObject(operation.VideoMontage) ? operation.VideoMontage : {}, bucket);
 }
 
 /** Submit-time checks of a VideoMontage Operation. */
@@ -99,7 +102,7 @@ export function createVideoMontageProcessor(spawner: Spawner): Processor {
 
 async function runMontage(ctx: ProcessorContext, spawner: Spawner): Promise<XmlObject> {
   const { job } = ctx;
-  const spec = montageOf(job.operation);
+  const spec = montageOf(job.operation, job.bucket);
   if (!spec.transcode.video) throw invalid('VideoMontage needs its video: Video/Remove cannot be true.');
   readOutput(job.operation, job, false);
   ctx.setProgress(0);
@@ -114,5 +117,7 @@ async function runMontage(ctx: ProcessorContext, spawner: Spawner): Promise<XmlO
   }));
   if (clips.length === 0) throw invalid(`The input ${job.inputObject} is too short for a montage.`);
   const { video, audio } = clipFilters(clips);
-  return runTranscodeSpec(ctx, spawner, spec.transcode, { video, audio });
+  // The reel's length bounds the output (-t), and so places an AudioMix fade-out at the reel's end.
+  const reelSec = round(clips.reduce((sum, [a, b]) => sum + b - a, 0));
+  return runTranscodeSpec(ctx, spawner, { ...spec.transcode, durationSec: spec.transcode.audioMix.length ? reelSec : spec.transcode.durationSec }, { video, audio });
 }
