@@ -482,7 +482,8 @@ export function createConsole(deps: AppDeps): ConsoleUi {
     const rest = p.slice('/console/'.length);
     const vendor = rest.startsWith('vendor/');
     const file = vendor ? rest.slice('vendor/'.length) : rest === '' ? 'index.html' : rest;
-    if (vendor ? !(file in VENDOR) : !STATIC_FILES.has(file)) {
+    // Own keys only: `in` also found __proto__, toString, constructor… (each a 500).
+    if (vendor ? !Object.hasOwn(VENDOR, file) : !STATIC_FILES.has(file)) {
       ctx.status = 404;
       ctx.body = 'not found';
       return;

@@ -36,6 +36,14 @@ describe('console API: hostile clients', function () {
     expectError(await httpRequest(`${api.baseUrl}/console/api/%zz`, 'GET'), 400, 'resource');
   });
 
+  it('answers 404 for vendor asset names that are Object.prototype members (they were 500)', async () => {
+    for (const name of ['__proto__', 'toString', 'constructor', 'hasOwnProperty']) {
+      const res = await httpRequest(`${api.baseUrl}/console/vendor/${name}`, 'GET');
+      expect(res.status, name).to.equal(404);
+    }
+    expect((await httpRequest(`${api.baseUrl}/console/vendor/preact.mjs`, 'GET')).status).to.equal(200);
+  });
+
   it('refuses a cross-origin logout (another site\'s form ended the session)', async () => {
     const res = await httpRequest(`${api.baseUrl}/console/api/logout`, 'POST', '{}', { cookie, origin: 'http://evil.example' });
     expectError(res, 403, 'cross-origin logout');
