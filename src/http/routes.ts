@@ -34,6 +34,10 @@ export const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/pic_jobs/:ids', handler: describeMediaJob, name: 'DescribePicProcessJob' },
   { method: 'GET', path: '/picqueue', handler: describeMediaQueues, name: 'DescribePicProcessQueues' },
   { method: 'PUT', path: '/picqueue/:queueId', handler: updateMediaQueueHandler, name: 'UpdatePicProcessQueue' },
+  // The file-job family (§16): FileHashCode, on the same jobs as /jobs.
+  { method: 'POST', path: '/file_jobs', handler: createMediaJobs, name: 'CreateFileJobs' },
+  { method: 'GET', path: '/file_jobs', handler: describeMediaJobs, name: 'DescribeFileJobs' },
+  { method: 'GET', path: '/file_jobs/:ids', handler: describeMediaJob, name: 'DescribeFileJob' },
   { method: 'GET', path: '/callbacks', handler: describeCallbacks, name: 'DescribeCallbacks' },
   { method: 'POST', path: '/callbacks/:deliveryId', handler: redeliverCallback, name: 'RedeliverCallback' },
 ];

@@ -12,6 +12,7 @@ import { createVideoProcessProcessor } from './video-process.js';
 import { createNoiseReductionProcessor } from './noise-reduction.js';
 import { createSmartCoverProcessor } from './smart-cover.js';
 import { createVideoMontageProcessor } from './video-montage.js';
+import { fileHashCodeProcessor } from './file-hash-code.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -28,5 +29,6 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createNoiseReductionProcessor(deps.spawner),
     createSmartCoverProcessor(deps.spawner),
     createVideoMontageProcessor(deps.spawner),
+    fileHashCodeProcessor,
   ].map((p) => [p.tag, p]));
 }

@@ -11,6 +11,7 @@ import { checkVideoProcessOperation } from './video-process.js';
 import { checkSmartCoverOperation } from './smart-cover.js';
 import { checkVideoMontageOperation } from './video-montage.js';
 import { checkTranscodeOperation } from './transcode.js';
+import { checkFileHashCodeOperation } from './file-hash-code.js';
 
 /** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
 type OperationCheck = (operation: XmlObject, config: Config, where: string) => void;
@@ -42,6 +43,8 @@ export const SUPPORTED_TAGS = {
   NoiseReduction: { operationSchema: 'operation.noise-reduction.json', needsOutput: true, container: 'NoiseReduction', check: checkNoiseReductionOperation },
   SmartCover: { operationSchema: 'operation.smart-cover.json', needsOutput: true, container: 'SmartCover', check: checkSmartCoverOperation },
   VideoMontage: { operationSchema: 'operation.video-montage.json', needsOutput: true, container: 'VideoMontage', check: checkVideoMontageOperation },
+  // The /file_jobs family (also accepted at /jobs, as /pic_jobs and /jobs share their jobs).
+  FileHashCode: { operationSchema: 'operation.file-hash-code.json', needsOutput: false, container: 'FileHashCodeConfig', check: checkFileHashCodeOperation },
 } as const satisfies Record<string, TagSpec>;
 
 /** A Tag's entry, typed with its optional fields. */

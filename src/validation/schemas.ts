@@ -51,6 +51,7 @@ export type XmlSchemaId =
   | 'operation.noise-reduction.json'
   | 'operation.smart-cover.json'
   | 'operation.video-montage.json'
+  | 'operation.file-hash-code.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';
