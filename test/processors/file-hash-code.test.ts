@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { BUCKET, putFixture, waitForState } from '../helpers/jobs.js';
+import { putFixture, waitForState } from '../helpers/jobs.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
 function request(config: string): string {
