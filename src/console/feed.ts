@@ -125,14 +125,24 @@ export class ConsoleFeed {
     const queues = [...this.queues];
     this.queues.clear();
     const rows = ids.length ? await jobSummaries(this.db.kysely, ids) : [];
+    // Which apps the changed deliveries and queues belong to, read only when an app's browser is listening.
+    const forApps = [...this.clients].some((c) => c.appid !== undefined);
+    const deliveryApps = forApps && deliveries.length ? await appidsOfJobs(this.db, deliveries.map((d) => d.job_id)) : new Set<string>();
+    const queueApps = forApps && queues.length ? await appidsOfQueues(this.db, queues) : new Set<string>();
     if (this.stopped) return;
     const at = Date.now();
     for (const client of this.clients) {
       const mine = client.appid === undefined ? rows : rows.filter((r: JobSummary) => r.appid === client.appid);
       if (mine.length) this.send(client, 'jobs', { at, jobs: mine });
-      // An app's browser is told only that deliveries changed (their ids would name other apps' jobs): the page reads its own through the scoped API.
-      if (deliveries.length) this.send(client, 'deliveries', { at, deliveries: client.appid === undefined ? deliveries : [] });
-      if (queues.length) this.send(client, 'queues', { at, queues: client.appid === undefined ? queues : [] });
+      // An app's browser is told only that its own deliveries or queues changed, without ids: the page reads its own through the scoped API.
+      // (Told of every change, it could watch other apps' callback and queue activity.)
+      if (client.appid === undefined) {
+        if (deliveries.length) this.send(client, 'deliveries', { at, deliveries });
+        if (queues.length) this.send(client, 'queues', { at, queues });
+      } else {
+        if (deliveryApps.has(client.appid)) this.send(client, 'deliveries', { at, deliveries: [] });
+        if (queueApps.has(client.appid)) this.send(client, 'queues', { at, queues: [] });
+      }
     }
   }
 
@@ -146,4 +156,15 @@ export class ConsoleFeed {
     await unsubscribe?.();
     await (await this.appsChanged)?.();
   }
+}
+
+async function appidsOfJobs(db: Db, jobIds: string[]): Promise<Set<string>> {
+  const rows = await db.kysely.selectFrom('jobs').select('appid').distinct().where('job_id', 'in', [...new Set(jobIds)]).execute();
+  return new Set(rows.flatMap((r) => (r.appid === null ? [] : [r.appid])));
+}
+
+/** A queue's app is its bucket's APPID (`<name>-<appid>`), as the console's queue scope reads it. */
+async function appidsOfQueues(db: Db, queueIds: string[]): Promise<Set<string>> {
+  const rows = await db.kysely.selectFrom('queues').select('bucket').distinct().where('queue_id', 'in', queueIds).execute();
+  return new Set(rows.flatMap((r) => /-([0-9]+)$/.exec(r.bucket)?.[1] ?? []));
 }

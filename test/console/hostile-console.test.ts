@@ -107,6 +107,26 @@ describe('console API: hostile clients', function () {
     expect(streamC.text()).to.not.include(theirs).and.not.include('b-own');
   });
 
+  it('tells an app session\'s stream of its own delivery and queue changes only, not of other apps\'', async () => {
+    const b = await appLogin('hint-b');
+    const c = await appLogin('hint-c');
+    const task = await callTask(api, 'create_task', { app_key: b.made.app_key, task_type: 'hinted', callback_url: 'https://example.com/cb' });
+    expect(task.code).to.equal(1);
+    const streamB = openStream(b.cookie);
+    const streamC = openStream(c.cookie);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await callTask(api, 'cancel_task', { app_key: b.made.app_key, task_id: task.data.task_id })).to.include({ code: 1 });
+    const queues = JSON.parse((await httpRequest(`${api.baseUrl}/console/api/queues`, 'GET', undefined, { cookie })).text) as { queues: Array<{ queue_id: string; bucket: string }> };
+    const queueB = queues.queues.find((q) => q.bucket === b.made.bucket)!;
+    const paused = await httpRequest(`${api.baseUrl}/console/api/queues/${queueB.queue_id}`, 'POST', '{"state":"Paused"}', { cookie, 'x-csrf-token': csrf, 'content-type': 'application/json' });
+    expect(paused.status, paused.text).to.equal(200);
+    await new Promise((r) => setTimeout(r, 800));
+    streamB.close();
+    streamC.close();
+    expect(streamB.text()).to.include('event: deliveries').and.include('event: queues');
+    expect(streamC.text()).to.not.include('event: deliveries').and.not.include('event: queues');
+  });
+
   it('drops an event stream whose reader stopped reading, instead of buffering every event for it', async () => {
     let closed = false;
     let paused!: http.IncomingMessage;
