@@ -141,6 +141,22 @@ describe('Transcode jobs with the real ffmpeg', function () {
     expect(order.every((at) => at > 0)).to.equal(true);
   });
 
+  it('turns a phone clip (a 90° display matrix) upright, applies Width to what is displayed, and snapshots it upright too', async () => {
+    await putFixture(api, 'fixtures/media/rotated-phone.mp4', 'input/phone.mp4');
+    const detail = await waitForState(api, await submit(api, transcodeRequest('input/phone.mp4',
+      '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>128</Width><Preset>ultrafast</Preset></Video>', 'output/phone.mp4')));
+    expect(detail.State, detail.Message).to.equal('Success');
+    // Stored 320x240, displayed 240x320: 128 px wide keeps the portrait aspect, and no rotation is left to apply.
+    const video = detail.Operation.MediaInfo.Stream.Video;
+    expect([video.Width, video.Height]).to.deep.equal(['128', '170']);
+    expect(Number(video.Rotation || 0)).to.equal(0);
+    const shot = await waitForState(api, await submit(api, '<Request><Tag>Snapshot</Tag><Input><Object>input/phone.mp4</Object></Input><Operation>'
+      + `<Snapshot><Count>1</Count></Snapshot><Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>output/phone.jpg</Object></Output></Operation></Request>`));
+    expect(shot.State, shot.Message).to.equal('Success');
+    const frame = await probe(api, 'output/phone.jpg');
+    expect([Number(frame.streams?.[0]?.width), Number(frame.streams?.[0]?.height)]).to.deep.equal([240, 320]);
+  });
+
   it('cuts with TimeInterval, writes audio-only MP3 and HLS with its segments', async () => {
     const cut = await waitForState(api, await submit(api, transcodeRequest('input/test.mp4',
       '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><TimeInterval><Start>3</Start><Duration>4</Duration></TimeInterval>', 'output/cut.mp4')));
