@@ -52,8 +52,18 @@ export class FfmpegError extends Error {
 
   /** The first stderr lines that say something (up to 3), joined; `''` if none. */
   get stderrSummary(): string {
-    return this.stderr.split('\n').map((l) => l.trim()).filter(Boolean).slice(0, 3).join('; ');
+    return meaningfulLines(this.stderr).slice(0, 3).join('; ');
   }
+}
+
+/**
+ * stderr's non-empty lines, without fontconfig's complaints about the host's
+ * configuration files (`Fontconfig warning: … unknown element "description"`),
+ * which the static build prints on every run that draws text (drawtext,
+ * subtitles) before any reason ffmpeg gives.
+ */
+export function meaningfulLines(stderr: string): string[] {
+  return stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !/^Fontconfig (warning|error):/.test(l));
 }
 
 export interface FfmpegRunOptions {
@@ -89,7 +99,7 @@ export async function runFfmpeg(args: readonly string[], options: FfmpegRunOptio
     if (run.killedFor === 'output-limit') throw new FfmpegError('crash', 'ffmpeg printed too much on stdout', stderr);
     if (run.signal !== null) throw new FfmpegError('crash', `ffmpeg was killed by ${run.signal}`, stderr);
     if (run.code !== 0) {
-      const first = stderr.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
+      const first = meaningfulLines(stderr)[0] ?? '';
       throw new FfmpegError('exit', `ffmpeg exited with code ${run.code}${first ? `: ${first}` : ''}`, stderr);
     }
     // The last block may have come after the last poll.

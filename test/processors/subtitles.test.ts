@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { expect } from 'chai';
 import sharp from 'sharp';
+import { FfmpegError } from '../../src/media/ffmpeg.js';
 import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { filterGraphPath, parseSubtitles, subtitleFilter } from '../../src/processors/subtitles.js';
 import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
@@ -27,6 +28,11 @@ describe('Transcode burned-in Subtitles', function () {
     expect(() => parseSubtitles({ Subtitle: { FontSize: '20' } }, BUCKET)).to.throw(/Url is required/);
     expect(() => parseSubtitles({ Subtitle: { Url: 'a.srt', FontType: "x',y" } }, BUCKET)).to.throw(/FontType/);
     expect(() => parseSubtitles({ Subtitle: { Url: 'a.srt', FontColor: 'red' } }, BUCKET)).to.throw(/FontColor/);
+  });
+
+  it('leave fontconfig\'s complaints about the host\'s files out of a failed run\'s reason', () => {
+    const stderr = 'Fontconfig warning: line 5: unknown element "description"\nFontconfig error: Cannot load default config file\n[Parsed_subtitles_0 @ 0x1] Unable to open /w/sub-0.ass\nError initializing filter\n';
+    expect(new FfmpegError('exit', 'x', stderr).stderrSummary).to.equal('[Parsed_subtitles_0 @ 0x1] Unable to open /w/sub-0.ass; Error initializing filter');
   });
 
   describe('jobs with the real ffmpeg', () => {
