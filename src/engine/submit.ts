@@ -3,7 +3,7 @@ import { CiError } from '../errors.js';
 import { assertMatchesSchema } from '../validation/xml-request.js';
 import { newId } from '../ids.js';
 import { SUPPORTED_TAG_LIST, isSupportedTag, tagSpec, type SupportedTag } from '../processors/tags.js';
-import { checkWatermarkTemplates } from '../processors/transcode.js';
+import { checkTemplateRefs, hasTemplateRefs } from '../processors/template-refs.js';
 import type { Db } from '../store/database.js';
 import type { Executor, Job, JobCallback, NewJob, QueueChoice } from '../store/jobs.repository.js';
 import { ensureDefaultQueue } from '../store/queues.repository.js';
@@ -140,8 +140,8 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
   const spec = tagSpec(tag);
   assertMatchesSchema(spec.operationSchema, operation, where);
   spec.check?.(operation, config, where);
-  // Only Transcode's schema admits WatermarkTemplateId; its templates are read in this transaction.
-  if (operation.WatermarkTemplateId !== undefined) await checkWatermarkTemplates(operation, (id) => findTemplate(tx, bucket, id), config, where);
+  // WatermarkTemplateId (Transcode, VideoProcess) and TranscodeTemplateId (VideoProcess), read in this transaction.
+  if (hasTemplateRefs(operation)) await checkTemplateRefs(operation, (id) => findTemplate(tx, bucket, id), config, where);
 
   // The echo keeps CI's element order: Tag (multi form), TemplateId, TemplateName, the type container, Output, UserData, JobLevel.
   const echo: XmlObject = {};

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { nextRetryDelayMs } from '../callbacks/backoff.js';
 import { jobTimeoutMs, type Config } from '../config.js';
 import type { Processor, ProcessorContext } from '../processors/processor.js';
-import { withWatermarkTemplates } from '../processors/watermark.js';
+import { hasTemplateRefs, resolveTemplateRefs } from '../processors/template-refs.js';
 import type { Db } from '../store/database.js';
 import type { Executor, Job } from '../store/jobs.repository.js';
 import type { NotifyConfig } from '../store/schema.js';
@@ -490,7 +490,7 @@ export class Worker {
 
   /**
    * A job with a TemplateId runs the template's current parameters (TemplateId wins over inline);
-   * a Transcode's WatermarkTemplateIds become its Watermarks (withWatermarkTemplates).
+   * WatermarkTemplateId and TranscodeTemplateId become the elements they stand for (template-refs.ts).
    */
   private async resolveOperation(job: Job): Promise<XmlObject> {
     let operation = job.operation;
@@ -500,8 +500,8 @@ export class Worker {
       if (!template) throw new PermanentJobError('InvalidArgument', `The template ${templateId} no longer exists.`);
       operation = { ...operation, [template.tag]: template.body };
     }
-    if (operation.WatermarkTemplateId === undefined) return operation;
-    return withWatermarkTemplates(operation, (id) => findTemplate(this.deps.db.kysely, job.bucket, id));
+    if (!hasTemplateRefs(operation)) return operation;
+    return resolveTemplateRefs(operation, (id) => findTemplate(this.deps.db.kysely, job.bucket, id));
   }
 
   private async afterStop(run: RunningJob, log: Logger): Promise<void> {

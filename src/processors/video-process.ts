@@ -7,8 +7,9 @@
  * CI's "auto", is 10 and 20); `MsSharpen{Enable, SharpenLevel [0,10]}` →
  * `unsharp=5:5:SharpenLevel×0.15` (empty: 5). The encode is the Operation's
  * inline `Transcode` (all of Transcode's elements). ColorEnhance/Correction
- * is accepted and ignored (CI does not say what it maps to);
- * TranscodeTemplateId and Watermark are refused (give the Transcode inline).
+ * is accepted and ignored (CI does not say what it maps to). The encode is
+ * the inline Transcode or TranscodeTemplateId's template (which wins);
+ * Watermark[] and WatermarkTemplateId[] are drawn as Transcode draws them.
  *
  * Result: as Transcode's (MediaInfo of the output, MediaResult with Md5Info).
  */
@@ -18,6 +19,7 @@ import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import { asSubmitError, assertFfmpegHas, child, flag, invalid, number, readOutput } from './media-output.js';
 import type { Processor } from './processor.js';
 import { parseTranscode, runTranscodeSpec, transcodeNeeds, type TranscodeSpec } from './transcode.js';
+import { parseWatermarks, watermarkFilters, type WatermarkSpec } from './watermark.js';
 
 /** The `-vf` filters of a `<VideoProcess>`; throws InvalidArgument naming the element. */
 export function videoProcessFilters(videoProcess: XmlObject): string[] {
@@ -38,23 +40,29 @@ export function videoProcessFilters(videoProcess: XmlObject): string[] {
   return filters;
 }
 
-function parts(operation: XmlObject): { spec: TranscodeSpec; filters: string[] } {
+/** The parts of a VideoProcess Operation whose TranscodeTemplateId (if any) the worker has resolved into Transcode. */
+function parts(operation: XmlObject, bucket?: string): { spec: TranscodeSpec; filters: string[]; watermarks: WatermarkSpec[] } {
   if (!isXmlObject(operation.VideoProcess)) throw invalid('Operation/VideoProcess is required.');
-  if (operation.TranscodeTemplateId !== undefined) throw invalid('Operation/TranscodeTemplateId is not supported here; give the Transcode inline.');
   const transcode = operation.Transcode;
-  if (!isXmlObject(transcode) && transcode !== '') throw invalid('Operation/Transcode is required.');
-  const spec = parseTranscode(isXmlObject(transcode) ? transcode : {});
+  if (!isXmlObject(transcode) && transcode !== '') throw invalid('Operation/Transcode (or a TranscodeTemplateId) is required.');
+  const spec = parseTranscode(isXmlObject(transcode) ? transcode : {}, bucket);
   if (!spec.video) throw invalid('VideoProcess needs a Transcode that keeps the video.');
-  return { spec, filters: videoProcessFilters(operation.VideoProcess) };
+  return { spec, filters: videoProcessFilters(operation.VideoProcess), watermarks: parseWatermarks(operation.Watermark, bucket) };
 }
 
 /** Submit-time checks of a VideoProcess Operation. */
 export function checkVideoProcessOperation(operation: XmlObject, config: Config, where: string): void {
   try {
-    const { spec, filters } = parts(operation);
     readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
+    // With a TranscodeTemplateId the encode is the template's, checked when it was stored.
+    if (operation.TranscodeTemplateId !== undefined && operation.Transcode === undefined) {
+      videoProcessFilters(isXmlObject(operation.VideoProcess) ? operation.VideoProcess : {});
+      parseWatermarks(operation.Watermark, undefined);
+      return;
+    }
+    const { spec, filters, watermarks } = parts(operation);
     const needs = transcodeNeeds(spec);
-    assertFfmpegHas(config.ffmpegPath, { encoders: needs.encoders, filters: [...needs.filters, ...filters.map((f) => f.split('=')[0])] });
+    assertFfmpegHas(config.ffmpegPath, { encoders: needs.encoders, filters: [...needs.filters, ...filters.map((f) => f.split('=')[0]), ...watermarkFilters(watermarks)] });
   } catch (err) {
     throw asSubmitError(err, where);
   }
@@ -65,8 +73,8 @@ export function createVideoProcessProcessor(spawner: Spawner): Processor {
     tag: 'VideoProcess',
     slotsItsTool: true,
     run: (ctx) => {
-      const { spec, filters } = parts(ctx.job.operation);
-      return runTranscodeSpec(ctx, spawner, spec, { video: filters });
+      const { spec, filters, watermarks } = parts(ctx.job.operation, ctx.job.bucket);
+      return runTranscodeSpec(ctx, spawner, spec, { video: filters, watermarks });
     },
   };
 }
