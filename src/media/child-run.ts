@@ -66,3 +66,31 @@ export function superviseChild(child: StartedChild, limits: Pick<RunRequest, 'ti
   });
   return { result, stop };
 }
+
+/**
+ * The runs a spawner has under way: `wait` kills a run when its signal aborts,
+ * `close` kills every run (and any started after it).
+ */
+export class RunningChildren {
+  private readonly runs = new Set<SupervisedRun>();
+  private closed = false;
+
+  /** The run's result; the run is killed at once if the signal aborted, or the spawner closed, while the child was being started. */
+  async wait(run: SupervisedRun, signal?: AbortSignal): Promise<RunResult> {
+    this.runs.add(run);
+    const onAbort = () => run.stop('abort');
+    if (signal?.aborted || this.closed) onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await run.result;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.runs.delete(run);
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const run of this.runs) run.stop('abort');
+  }
+}

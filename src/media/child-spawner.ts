@@ -14,13 +14,12 @@
  * until they end, where the addon's PR_SET_PDEATHSIG takes them with it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { superviseChild, type ExitStatus, type SupervisedRun } from './child-run.js';
+import { RunningChildren, superviseChild, type ExitStatus } from './child-run.js';
 import type { RunRequest, RunResult, Spawner } from './spawner.js';
 
 export class ChildProcessSpawner implements Spawner {
   readonly kind = 'child';
-  private readonly running = new Set<SupervisedRun>();
-  private closed = false;
+  private readonly running = new RunningChildren();
 
   async run(request: RunRequest, signal?: AbortSignal): Promise<RunResult> {
     if (signal?.aborted) return { code: null, signal: null, stdout: '', stderr: '', killedFor: 'abort' };
@@ -57,20 +56,10 @@ export class ChildProcessSpawner implements Spawner {
         }
       },
     }, request);
-    this.running.add(run);
-    const onAbort = () => run.stop('abort');
-    if (this.closed) onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await run.result;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      this.running.delete(run);
-    }
+    return this.running.wait(run, signal);
   }
 
   close(): void {
-    this.closed = true;
-    for (const run of this.running) run.stop('abort');
+    this.running.close();
   }
 }

@@ -29,7 +29,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { superviseChild, type ExitStatus, type SupervisedRun } from './child-run.js';
+import { RunningChildren, superviseChild, type ExitStatus } from './child-run.js';
 import type { RunRequest, RunResult, Spawner } from './spawner.js';
 
 interface SpawnAddon {
@@ -84,8 +84,7 @@ function closed(stream: net.Socket): Promise<void> {
 
 export class NativeSpawner implements Spawner {
   readonly kind = 'native';
-  private readonly running = new Set<SupervisedRun>();
-  private closed = false;
+  private readonly running = new RunningChildren();
 
   /** Why the addon cannot be used here (not built, not Linux), or undefined when it can. */
   static unavailableReason(): string | undefined {
@@ -128,21 +127,10 @@ export class NativeSpawner implements Spawner {
         }
       },
     }, request);
-    this.running.add(run);
-    const onAbort = () => run.stop('abort');
-    // Aborted, or the spawner closed, while the child was being started.
-    if (signal?.aborted || this.closed) onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      return await run.result;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
-      this.running.delete(run);
-    }
+    return this.running.wait(run, signal);
   }
 
   close(): void {
-    this.closed = true;
-    for (const run of this.running) run.stop('abort');
+    this.running.close();
   }
 }
