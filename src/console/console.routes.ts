@@ -14,6 +14,7 @@ import { isJobState } from '../engine/job-state.js';
 import { updateMediaQueue } from '../engine/queues.js';
 import { retryFailedJob } from '../engine/retry-job.js';
 import { CiError } from '../errors.js';
+import { appJson } from '../http/admin.handlers.js';
 import { readBody } from '../http/body.js';
 import type { AppContext, RequestState } from '../http/context.js';
 import type { AppDeps } from '../http/handler.js';
@@ -524,18 +525,4 @@ function sameOrigin(ctx: AppContext): boolean {
   } catch {
     return false;
   }
-}
-
-/** An app as the console shows it: as the admin API does, secrets only when just created or rotated. */
-function appJson(app: App, withSecrets: boolean): Record<string, unknown> {
-  return {
-    app_id: app.appId,
-    name: app.name,
-    appid: app.appid,
-    bucket: app.bucket,
-    secret_id: app.secretId,
-    ...(withSecrets ? { secret_key: app.secretKey, app_key: app.appKey } : {}),
-    created_at: app.createdAt.toISOString(),
-    disabled: app.disabledAt !== null,
-  };
 }

@@ -35,8 +35,8 @@ class AdminError extends Error {
 
 const APP_ID = /^[0-9a-f]{16}$/;
 
-/** An app as the admin API shows it; secrets only when it was just created or rotated. */
-function appJson(app: App, withSecrets: boolean): Record<string, unknown> {
+/** An app as the admin API and the console show it; secrets only when it was just created or rotated. */
+export function appJson(app: App, withSecrets: boolean): Record<string, unknown> {
   return {
     app_id: app.appId,
     name: app.name,
