@@ -22,7 +22,7 @@ import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
   assertFfmpegHas, asSubmitError, child, expandObject, flag, invalid, mediaDuration, number, outputMediaInfo, probeInput, readOutput,
-  safeKey, singleMediaResult, storeFiles, text, withInputFile, withWorkDir,
+  safeKey, singleMediaResult, storeFiles, text, withInputFile, withWorkDir, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
 import { inputReplacements, runTranscodeFfmpeg } from './transcode.js';
@@ -115,7 +115,7 @@ export function checkAnimationOperation(operation: XmlObject, config: Config, wh
   try {
     if (operation.Animation === undefined) return;
     const spec = animationOf(operation);
-    readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
+    readOutput(operation, SUBMIT_CHECK_JOB, false);
     assertFfmpegHas(config.ffmpegPath, animationNeeds(spec));
   } catch (err) {
     throw asSubmitError(err, where);

@@ -41,7 +41,7 @@ import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 export { objectKeyOfUrl as fragmentKey } from './media-output.js';
 import {
   asSubmitError, assertFfmpegHas, child, flag, objectKeyOfUrl, withLocalFiles, expandObject, invalid, mediaDuration, number, outputMediaInfo, probeInput, readOutput, safeKey,
-  singleMediaResult, storeFiles, text, withWorkDir,
+  singleMediaResult, storeFiles, text, withWorkDir, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
 import { audioMixGraph, encodeArgs, inputReplacements, parseTranscode, runTranscodeFfmpeg, transcodeNeeds, type TranscodeSpec } from './transcode.js';
@@ -229,7 +229,7 @@ export function checkConcatOperation(operation: XmlObject, config: Config, where
     if (operation.ConcatTemplate === undefined) return;
     // The job's bucket is not known here: fragment URLs are held to it when the job runs.
     const spec = concatOf(operation, undefined);
-    readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
+    readOutput(operation, SUBMIT_CHECK_JOB, false);
     const needs = transcodeNeeds(spec.transcode);
     assertFfmpegHas(config.ffmpegPath, { encoders: needs.encoders, filters: ['concat', 'scale', 'pad', 'fps', 'aresample', 'anullsrc'] });
   } catch (err) {

@@ -121,6 +121,9 @@ export interface OutputTarget {
   readonly object: string;
 }
 
+/** The job a submit-time check reads an Output against: placeholders, so that only the Operation itself can fail the check. */
+export const SUBMIT_CHECK_JOB = { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' };
+
 /** Output/{Region,Bucket,Object} (or `objectName` instead of Object, e.g. SpriteObject), checked as far as it can be before the run. */
 export function readOutput(operation: XmlObject, job: Pick<ProcessingJob, 'bucket' | 'region' | 'inputObject' | 'jobId'>, allowNumber: boolean, objectName = 'Object'): OutputTarget {
   const output = operation.Output;

@@ -13,7 +13,7 @@
 import type { Config } from '../config.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
-import { asSubmitError, assertFfmpegHas, invalid, number, readOutput, text } from './media-output.js';
+import { asSubmitError, assertFfmpegHas, invalid, number, readOutput, text, SUBMIT_CHECK_JOB } from './media-output.js';
 import type { Processor } from './processor.js';
 import { parseTranscode, runTranscodeSpec, transcodeNeeds, type TranscodeSpec } from './transcode.js';
 
@@ -37,7 +37,7 @@ export function noiseReductionSpec(operation: XmlObject): TranscodeSpec {
 export function checkNoiseReductionOperation(operation: XmlObject, config: Config, where: string): void {
   try {
     const spec = noiseReductionSpec(operation);
-    readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
+    readOutput(operation, SUBMIT_CHECK_JOB, false);
     assertFfmpegHas(config.ffmpegPath, { encoders: transcodeNeeds(spec).encoders, filters: NOISE_FILTERS.map((f) => f.split('=')[0]) });
   } catch (err) {
     throw asSubmitError(err, where);

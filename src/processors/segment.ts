@@ -24,7 +24,7 @@ import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
   assertFfmpegHas, asSubmitError, expandObject, hasNumber, invalid, number, numberedKey, outputMediaInfo, readOutput, safeKey, storeFiles,
-  text, withInputFile, withWorkDir, type OutputTarget, type StoredFile,
+  text, withInputFile, withWorkDir, type OutputTarget, type StoredFile, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
 import { inputReplacements, runTranscodeFfmpeg } from './transcode.js';
@@ -105,7 +105,7 @@ function readTarget(spec: SegmentSpec, operation: XmlObject, job: Parameters<typ
 export function checkSegmentOperation(operation: XmlObject, config: Config, where: string): void {
   try {
     const spec = segmentOf(operation);
-    readTarget(spec, operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' });
+    readTarget(spec, operation, SUBMIT_CHECK_JOB);
     if (spec.format.audioEncoder) assertFfmpegHas(config.ffmpegPath, { encoders: [spec.format.audioEncoder] });
   } catch (err) {
     throw asSubmitError(err, where);

@@ -22,7 +22,7 @@ import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
   EMPTY_MEDIA_INFO, asSubmitError, assertFfmpegHas, flag, hasNumber, invalid, mediaDuration, number, probeInput, readOutput, safeKey,
-  storeFiles, text, withInputFile, withWorkDir,
+  storeFiles, text, withInputFile, withWorkDir, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
 import { numbered, outputFile, plan } from './snapshot.js';
@@ -84,7 +84,7 @@ function readTarget(spec: SmartCoverSpec, operation: XmlObject, job: Parameters<
 export function checkSmartCoverOperation(operation: XmlObject, config: Config, where: string): void {
   try {
     const spec = smartCoverOf(operation);
-    readTarget(spec, operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' });
+    readTarget(spec, operation, SUBMIT_CHECK_JOB);
     assertFfmpegHas(config.ffmpegPath, { encoders: [ENCODERS[spec.format]], filters: ['fps', 'thumbnail', 'scale', ...(spec.deleteDuplicates ? ['mpdecimate'] : [])] });
   } catch (err) {
     throw asSubmitError(err, where);

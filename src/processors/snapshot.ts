@@ -36,7 +36,7 @@ import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import {
   EMPTY_MEDIA_INFO, assertFfmpegHas, asSubmitError, child, expandObject, flag, hasNumber, invalid, mediaDuration, number, numberedKey,
-  probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withWorkDir, type OutputTarget,
+  probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withWorkDir, type OutputTarget, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
 import { inputReplacements, runTranscodeFfmpeg } from './transcode.js';
@@ -206,7 +206,7 @@ export function checkSnapshotOperation(operation: XmlObject, config: Config, whe
   try {
     if (operation.Snapshot === undefined) return;
     const spec = snapshotOf(operation);
-    readTargets(spec, operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' });
+    readTargets(spec, operation, SUBMIT_CHECK_JOB);
     const format = snapshotFormat(spec, typeof (operation.Output as XmlObject)?.Object === 'string' ? ((operation.Output as XmlObject).Object as string) : '');
     assertFfmpegHas(config.ffmpegPath, { encoders: [IMAGE_ENCODERS[format]], filters: ['select', 'scale', ...(spec.sprite ? ['tile', 'pad'] : [])] });
   } catch (err) {

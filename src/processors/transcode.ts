@@ -43,7 +43,7 @@ import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import {
   assertFfmpegHas, asSubmitError, child, expandObject, ffmpegFailure, flag, invalid, mediaDuration, number, outputMediaInfo,
-  objectKeyOfUrl, probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withLocalFiles, withWorkDir, type OutputTarget,
+  objectKeyOfUrl, probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withLocalFiles, withWorkDir, type OutputTarget, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import { parseWatermarks, watermarkFilters, watermarkGraph, watermarkTemplateBodies, type WatermarkSpec, type WatermarkTemplateLookup } from './watermark.js';
 import type { Processor, ProcessorContext } from './processor.js';
@@ -533,7 +533,7 @@ export function checkTranscodeOperation(operation: XmlObject, config: Config, wh
       encoders: [...needs.encoders, ...(subtitles.length ? ['ass'] : [])],
       filters: [...needs.filters, ...watermarkFilters(watermarks), ...delogo, ...(subtitles.length ? ['subtitles'] : [])],
     });
-    readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
+    readOutput(operation, SUBMIT_CHECK_JOB, false);
   } catch (err) {
     throw asSubmitError(err, where);
   }

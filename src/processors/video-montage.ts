@@ -20,7 +20,7 @@ import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
-  asSubmitError, assertFfmpegHas, child, invalid, mediaDuration, number, probeInput, readOutput, text, withInputFile, withWorkDir,
+  asSubmitError, assertFfmpegHas, child, invalid, mediaDuration, number, probeInput, readOutput, text, withInputFile, withWorkDir, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
 import { inputReplacements, parseTranscode, runTranscodeFfmpeg, runTranscodeSpec, transcodeNeeds, type TranscodeSpec } from './transcode.js';
@@ -88,7 +88,7 @@ export function checkVideoMontageOperation(operation: XmlObject, config: Config,
   try {
     if (operation.VideoMontage === undefined) return;
     const spec = montageOf(operation);
-    readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
+    readOutput(operation, SUBMIT_CHECK_JOB, false);
     const needs = transcodeNeeds(spec.transcode);
     assertFfmpegHas(config.ffmpegPath, { encoders: needs.encoders, filters: [...needs.filters, 'select', 'aselect', 'setpts', 'asetpts', 'metadata'] });
   } catch (err) {

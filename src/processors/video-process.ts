@@ -16,7 +16,7 @@
 import type { Config } from '../config.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
-import { asSubmitError, assertFfmpegHas, child, flag, invalid, number, readOutput } from './media-output.js';
+import { asSubmitError, assertFfmpegHas, child, flag, invalid, number, readOutput, SUBMIT_CHECK_JOB } from './media-output.js';
 import type { Processor } from './processor.js';
 import { parseTranscode, runTranscodeSpec, transcodeNeeds, type TranscodeSpec } from './transcode.js';
 import { parseWatermarks, watermarkFilters, type WatermarkSpec } from './watermark.js';
@@ -53,7 +53,7 @@ function parts(operation: XmlObject, bucket?: string): { spec: TranscodeSpec; fi
 /** Submit-time checks of a VideoProcess Operation. */
 export function checkVideoProcessOperation(operation: XmlObject, config: Config, where: string): void {
   try {
-    readOutput(operation, { bucket: 'checked-0', region: 'checked', inputObject: 'input', jobId: 'j' }, false);
+    readOutput(operation, SUBMIT_CHECK_JOB, false);
     // With a TranscodeTemplateId the encode is the template's, checked when it was stored.
     if (operation.TranscodeTemplateId !== undefined && operation.Transcode === undefined) {
       videoProcessFilters(isXmlObject(operation.VideoProcess) ? operation.VideoProcess : {});
