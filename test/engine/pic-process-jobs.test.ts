@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
 import { createHash } from 'node:crypto';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { BUCKET, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import type { TestService } from '../helpers/service.js';
 
 function picRequest(input: string, rule: string, output: string, isPicInfo = 'true', templateId?: string): string {
   const operation = templateId ? `<TemplateId>${templateId}</TemplateId>` : `<PicProcess><IsPicInfo>${isPicInfo}</IsPicInfo><ProcessRule>${rule}</ProcessRule></PicProcess>`;
@@ -13,10 +13,11 @@ function picRequest(input: string, rule: string, output: string, isPicInfo = 'tr
 describe('PicProcess jobs through the API and a worker', () => {
   let api: TestService;
   before(async () => {
-    api = await startTestService({ worker: true });
-    await putFixture(api, 'fixtures/images/photo-orient6.jpg', 'input/photo.jpg');
-    await putFixture(api, 'fixtures/images/bomb.png', 'input/bomb.png');
-    await putFixture(api, 'fixtures/images/truncated.jpg', 'input/truncated.jpg');
+    api = await startWorkerService({
+      'input/photo.jpg': 'fixtures/images/photo-orient6.jpg',
+      'input/bomb.png': 'fixtures/images/bomb.png',
+      'input/truncated.jpg': 'fixtures/images/truncated.jpg',
+    });
   });
   after(async () => { await api.stop(); });
 

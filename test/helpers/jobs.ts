@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { newId } from '../../src/ids.js';
 import type { NewJob } from '../../src/store/jobs.repository.js';
 import type { TestService } from './service.js';
-import { waitFor } from './service.js';
+import { startTestService, waitFor } from './service.js';
 
 export const BUCKET = 'local-1250000000';
 const FINAL = new Set(['Success', 'Failed', 'Cancel']);
@@ -11,6 +11,13 @@ const FINAL = new Set(['Success', 'Failed', 'Cancel']);
 /** Copies a fixture into the default bucket under `key`. */
 export async function putFixture(api: TestService, fixture: string, key: string): Promise<void> {
   await api.service.storage.put(BUCKET, key, readFileSync(fixture));
+}
+
+/** A service with a worker and each fixture file copied into the default bucket under its key: how the job tests start one. */
+export async function startWorkerService(fixtures: Readonly<Record<string, string>>): Promise<TestService> {
+  const api = await startTestService({ worker: true });
+  for (const [key, fixture] of Object.entries(fixtures)) await putFixture(api, fixture, key);
+  return api;
 }
 
 export function mediaInfoRequest(object: string, options: { jobLevel?: number; queueId?: string; userData?: string; callBack?: string; callBackFormat?: string } = {}): string {

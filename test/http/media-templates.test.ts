@@ -1,14 +1,13 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
-import { asArray, startTestService, type TestService } from '../helpers/service.js';
+import { BUCKET, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import { asArray, type TestService } from '../helpers/service.js';
 
 describe('Transcode, Snapshot and Animation templates', function () {
   this.timeout(60_000);
   let api: TestService;
   before(async () => {
-    api = await startTestService({ worker: true });
-    await putFixture(api, 'fixtures/media/clip-12s.mp4', 'input/test.mp4');
+    api = await startWorkerService({ 'input/test.mp4': 'fixtures/media/clip-12s.mp4' });
   });
   after(async () => { await api.stop(); });
 

@@ -1,13 +1,12 @@
 import { expect } from 'chai';
-import { BUCKET, putFixture } from '../helpers/jobs.js';
-import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
+import { BUCKET, startWorkerService } from '../helpers/jobs.js';
+import { asArray, waitFor, type TestService } from '../helpers/service.js';
 
 describe('the /pic_jobs and /picqueue path family', function () {
   this.timeout(30_000);
   let api: TestService;
   before(async () => {
-    api = await startTestService({ worker: true });
-    await putFixture(api, 'fixtures/images/photo-orient6.jpg', 'input/photo.jpg');
+    api = await startWorkerService({ 'input/photo.jpg': 'fixtures/images/photo-orient6.jpg' });
   });
   after(async () => { await api.stop(); });
 

@@ -5,8 +5,8 @@ import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { bundledFfprobePath, runFfprobe } from '../../src/media/ffprobe.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { fragmentKey } from '../../src/processors/concat.js';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { BUCKET, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import type { TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
 after(() => spawner.close());
@@ -15,10 +15,7 @@ describe('Concat jobs with the real ffmpeg', function () {
   this.timeout(60_000);
   let api: TestService;
   before(async () => {
-    api = await startTestService({ worker: true });
-    await putFixture(api, 'fixtures/media/h264-aac.mp4', 'in/a.mp4');
-    await putFixture(api, 'fixtures/media/hevc.mp4', 'in/b.mp4');
-    await putFixture(api, 'fixtures/media/clip-12s.mp4', 'in/c.mp4');
+    api = await startWorkerService({ 'in/a.mp4': 'fixtures/media/h264-aac.mp4', 'in/b.mp4': 'fixtures/media/hevc.mp4', 'in/c.mp4': 'fixtures/media/clip-12s.mp4' });
   });
   after(async () => { await api.stop(); });
 

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { putFixture, waitForState } from '../helpers/jobs.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { startWorkerService, waitForState } from '../helpers/jobs.js';
+import type { TestService } from '../helpers/service.js';
 
 function request(config: string): string {
   return `<Request><Tag>FileHashCode</Tag><Input><Object>in/clip.mp4</Object></Input><Operation><FileHashCodeConfig>${config}</FileHashCodeConfig><UserData>u1</UserData></Operation></Request>`;
@@ -13,8 +13,7 @@ describe('FileHashCode jobs (/file_jobs)', function () {
   let api: TestService;
   const bytes = readFileSync('fixtures/media/clip-12s.mp4');
   before(async () => {
-    api = await startTestService({ worker: true });
-    await putFixture(api, 'fixtures/media/clip-12s.mp4', 'in/clip.mp4');
+    api = await startWorkerService({ 'in/clip.mp4': 'fixtures/media/clip-12s.mp4' });
   });
   after(async () => { await api.stop(); });
 

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { runFfprobe } from '../../src/media/ffprobe.js';
 import { createSpawner } from '../../src/media/spawner.js';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
-import { asArray, startTestService, type TestService } from '../helpers/service.js';
+import { BUCKET, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import { asArray, type TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
 after(() => spawner.close());
@@ -18,8 +18,7 @@ describe('Segment jobs with the real ffmpeg', function () {
   this.timeout(60_000);
   let api: TestService;
   before(async () => {
-    api = await startTestService({ worker: true });
-    await putFixture(api, 'fixtures/media/clip-12s.mp4', 'input/test.mp4');
+    api = await startWorkerService({ 'input/test.mp4': 'fixtures/media/clip-12s.mp4' });
   });
   after(async () => { await api.stop(); });
 

@@ -2,8 +2,8 @@ import { expect } from 'chai';
 import sharp from 'sharp';
 import { INPUT_OPTIONS } from '../../src/media/input-policy.js';
 import { buildSmartCoverArgs, parseSmartCover } from '../../src/processors/smart-cover.js';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { BUCKET, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import type { TestService } from '../helpers/service.js';
 
 describe('SmartCover', function () {
   this.timeout(60_000);
@@ -19,8 +19,7 @@ describe('SmartCover', function () {
   describe('jobs with the real ffmpeg', () => {
     let api: TestService;
     before(async () => {
-      api = await startTestService({ worker: true });
-      await putFixture(api, 'fixtures/media/clip-12s.mp4', 'in/test.mp4');
+      api = await startWorkerService({ 'in/test.mp4': 'fixtures/media/clip-12s.mp4' });
     });
     after(async () => { await api.stop(); });
 

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { runFfprobe } from '../../src/media/ffprobe.js';
 import { createSpawner } from '../../src/media/spawner.js';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { BUCKET, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import type { TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
 after(() => spawner.close());
@@ -13,8 +13,7 @@ describe('StreamExtract jobs with the real ffmpeg', function () {
   this.timeout(60_000);
   let api: TestService;
   before(async () => {
-    api = await startTestService({ worker: true });
-    await putFixture(api, 'fixtures/media/subtitle.mkv', 'in/movie.mkv');
+    api = await startWorkerService({ 'in/movie.mkv': 'fixtures/media/subtitle.mkv' });
   });
   after(async () => { await api.stop(); });
 

@@ -5,8 +5,8 @@ import sharp from 'sharp';
 import { FfmpegError } from '../../src/media/ffmpeg.js';
 import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { filterGraphPath, parseSubtitles, subtitleFilter } from '../../src/processors/subtitles.js';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { BUCKET, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import type { TestService } from '../helpers/service.js';
 
 const SRT = '1\n00:00:00,000 --> 00:00:05,000\nHELLO WORLD\n\n';
 
@@ -38,8 +38,7 @@ describe('Transcode burned-in Subtitles', function () {
   describe('jobs with the real ffmpeg', () => {
     let api: TestService;
     before(async () => {
-      api = await startTestService({ worker: true });
-      await putFixture(api, 'fixtures/media/clip-12s.mp4', 'in/test.mp4');
+      api = await startWorkerService({ 'in/test.mp4': 'fixtures/media/clip-12s.mp4' });
       await api.service.storage.put(BUCKET, 'subs/hello.srt', Buffer.from(SRT));
       await api.service.storage.put(BUCKET, 'subs/list.m3u8', Buffer.from('#EXTM3U\n#EXTINF:1,\nin/test.mp4\n'));
     });

@@ -9,7 +9,7 @@ import { INPUT_OPTIONS, type ToolInput } from '../../src/media/input-policy.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { FfmpegError, runFfmpeg } from '../../src/media/ffmpeg.js';
 import { buildTranscodeArgs, parseTranscode } from '../../src/processors/transcode.js';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
+import { BUCKET, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
 import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
@@ -105,11 +105,12 @@ describe('Transcode jobs with the real ffmpeg', function () {
   let api: TestService;
   let fakeDir: string;
   before(async () => {
-    api = await startTestService({ worker: true });
-    await putFixture(api, 'fixtures/media/h264-aac.mp4', 'input/demo.mp4');
-    await putFixture(api, 'fixtures/media/clip-12s.mp4', 'input/test.mp4');
-    await putFixture(api, 'fixtures/media/truncated.mp4', 'input/truncated.mp4');
-    await putFixture(api, 'fixtures/media/not-media.mp4', 'input/not-media.mp4');
+    api = await startWorkerService({
+      'input/demo.mp4': 'fixtures/media/h264-aac.mp4',
+      'input/test.mp4': 'fixtures/media/clip-12s.mp4',
+      'input/truncated.mp4': 'fixtures/media/truncated.mp4',
+      'input/not-media.mp4': 'fixtures/media/not-media.mp4',
+    });
     fakeDir = await fs.mkdtemp(path.join(os.tmpdir(), 'fake-ffmpeg-'));
   });
   after(async () => {

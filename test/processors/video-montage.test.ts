@@ -3,8 +3,8 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { clipFilters, pickClips } from '../../src/processors/video-montage.js';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { BUCKET, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import type { TestService } from '../helpers/service.js';
 
 describe('VideoMontage', function () {
   this.timeout(60_000);
@@ -19,8 +19,7 @@ describe('VideoMontage', function () {
   describe('jobs with the real ffmpeg', () => {
     let api: TestService;
     before(async () => {
-      api = await startTestService({ worker: true });
-      await putFixture(api, 'fixtures/media/clip-12s.mp4', 'in/test.mp4');
+      api = await startWorkerService({ 'in/test.mp4': 'fixtures/media/clip-12s.mp4' });
     });
     after(async () => { await api.stop(); });
 

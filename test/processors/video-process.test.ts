@@ -9,8 +9,8 @@ import { createSpawner } from '../../src/media/spawner.js';
 import { NOISE_FILTERS, noiseReductionSpec } from '../../src/processors/noise-reduction.js';
 import { buildTranscodeArgs } from '../../src/processors/transcode.js';
 import { videoProcessFilters } from '../../src/processors/video-process.js';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { BUCKET, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import type { TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
 after(() => spawner.close());
@@ -37,8 +37,7 @@ describe('VideoProcess and NoiseReduction', function () {
   describe('jobs with the real ffmpeg', () => {
     let api: TestService;
     before(async () => {
-      api = await startTestService({ worker: true });
-      await putFixture(api, 'fixtures/media/clip-12s.mp4', 'in/test.mp4');
+      api = await startWorkerService({ 'in/test.mp4': 'fixtures/media/clip-12s.mp4' });
     });
     after(async () => { await api.stop(); });
     const probe = (key: string) => runFfprobe(path.join(api.config.dataDir, 'buckets', BUCKET, key), { spawner });

@@ -4,8 +4,8 @@ import { expect } from 'chai';
 import sharp from 'sharp';
 import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { parseWatermarks, watermarkGraph } from '../../src/processors/watermark.js';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { BUCKET, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import type { TestService } from '../helpers/service.js';
 
 function request(watermarks: string, object: string, extra = ''): string {
   return '<Request><Tag>Transcode</Tag><Input><Object>in/test.mp4</Object></Input><Operation>'
@@ -34,9 +34,7 @@ describe('Transcode watermarks and AudioMix', function () {
   describe('jobs with the real ffmpeg', () => {
     let api: TestService;
     before(async () => {
-      api = await startTestService({ worker: true });
-      await putFixture(api, 'fixtures/media/clip-12s.mp4', 'in/test.mp4');
-      await putFixture(api, 'fixtures/media/logo.png', 'marks/logo.png');
+      api = await startWorkerService({ 'in/test.mp4': 'fixtures/media/clip-12s.mp4', 'marks/logo.png': 'fixtures/media/logo.png' });
     });
     after(async () => { await api.stop(); });
 
