@@ -18,7 +18,7 @@
  * without editing code.
  */
 import { execFileSync, fork } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, promises as fs, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,7 +27,8 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../src/config.js';
 import type { Service } from '../src/main.js';
 import { bundledFfprobePath, ffprobeArgs as runFfprobeArgs } from '../src/media/ffprobe.js';
-import { INPUT_OPTIONS } from '../src/media/input-policy.js';
+import { resolveFfmpegPath } from '../src/media/ffmpeg-capabilities.js';
+import { INPUT_OPTIONS, type ToolInput } from '../src/media/input-policy.js';
 import { createSpawner, type Spawner } from '../src/media/spawner.js';
 import type { Processor } from '../src/processors/processor.js';
 
@@ -324,6 +325,71 @@ export async function waitUntilIdle(bench: BenchService, pollMs: number, timeout
 /** User + system time of a `process.cpuUsage(previous)` difference, in ms. */
 export function cpuMs(usage: NodeJS.CpuUsage): number {
   return (usage.user + usage.system) / 1000;
+}
+
+/** CPU ms of this process's waited-for children (the tools it ran), from /proc; NaN where there is none. */
+export function childrenCpuMs(): number {
+  try {
+    // Fields after "(comm) ": state is 0, cutime 13, cstime 14, in clock ticks (100 a second on Linux).
+    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[13]) + Number(fields[14])) * 10;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** A round's throughput and what a job cost in CPU. */
+export interface CpuRound {
+  readonly jobsPerSec: number;
+  /** This process's CPU per job, ms. */
+  readonly ownCpuMs: number;
+  /** The tools' CPU per job (this process's waited-for children), ms. */
+  readonly toolsCpuMs: number;
+}
+
+/** Runs `work` (which returns jobs per second) and adds its CPU per job: this process's and its children's (steadier than a jobs/s ratio on a busy host). */
+export async function measureCpu(jobs: number, work: () => Promise<number>): Promise<CpuRound> {
+  const own = process.cpuUsage();
+  const children = childrenCpuMs();
+  const jobsPerSec = await work();
+  return { jobsPerSec, ownCpuMs: cpuMs(process.cpuUsage(own)) / jobs, toolsCpuMs: (childrenCpuMs() - children) / jobs };
+}
+
+/** Jobs per second through the API and the worker: `jobs` requests submitted 4 at a time, database clock from before the first to the last end. */
+export async function serviceJobsPerSec(bench: BenchService, jobs: number, request: (index: number) => string): Promise<number> {
+  const after = await maxJobSeq(bench);
+  const startMs = await dbClockMs(bench);
+  await runPool(jobs, 4, async (i) => { await bench.client.submit(request(i)); });
+  await waitUntilIdle(bench, 50);
+  const timings = await jobTimings(bench, after);
+  assertAllSucceeded(timings, jobs);
+  const endMs = Math.max(...timings.map((t) => t.endedMs ?? 0));
+  return jobs / ((endMs - startMs) / 1000);
+}
+
+/**
+ * Jobs per second for the service's ffmpeg command run straight from a spawner, `concurrency` at a time:
+ * `argsFor` gives run `index`'s argv for `input` as the service hands it to ffmpeg (input-policy.ts; the key has no %).
+ */
+export async function bareFfmpegJobsPerSec(options: {
+  readonly input: string; readonly jobs: number; readonly concurrency: number; readonly outDir: string; readonly ffmpegPath: string;
+  readonly argsFor: (tool: ToolInput, index: number) => Promise<string[]>;
+}): Promise<number> {
+  const { input, jobs, outDir, ffmpegPath } = options;
+  const spawner = createSpawner();
+  const tool: ToolInput = { options: INPUT_OPTIONS, url: `file:${path.resolve(input)}`, filePath: path.resolve(input) };
+  await fs.mkdir(outDir, { recursive: true });
+  const start = performance.now();
+  try {
+    await runPool(jobs, options.concurrency, async (i) => {
+      const args = await options.argsFor(tool, i);
+      const run = await spawner.run({ binary: resolveFfmpegPath(ffmpegPath), args, timeoutMs: 120_000, maxStdoutBytes: 1 << 20, maxStderrBytes: 16 << 10 });
+      if (run.code !== 0) throw new Error(`bare ffmpeg failed (${run.code ?? run.signal}): ${run.stderr || run.spawnError}`);
+    });
+  } finally {
+    spawner.close();
+  }
+  return jobs / ((performance.now() - start) / 1000);
 }
 
 /**

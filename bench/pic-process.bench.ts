@@ -33,8 +33,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import {
-  BUCKET, REPO_ROOT, assertAllSucceeded, benchConcurrency, dbClockMs, envInt, environmentRows, fitQueueToConcurrency, fmt, jobTimings,
-  maxJobSeq, median, printBlock, printTable, runBenchmark, runPool, startBenchService, waitUntilIdle, type BenchService,
+  benchConcurrency, BUCKET, envInt, environmentRows, fitQueueToConcurrency, fmt, median, printBlock, printTable, REPO_ROOT, runBenchmark, runPool,
+  serviceJobsPerSec, startBenchService,
 } from './lib.js';
 
 const JOBS = envInt('BENCH_JOBS', 300);
@@ -50,18 +50,6 @@ function picRequest(index: number): string {
   return `<Request><Tag>PicProcess</Tag><Input><Object>${KEY}</Object></Input><Operation>`
     + `<PicProcess><IsPicInfo>false</IsPicInfo><ProcessRule>${RULE}</ProcessRule></PicProcess>`
     + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>bench/out/${index}.jpg</Object></Output></Operation></Request>`;
-}
-
-/** Jobs per second through the API and the worker. */
-async function runService(bench: BenchService, jobs: number): Promise<number> {
-  const after = await maxJobSeq(bench);
-  const startMs = await dbClockMs(bench);
-  await runPool(jobs, 4, async (i) => { await bench.client.submit(picRequest(i)); });
-  await waitUntilIdle(bench, 50);
-  const timings = await jobTimings(bench, after);
-  assertAllSucceeded(timings, jobs);
-  const endMs = Math.max(...timings.map((t) => t.endedMs ?? 0));
-  return jobs / ((endMs - startMs) / 1000);
 }
 
 /** Jobs per second for the same operation done with sharp directly. */
@@ -87,7 +75,7 @@ await runBenchmark('pic-process', async (db, use) => {
   ]);
   if (WARMUP > 0) {
     await runBare(input, WARMUP, outDir);
-    await runService(bench, WARMUP);
+    await serviceJobsPerSec(bench, WARMUP, picRequest);
   }
   const rows: string[][] = [];
   const ratios: number[] = [];
@@ -96,9 +84,9 @@ await runBenchmark('pic-process', async (db, use) => {
     let service = 0;
     if (round % 2 === 1) {
       bare = await runBare(input, JOBS, outDir);
-      service = await runService(bench, JOBS);
+      service = await serviceJobsPerSec(bench, JOBS, picRequest);
     } else {
-      service = await runService(bench, JOBS);
+      service = await serviceJobsPerSec(bench, JOBS, picRequest);
       bare = await runBare(input, JOBS, outDir);
     }
     ratios.push(service / bare);

@@ -27,18 +27,14 @@
  * storage; plus the benchmark's client and polling, a few tenths of a ms).
  * The database server's share is not counted.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { ffmpegArgv } from '../src/media/ffmpeg.js';
-import { resolveFfmpegPath } from '../src/media/ffmpeg-capabilities.js';
-import { INPUT_OPTIONS, type ToolInput } from '../src/media/input-policy.js';
-import { createSpawner } from '../src/media/spawner.js';
 import { buildSnapshotArgs, parseSnapshot, pickInterval } from '../src/processors/snapshot.js';
 import {
-  BUCKET, REPO_ROOT, assertAllSucceeded, benchConcurrency, cpuMs, dbClockMs, envInt, environmentRows, fitQueueToConcurrency, fmt, jobTimings,
-  maxJobSeq, median, printBlock, printTable, runBenchmark, runPool, startBenchService, waitUntilIdle, type BenchService,
+  bareFfmpegJobsPerSec, benchConcurrency, BUCKET, envInt, environmentRows, fitQueueToConcurrency, fmt, measureCpu, median, printBlock, printTable, REPO_ROOT, runBenchmark,
+  serviceJobsPerSec, startBenchService, type BenchService, type CpuRound,
 } from './lib.js';
 
 const JOBS = envInt('BENCH_JOBS', 40);
@@ -56,72 +52,27 @@ function snapshotRequest(index: number): string {
     + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>bench/out/${index}/\${Number}.jpg</Object></Output></Operation></Request>`;
 }
 
-/** CPU ms of this process's waited-for children (the ffmpeg runs), from /proc; NaN where there is none. */
-function childrenCpuMs(): number {
-  try {
-    // Fields after "(comm) ": state is 0, cutime 13, cstime 14, in clock ticks (100 a second on Linux).
-    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[13]) + Number(fields[14])) * 10;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-interface RoundResult {
-  readonly jobsPerSec: number;
-  /** This process's CPU per job, ms. */
-  readonly ownCpuMs: number;
-  /** ffmpeg's CPU per job, ms. */
-  readonly ffmpegCpuMs: number;
-}
-
-/** Runs `work` and returns its CPU per job: this process's and its children's. */
-async function measured(jobs: number, work: () => Promise<number>): Promise<RoundResult> {
-  const own = process.cpuUsage();
-  const children = childrenCpuMs();
-  const jobsPerSec = await work();
-  return { jobsPerSec, ownCpuMs: cpuMs(process.cpuUsage(own)) / jobs, ffmpegCpuMs: (childrenCpuMs() - children) / jobs };
-}
-
 /** Jobs per second through the API and the worker. */
-async function runService(bench: BenchService, jobs: number): Promise<RoundResult> {
-  return measured(jobs, async () => {
-    const after = await maxJobSeq(bench);
-    const startMs = await dbClockMs(bench);
-    await runPool(jobs, 4, async (i) => { await bench.client.submit(snapshotRequest(i)); });
-    await waitUntilIdle(bench, 50);
-    const timings = await jobTimings(bench, after);
-    assertAllSucceeded(timings, jobs);
-    const endMs = Math.max(...timings.map((t) => t.endedMs ?? 0));
-    return jobs / ((endMs - startMs) / 1000);
-  });
+function runService(bench: BenchService, jobs: number): Promise<CpuRound> {
+  return measureCpu(jobs, () => serviceJobsPerSec(bench, jobs, snapshotRequest));
 }
 
 /** Jobs per second for the same ffmpeg command run directly. */
-async function runBare(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<RoundResult> {
-  return measured(jobs, () => bareJobsPerSec(input, jobs, outDir, ffmpegPath));
+function runBare(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<CpuRound> {
+  return measureCpu(jobs, () => bareJobsPerSec(input, jobs, outDir, ffmpegPath));
 }
 
-async function bareJobsPerSec(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<number> {
-  const spawner = createSpawner();
+function bareJobsPerSec(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<number> {
   const spec = parseSnapshot(SNAPSHOT);
-  // The input as the service hands it to ffmpeg (input-policy.ts; the key has no %).
-  const tool: ToolInput = { options: INPUT_OPTIONS, url: `file:${path.resolve(input)}`, filePath: path.resolve(input) };
-  await fs.mkdir(outDir, { recursive: true });
-  const start = performance.now();
-  try {
-    await runPool(jobs, CONCURRENCY, async (i) => {
+  return bareFfmpegJobsPerSec({
+    input, jobs, concurrency: CONCURRENCY, outDir, ffmpegPath,
+    argsFor: async (tool, i) => {
       const dir = path.join(outDir, String(i));
       await fs.mkdir(dir, { recursive: true });
       // The service's Snapshot run: no -progress (it reports no fraction for snapshots), the interval from the probed 12 s.
-      const args = ffmpegArgv(buildSnapshotArgs(spec, { input: tool, dir, format: 'jpg' }, pickInterval(spec, 12)));
-      const run = await spawner.run({ binary: resolveFfmpegPath(ffmpegPath), args, timeoutMs: 120_000, maxStdoutBytes: 1 << 20, maxStderrBytes: 16 << 10 });
-      if (run.code !== 0) throw new Error(`bare ffmpeg failed (${run.code ?? run.signal}): ${run.stderr || run.spawnError}`);
-    });
-  } finally {
-    spawner.close();
-  }
-  return jobs / ((performance.now() - start) / 1000);
+      return ffmpegArgv(buildSnapshotArgs(spec, { input: tool, dir, format: 'jpg' }, pickInterval(spec, 12)));
+    },
+  });
 }
 
 await runBenchmark('snapshot', async (db, use) => {
@@ -142,8 +93,8 @@ await runBenchmark('snapshot', async (db, use) => {
   const ratios: number[] = [];
   const added: number[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    let bare: RoundResult;
-    let service: RoundResult;
+    let bare: CpuRound;
+    let service: CpuRound;
     if (round % 2 === 1) {
       bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
       service = await runService(bench, JOBS);
@@ -155,7 +106,7 @@ await runBenchmark('snapshot', async (db, use) => {
     added.push(service.ownCpuMs - bare.ownCpuMs);
     rows.push([
       String(round), fmt(bare.jobsPerSec, 2), fmt(service.jobsPerSec, 2), fmt(service.jobsPerSec / bare.jobsPerSec, 3),
-      `${fmt(bare.ffmpegCpuMs, 1)} / ${fmt(service.ffmpegCpuMs, 1)}`, `${fmt(bare.ownCpuMs, 1)} / ${fmt(service.ownCpuMs, 1)}`,
+      `${fmt(bare.toolsCpuMs, 1)} / ${fmt(service.toolsCpuMs, 1)}`, `${fmt(bare.ownCpuMs, 1)} / ${fmt(service.ownCpuMs, 1)}`,
     ]);
   }
   printTable(['round', 'bare ffmpeg jobs/s', 'service jobs/s', 'ratio', 'ffmpeg CPU ms/job bare / service', 'own CPU ms/job bare / service'], rows);

@@ -19,11 +19,9 @@
  * Settings: BENCH_JOBS (100), BENCH_ROUNDS (10 pairs), BENCH_WARMUP (1000),
  * BENCH_SUBMITTERS (4), BENCH_POLL_MS (50), MEDIAJOBS_CONCURRENCY (CPUs).
  */
-import { readFileSync } from 'node:fs';
 import {
-  assertAllSucceeded, benchConcurrency, cpuMs, dbClockMs, envInt, environmentRows, fitQueueToConcurrency, fmt, jobTimings,
-  maxJobSeq, median, mediaInfoRequest, printBlock, printTable, putFixture, runBenchmark, runPool, startBenchService, waitUntilIdle,
-  type BenchService,
+  assertAllSucceeded, benchConcurrency, childrenCpuMs, cpuMs, dbClockMs, envInt, environmentRows, fitQueueToConcurrency, fmt, jobTimings, maxJobSeq,
+  mediaInfoRequest, median, printBlock, printTable, putFixture, runBenchmark, runPool, startBenchService, waitUntilIdle, type BenchService,
 } from './lib.js';
 import { ChildProcessSpawner } from '../src/media/child-spawner.js';
 import { NativeSpawner } from '../src/media/native-spawner.js';
@@ -40,12 +38,6 @@ const KEY = 'bench/h264-aac.mp4';
 
 type Side = 'vfork' | 'child';
 const SIDES: readonly Side[] = ['vfork', 'child'];
-
-/** CPU of the reaped children of this process (utime + stime of the waited-for ones), ms; /proc counts in 100 Hz ticks. */
-function childrenCpuMs(): number {
-  const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[13]) + Number(fields[14])) * 10;
-}
 
 interface Round {
   readonly jobsPerSecond: number;

@@ -31,18 +31,16 @@
  * CPU ratio from them: on a host other work keeps busy the jobs-per-second
  * ratio swings from round to round, the CPU a job costs much less.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { ffmpegArgv } from '../src/media/ffmpeg.js';
 import { resolveFfmpegPath } from '../src/media/ffmpeg-capabilities.js';
-import { INPUT_OPTIONS, type ToolInput } from '../src/media/input-policy.js';
 import { createSpawner } from '../src/media/spawner.js';
 import { buildTranscodeArgs, parseTranscode } from '../src/processors/transcode.js';
 import {
-  BUCKET, REPO_ROOT, assertAllSucceeded, benchConcurrency, cpuMs, dbClockMs, envInt, environmentRows, fitQueueToConcurrency, fmt, jobTimings,
-  maxJobSeq, median, printBlock, printTable, runBenchmark, runPool, startBenchService, waitUntilIdle, type BenchService,
+  bareFfmpegJobsPerSec, benchConcurrency, BUCKET, envInt, environmentRows, fitQueueToConcurrency, fmt, measureCpu, median, printBlock, printTable, REPO_ROOT, runBenchmark,
+  serviceJobsPerSec, startBenchService, type BenchService, type CpuRound,
 } from './lib.js';
 
 const JOBS = envInt('BENCH_JOBS', 24);
@@ -88,68 +86,21 @@ function transcodeRequest(index: number): string {
 }
 
 /** Jobs per second through the API and the worker. */
-async function runService(bench: BenchService, jobs: number): Promise<RoundResult> {
-  return measured(jobs, async () => {
-    const after = await maxJobSeq(bench);
-    const startMs = await dbClockMs(bench);
-    await runPool(jobs, 4, async (i) => { await bench.client.submit(transcodeRequest(i)); });
-    await waitUntilIdle(bench, 50);
-    const timings = await jobTimings(bench, after);
-    assertAllSucceeded(timings, jobs);
-    const endMs = Math.max(...timings.map((t) => t.endedMs ?? 0));
-    return jobs / ((endMs - startMs) / 1000);
-  });
-}
-
-/** CPU ms of this process's waited-for children (ffmpeg, and the service's ffprobe of each output), from /proc; NaN where there is none. */
-function childrenCpuMs(): number {
-  try {
-    // Fields after "(comm) ": state is 0, cutime 13, cstime 14, in clock ticks (100 a second on Linux).
-    const fields = readFileSync('/proc/self/stat', 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[13]) + Number(fields[14])) * 10;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-interface RoundResult {
-  readonly jobsPerSec: number;
-  /** This process's CPU per job, ms. */
-  readonly ownCpuMs: number;
-  /** The tools' CPU per job, ms. */
-  readonly toolsCpuMs: number;
-}
-
-/** Runs `work` and returns its CPU per job: this process's and its children's (steadier than the ratio on a busy host). */
-async function measured(jobs: number, work: () => Promise<number>): Promise<RoundResult> {
-  const own = process.cpuUsage();
-  const children = childrenCpuMs();
-  const jobsPerSec = await work();
-  return { jobsPerSec, ownCpuMs: cpuMs(process.cpuUsage(own)) / jobs, toolsCpuMs: (childrenCpuMs() - children) / jobs };
+function runService(bench: BenchService, jobs: number): Promise<CpuRound> {
+  return measureCpu(jobs, () => serviceJobsPerSec(bench, jobs, transcodeRequest));
 }
 
 /** Jobs per second for the same ffmpeg command run directly. */
-async function runBare(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<RoundResult> {
-  return measured(jobs, () => bareJobsPerSec(input, jobs, outDir, ffmpegPath));
+function runBare(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<CpuRound> {
+  return measureCpu(jobs, () => bareJobsPerSec(input, jobs, outDir, ffmpegPath));
 }
 
-async function bareJobsPerSec(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<number> {
-  const spawner = createSpawner();
+function bareJobsPerSec(input: string, jobs: number, outDir: string, ffmpegPath: string): Promise<number> {
   const spec = parseTranscode(TRANSCODE);
-  // The input as the service hands it to ffmpeg (input-policy.ts; the key has no %).
-  const tool: ToolInput = { options: INPUT_OPTIONS, url: `file:${path.resolve(input)}`, filePath: path.resolve(input) };
-  await fs.mkdir(outDir, { recursive: true });
-  const start = performance.now();
-  try {
-    await runPool(jobs, CONCURRENCY, async (i) => {
-      const args = ffmpegArgv(buildTranscodeArgs(spec, { input: tool, output: path.join(outDir, `${i}.mp4`) }), path.join(outDir, `${i}.progress`));
-      const run = await spawner.run({ binary: resolveFfmpegPath(ffmpegPath), args, timeoutMs: 120_000, maxStdoutBytes: 1 << 20, maxStderrBytes: 16 << 10 });
-      if (run.code !== 0) throw new Error(`bare ffmpeg failed (${run.code ?? run.signal}): ${run.stderr || run.spawnError}`);
-    });
-  } finally {
-    spawner.close();
-  }
-  return jobs / ((performance.now() - start) / 1000);
+  return bareFfmpegJobsPerSec({
+    input, jobs, concurrency: CONCURRENCY, outDir, ffmpegPath,
+    argsFor: async (tool, i) => ffmpegArgv(buildTranscodeArgs(spec, { input: tool, output: path.join(outDir, `${i}.mp4`) }), path.join(outDir, `${i}.progress`)),
+  });
 }
 
 await runBenchmark('transcode', async (db, use) => {
@@ -170,8 +121,8 @@ await runBenchmark('transcode', async (db, use) => {
   const ratios: number[] = [];
   const cpuRatios: number[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    let bare: RoundResult;
-    let service: RoundResult;
+    let bare: CpuRound;
+    let service: CpuRound;
     if (round % 2 === 1) {
       bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
       service = await runService(bench, JOBS);
