@@ -392,6 +392,16 @@ export async function bareFfmpegJobsPerSec(options: {
   return jobs / ((performance.now() - start) / 1000);
 }
 
+/** Runs a round's bare and service sides, bare first in odd rounds and service first in even ones, so that neither always has the warmer host. */
+export async function bareAndService<T>(round: number, bare: () => Promise<T>, service: () => Promise<T>): Promise<{ bare: T; service: T }> {
+  if (round % 2 === 1) {
+    const b = await bare();
+    return { bare: b, service: await service() };
+  }
+  const s = await service();
+  return { bare: await bare(), service: s };
+}
+
 /**
  * The default queue's MaxConcurrent is 10: when C is higher, raise it through
  * UpdateMediaQueue so the queue does not become the limit being measured.

@@ -33,7 +33,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import {
-  benchConcurrency, BUCKET, envInt, environmentRows, fitQueueToConcurrency, fmt, median, printBlock, printTable, REPO_ROOT, runBenchmark, runPool,
+  bareAndService, benchConcurrency, BUCKET, envInt, environmentRows, fitQueueToConcurrency, fmt, median, printBlock, printTable, REPO_ROOT, runBenchmark, runPool,
   serviceJobsPerSec, startBenchService,
 } from './lib.js';
 
@@ -80,15 +80,7 @@ await runBenchmark('pic-process', async (db, use) => {
   const rows: string[][] = [];
   const ratios: number[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    let bare = 0;
-    let service = 0;
-    if (round % 2 === 1) {
-      bare = await runBare(input, JOBS, outDir);
-      service = await serviceJobsPerSec(bench, JOBS, picRequest);
-    } else {
-      service = await serviceJobsPerSec(bench, JOBS, picRequest);
-      bare = await runBare(input, JOBS, outDir);
-    }
+    const { bare, service } = await bareAndService(round, () => runBare(input, JOBS, outDir), () => serviceJobsPerSec(bench, JOBS, picRequest));
     ratios.push(service / bare);
     rows.push([String(round), fmt(bare, 1), fmt(service, 1), fmt(service / bare, 3)]);
   }

@@ -33,7 +33,7 @@ import path from 'node:path';
 import { ffmpegArgv } from '../src/media/ffmpeg.js';
 import { buildSnapshotArgs, parseSnapshot, pickInterval } from '../src/processors/snapshot.js';
 import {
-  bareFfmpegJobsPerSec, benchConcurrency, BUCKET, envInt, environmentRows, fitQueueToConcurrency, fmt, measureCpu, median, printBlock, printTable, REPO_ROOT, runBenchmark,
+  bareAndService, bareFfmpegJobsPerSec, benchConcurrency, BUCKET, envInt, environmentRows, fitQueueToConcurrency, fmt, measureCpu, median, printBlock, printTable, REPO_ROOT, runBenchmark,
   serviceJobsPerSec, startBenchService, type BenchService, type CpuRound,
 } from './lib.js';
 
@@ -93,15 +93,7 @@ await runBenchmark('snapshot', async (db, use) => {
   const ratios: number[] = [];
   const added: number[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    let bare: CpuRound;
-    let service: CpuRound;
-    if (round % 2 === 1) {
-      bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
-      service = await runService(bench, JOBS);
-    } else {
-      service = await runService(bench, JOBS);
-      bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
-    }
+    const { bare, service } = await bareAndService(round, () => runBare(input, JOBS, outDir, bench.config.ffmpegPath), () => runService(bench, JOBS));
     ratios.push(service.jobsPerSec / bare.jobsPerSec);
     added.push(service.ownCpuMs - bare.ownCpuMs);
     rows.push([

@@ -39,7 +39,7 @@ import { resolveFfmpegPath } from '../src/media/ffmpeg-capabilities.js';
 import { createSpawner } from '../src/media/spawner.js';
 import { buildTranscodeArgs, parseTranscode } from '../src/processors/transcode.js';
 import {
-  bareFfmpegJobsPerSec, benchConcurrency, BUCKET, envInt, environmentRows, fitQueueToConcurrency, fmt, measureCpu, median, printBlock, printTable, REPO_ROOT, runBenchmark,
+  bareAndService, bareFfmpegJobsPerSec, benchConcurrency, BUCKET, envInt, environmentRows, fitQueueToConcurrency, fmt, measureCpu, median, printBlock, printTable, REPO_ROOT, runBenchmark,
   serviceJobsPerSec, startBenchService, type BenchService, type CpuRound,
 } from './lib.js';
 
@@ -121,15 +121,7 @@ await runBenchmark('transcode', async (db, use) => {
   const ratios: number[] = [];
   const cpuRatios: number[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
-    let bare: CpuRound;
-    let service: CpuRound;
-    if (round % 2 === 1) {
-      bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
-      service = await runService(bench, JOBS);
-    } else {
-      service = await runService(bench, JOBS);
-      bare = await runBare(input, JOBS, outDir, bench.config.ffmpegPath);
-    }
+    const { bare, service } = await bareAndService(round, () => runBare(input, JOBS, outDir, bench.config.ffmpegPath), () => runService(bench, JOBS));
     ratios.push(service.jobsPerSec / bare.jobsPerSec);
     cpuRatios.push(bare.toolsCpuMs / (service.toolsCpuMs + service.ownCpuMs - bare.ownCpuMs));
     rows.push([
