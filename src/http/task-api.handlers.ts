@@ -77,11 +77,15 @@ async function serve(ctx: AppContext, deps: TaskDeps, workers: ExternalWorkers, 
   const problem = jsonSchemaProblem(`task-api.${action}.json`, body);
   if (problem) throw new TaskError('BadRequest', `${problem} (action ${action})`);
   if (typeof body.worker_id === 'string') workers.seen(app.appId, body.worker_id, action === 'get_next_task' ? (body.task_types as string[] | undefined) ?? [] : undefined, ctx.request.ip);
+  // Only get_next_task is held while a client may leave; the others run without a hang-up signal (each had cost a listener and an AbortController).
+  if (action !== 'get_next_task') return handler.run(deps, app, body, NEVER_ABORTED);
   const hangUp = new AbortController();
   // 'close' also follows every answer sent; only a client gone before its answer is a hang-up.
   ctx.res.once('close', () => { if (!ctx.res.writableFinished) hangUp.abort(); });
   return handler.run(deps, app, body, hangUp.signal);
 }
+
+const NEVER_ABORTED = new AbortController().signal;
 
 function parseJson(text: string): Record<string, unknown> {
   let value: unknown;

@@ -17,6 +17,9 @@ export interface NewTask {
   readonly uniqueKey: string | undefined;
 }
 
+/** What create_task answers from a stored task. */
+export type StoredTask = Pick<JobRow, 'job_id' | 'seq' | 'state' | 'code'>;
+
 /** The channel get_next_task's long polls listen on; the payload is the app's APPID. */
 export const TASKS_CHANNEL = 'mediajobs_tasks_available';
 
@@ -26,11 +29,13 @@ export const TASKS_CHANNEL = 'mediajobs_tasks_available';
  * long polls of their app (external tasks) or our workers (the others) when
  * the statement commits. One statement, atomic by itself, for any number of
  * tasks (the task API groups concurrent creates, src/tasks/batcher.ts).
- * Returns the rows stored, by job id. A task whose `uniqueKey` is held by
- * an unfinished task of its app (or by an earlier task of the same
- * statement) is not stored, nor is one whose queue does not exist.
+ * Returns the tasks stored (the columns create_task answers with: the rest
+ * of the row would be sent, parsed and dropped), by job id. A task whose
+ * `uniqueKey` is held by an unfinished task of its app (or by an earlier
+ * task of the same statement) is not stored, nor is one whose queue does
+ * not exist.
  */
-export async function insertTasks(db: Executor, tasks: readonly NewTask[]): Promise<Map<string, JobRow>> {
+export async function insertTasks(db: Executor, tasks: readonly NewTask[]): Promise<Map<string, StoredTask>> {
   const records = tasks.map((task, ord) => ({
     ord,
     job_id: task.jobId,
@@ -45,7 +50,7 @@ export async function insertTasks(db: Executor, tasks: readonly NewTask[]): Prom
     task_data: task.taskData,
     unique_key: task.uniqueKey ?? null,
   }));
-  const { rows } = await sql<JobRow>`
+  const { rows } = await sql<StoredTask>`
     INSERT INTO jobs (job_id, bucket, region, queue_id, tag, state, priority, input_object, operation,
                       callback_url, callback_format, callback_type, max_attempts, expires_at, external, task_data, unique_key)
     SELECT r.job_id, q.bucket, r.region, q.queue_id, r.tag,
@@ -57,7 +62,7 @@ export async function insertTasks(db: Executor, tasks: readonly NewTask[]): Prom
     JOIN queues q ON q.queue_id = r.queue_id
     ORDER BY r.ord
     ON CONFLICT (appid, unique_key) WHERE unique_key IS NOT NULL AND state IN ('Submitted', 'Running', 'Pause') DO NOTHING
-    RETURNING *, CASE WHEN state = 'Submitted' THEN
+    RETURNING job_id, seq, state, code, CASE WHEN state = 'Submitted' THEN
       pg_notify(CASE WHEN external THEN ${TASKS_CHANNEL} ELSE ${CHANNELS.jobsAvailable} END, CASE WHEN external THEN appid ELSE '' END) END AS notified`.execute(db);
   return new Map(rows.map((row) => [row.job_id, row]));
 }

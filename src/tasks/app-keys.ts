@@ -22,12 +22,16 @@ const TRUST_MS = 5000;
 export class AppKeys {
   private readonly known = new Map<string, { app: App; at: number }>();
   private subscribed: Promise<unknown> | undefined;
+  private listening = false;
 
   constructor(private readonly db: Db) {}
 
   async find(appKey: string): Promise<App | undefined> {
-    this.subscribed ??= this.db.listen(APPS_CHANNEL, () => this.known.clear()).catch(() => undefined);
-    await this.subscribed;
+    if (!this.listening) {
+      this.subscribed ??= this.db.listen(APPS_CHANNEL, () => this.known.clear()).catch(() => undefined);
+      await this.subscribed;
+      this.listening = true;
+    }
     const hash = appKeyHash(appKey);
     const id = hash.toString('hex');
     const entry = this.known.get(id);

@@ -1,7 +1,8 @@
 /**
  * Group commit for the task API's hot statements (create, claim, end), as
- * JobInserter does for CreateMediaJobs: per key, one statement is out at a
- * time, and the calls that arrive while it is out go together in the next
+ * JobInserter does for CreateMediaJobs: per key, one statement (or one
+ * transaction: the task API's rounds, runRound in task-service.ts) is out at
+ * a time, and the calls that arrive while it is out go together in the next
  * one. A commit costs this 2-core machine's PostgreSQL 4–8 ms of fsync, so
  * statements per second, not rows, bound the task API: one statement per call
  * gave 75 creates/s from one client and 150/s from four. A lone call is sent

@@ -24,7 +24,8 @@ for (const [from, to] of [['Submitted', 'Running'], ['Running', 'Success'], ['Ru
  * Hands the app's best waiting external tasks of `types` (any when empty)
  * to `owners`, one task each, in order: the first owner gets the highest
  * priority, oldest task. Concurrent get_next_task calls of one app and
- * types share this statement (src/tasks/batcher.ts). Rows come from the
+ * types share this statement, in a round with the creates and ends that
+ * arrived with them (runRound in src/tasks/task-service.ts). Rows come from the
  * `jobs_task_head` index, skipping tasks whose queue is paused or full.
  *
  * 1. `candidate`: up to one row per owner, locked with SKIP LOCKED:
@@ -124,9 +125,10 @@ export interface TaskEnd {
  * as claimStatement restates it; the tests compare the rows with endJob's),
  * and the result. Returns, per end, the row or undefined when the task was
  * not Running (under its owner) or has a callback to record: the caller then
- * ends it through endJob in a transaction, or explains why not.
+ * ends it through endJob in a transaction, or explains why not. Only which
+ * ones ended comes back: the callers need nothing else of the row.
  */
-export async function endTasksWithoutCallback(db: Executor, ends: readonly TaskEnd[]): Promise<Array<JobRow | undefined>> {
+export async function endTasksWithoutCallback(db: Executor, ends: readonly TaskEnd[]): Promise<boolean[]> {
   const records = ends.map(({ task, to, outcome, taskResult }, ord) => ({
     ord,
     seq: String(task.taskId),
@@ -137,7 +139,7 @@ export async function endTasksWithoutCallback(db: Executor, ends: readonly TaskE
     message: outcome.message,
     task_result: taskResult === undefined ? null : JSON.stringify(taskResult),
   }));
-  const { rows } = await sql<JobRow & { end_ord: number }>`
+  const { rows } = await sql<{ end_ord: number }>`
     UPDATE jobs SET
       state = e.state,
       code = e.code,
@@ -153,7 +155,7 @@ export async function endTasksWithoutCallback(db: Executor, ends: readonly TaskE
       AND (e.owner IS NULL OR jobs.lease_owner = e.owner)
       AND jobs.callback_type = 'Task' AND jobs.callback_url IS NULL
       AND e.state IN ('Success', 'Failed')
-    RETURNING jobs.*, e.ord AS end_ord`.execute(db);
-  const byOrd = new Map(rows.map((row) => [Number(row.end_ord), row]));
-  return ends.map((_, ord) => byOrd.get(ord));
+    RETURNING e.ord AS end_ord`.execute(db);
+  const ended = new Set(rows.map((row) => Number(row.end_ord)));
+  return ends.map((_, ord) => ended.has(ord));
 }

@@ -11,9 +11,9 @@ import { newId } from '../ids.js';
 import { isSupportedTag } from '../processors/tags.js';
 import type { App } from '../store/apps.repository.js';
 import type { Db } from '../store/database.js';
-import { jobRowToJob, type JobRow } from '../store/jobs.repository.js';
+import { jobRowToJob, type Executor, type JobRow } from '../store/jobs.repository.js';
 import { ensureDefaultQueue } from '../store/queues.repository.js';
-import { findTask, findTaskByUniqueKey, insertTasks, listTasks as listTaskRows, type NewTask } from '../store/tasks.repository.js';
+import { findTask, findTaskByUniqueKey, insertTasks, listTasks as listTaskRows, type NewTask, type StoredTask } from '../store/tasks.repository.js';
 import { Batcher } from './batcher.js';
 import { ciResultProblem } from './ci-result.js';
 import type { XmlObject, XmlValue } from '../xml/tree.js';
@@ -35,10 +35,68 @@ export interface TaskDeps {
   readonly waiters: TaskWaiters;
   /** Queue ids by bucket and name: queues are never deleted, so an id once found stays right. */
   readonly queueIds: Map<string, string>;
-  /** Concurrent creates, claims and ends, each kind grouped into shared statements (see Batcher). */
-  readonly inserts: Batcher<NewTask, JobRow | undefined>;
-  readonly claims: Batcher<string, JobRow | undefined>;
-  readonly ends: Batcher<TaskEnd, JobRow | undefined>;
+  /** Concurrent creates, claims and ends, grouped into rounds of one transaction each (see runRound). */
+  readonly rounds: Batcher<RoundCall, RoundAnswer>;
+}
+
+/** One call's part of a round: a create_task, a get_next_task's claim, or a complete_task/fail_task's end. */
+export type RoundCall =
+  | { readonly kind: 'create'; readonly task: NewTask }
+  | { readonly kind: 'claim'; readonly appid: string; readonly types: readonly string[]; readonly owner: string }
+  | { readonly kind: 'end'; readonly end: TaskEnd };
+/** What the create stored (undefined: not stored), the claimed row (undefined: none), whether the end took effect. */
+export type RoundAnswer = StoredTask | JobRow | boolean | undefined;
+
+/**
+ * The calls that arrived while the previous round was out, in one
+ * transaction: the creates (insertTasks), then the ends
+ * (endTasksWithoutCallback), then the claims (claimTasks, one statement per
+ * app and types), so a claim sees the tasks created and the queue slots
+ * freed in its own round. One commit for all three kinds: every statement
+ * here notifies (the changes feed, sql/0012), and PostgreSQL serializes the
+ * commits of notifying transactions on one lock held through their WAL
+ * flush, so a create's, a claim's and an end's transactions cost three
+ * flushes one after another where one round costs one. A round of one kind
+ * is a single statement, without BEGIN/COMMIT. Atomic either way: when it
+ * fails, the Batcher runs each call alone. (Creates in a line of their own,
+ * beside the workers' rounds, were tried: more CPU per task on both sides
+ * and a backlog of seconds, for no more tasks/s in bench/task-api.)
+ */
+async function runRound(db: Db, leaseMs: number, calls: readonly RoundCall[]): Promise<RoundAnswer[]> {
+  const answers = new Array<RoundAnswer>(calls.length);
+  const creates: number[] = [];
+  const ends: number[] = [];
+  const claims = new Map<string, number[]>();
+  calls.forEach((call, i) => {
+    if (call.kind === 'create') creates.push(i);
+    else if (call.kind === 'end') ends.push(i);
+    else {
+      const key = `${call.appid}\n${call.types.join('\n')}`;
+      const group = claims.get(key);
+      if (group) group.push(i);
+      else claims.set(key, [i]);
+    }
+  });
+  const work = async (tx: Executor) => {
+    if (creates.length > 0) {
+      const tasks = creates.map((i) => (calls[i] as Extract<RoundCall, { kind: 'create' }>).task);
+      const stored = await insertTasks(tx, tasks);
+      creates.forEach((i, n) => { answers[i] = stored.get(tasks[n].jobId); });
+    }
+    if (ends.length > 0) {
+      const ended = await endTasksWithoutCallback(tx, ends.map((i) => (calls[i] as Extract<RoundCall, { kind: 'end' }>).end));
+      ends.forEach((i, n) => { answers[i] = ended[n]; });
+    }
+    for (const group of claims.values()) {
+      const first = calls[group[0]] as Extract<RoundCall, { kind: 'claim' }>;
+      const owners = group.map((i) => (calls[i] as Extract<RoundCall, { kind: 'claim' }>).owner);
+      const rows = await claimTasks(tx, first.appid, first.types, owners, leaseMs);
+      group.forEach((i, n) => { answers[i] = rows[n]; });
+    }
+  };
+  if ((creates.length > 0 ? 1 : 0) + (ends.length > 0 ? 1 : 0) + claims.size > 1) await db.kysely.transaction().execute(work);
+  else await work(db.kysely);
+  return answers;
 }
 
 /** The task API's engine for one HTTP server: its long-poll waiters, queue-id cache and statement groups. */
@@ -48,17 +106,7 @@ export function createTaskDeps(base: { db: Db; config: Config; jobInserter: JobI
     ...base,
     waiters: new TaskWaiters(db),
     queueIds: new Map(),
-    inserts: new Batcher(async (_key, tasks) => {
-      const stored = await insertTasks(db.kysely, tasks);
-      return tasks.map((task) => stored.get(task.jobId));
-    }),
-    // Keyed by app and types: one statement serves calls that would take from the same rows.
-    claims: new Batcher(async (key, owners) => {
-      const [appid, types] = JSON.parse(key) as [string, string[]];
-      const rows = await claimTasks(db.kysely, appid, types, owners, config.tasks.leaseMs);
-      return owners.map((_, i) => rows[i]);
-    }),
-    ends: new Batcher((_key, ends) => endTasksWithoutCallback(db.kysely, ends)),
+    rounds: new Batcher((_key, calls) => runRound(db, config.tasks.leaseMs, calls)),
   };
 }
 
@@ -133,7 +181,7 @@ export async function createTask(deps: TaskDeps, app: App, body: CreateTaskBody)
   const maxAttempts = (body.max_retries ?? 3) + 1;
   const expiresAt = new Date(Date.now() + (body.expire_in !== undefined ? body.expire_in * 1000 : config.jobTtlMs));
   for (let tries = 0; tries < 3; tries++) {
-    const row = await deps.inserts.submit('', {
+    const row = await deps.rounds.submit('', { kind: 'create', task: {
       jobId: newId('j'),
       queueId,
       region: config.region,
@@ -145,7 +193,7 @@ export async function createTask(deps: TaskDeps, app: App, body: CreateTaskBody)
       expiresAt,
       external: true,
       uniqueKey: body.unique_key,
-    });
+    } }) as StoredTask | undefined;
     if (row) return { task_id: taskIdOf(row), status: taskStatus(row.state, row.code) };
     if (body.unique_key === undefined) break;
     const holder = await findTaskByUniqueKey(db.kysely, app.appid, body.unique_key);
@@ -182,7 +230,7 @@ export async function nextTask(deps: TaskDeps, app: App, body: NextTaskBody, sig
   const owner = externalOwner(body.worker_id);
   const types = body.task_types ?? [];
   const claim = async () => {
-    const row = await deps.claims.submit(JSON.stringify([app.appid, [...new Set(types)].sort()]), owner);
+    const row = await deps.rounds.submit('', { kind: 'claim', appid: app.appid, types: [...new Set(types)].sort(), owner }) as JobRow | undefined;
     if (row && signal.aborted) {
       // The client hung up while the claim was out: back to pending, its attempt uncounted.
       await releaseJob(db.kysely, jobRowToJob(row), owner);
@@ -239,12 +287,11 @@ export async function updateProgress(deps: TaskDeps, app: App, body: HeldTaskBod
  * For a CI job (an external Tag through POST /jobs) a JSON object result
  * becomes the result elements of its Operation, as GET /jobs/<id> shows them.
  */
-async function endTask(deps: TaskDeps, app: App, body: HeldTaskBody, to: 'Success' | 'Failed', outcome: Outcome, result: unknown): Promise<JobRow | undefined> {
+async function endTask(deps: TaskDeps, app: App, body: HeldTaskBody, to: 'Success' | 'Failed', outcome: Outcome, result: unknown): Promise<boolean> {
   const task = heldTask(app, body);
-  const fast = await deps.ends.submit('', { task, to, outcome, taskResult: result });
-  if (fast) return fast;
+  if (await deps.rounds.submit('', { kind: 'end', end: { task, to, outcome, taskResult: result } })) return true;
   const row = await findTask(deps.db.kysely, app.appid, body.task_id);
-  if (!row || row.state !== 'Running' || (task.owner !== undefined && row.lease_owner !== task.owner)) return undefined;
+  if (!row || row.state !== 'Running' || (task.owner !== undefined && row.lease_owner !== task.owner)) return false;
   const ciResult = row.callback_type !== 'Task' && result !== null && typeof result === 'object' && !Array.isArray(result)
     ? jsonToXml(result) as XmlObject : undefined;
   const ciProblem = ciResult && ciResultProblem(result as Record<string, unknown>);
@@ -252,7 +299,7 @@ async function endTask(deps: TaskDeps, app: App, body: HeldTaskBody, to: 'Succes
   return deps.db.kysely.transaction().execute(async (tx) => {
     const ended = await endJob(tx, row.job_id, ['Running'], to, { ...outcome, ...(ciResult ? { result: ciResult } : {}) }, row.lease_owner ?? undefined, undefined,
       result !== undefined ? { task_result: JSON.stringify(result) } : {});
-    return ended && findTask(tx, app.appid, body.task_id);
+    return Boolean(ended);
   });
 }
 
@@ -260,8 +307,7 @@ async function endTask(deps: TaskDeps, app: App, body: HeldTaskBody, to: 'Succes
 export async function completeTask(deps: TaskDeps, app: App, body: HeldTaskBody & { result?: unknown }): Promise<Record<string, unknown>> {
   const result = body.result ?? null;
   if (jsonBytes(result) > MAX_RESULT_BYTES) throw new TaskError('BadRequest', `result is larger than ${MAX_RESULT_BYTES} bytes as JSON; store large results elsewhere and pass their location`);
-  const row = await endTask(deps, app, body, 'Success', { code: 'Success', message: '' }, result);
-  if (!row) throw await notHeld(deps, app, body, 'a result');
+  if (!await endTask(deps, app, body, 'Success', { code: 'Success', message: '' }, result)) throw await notHeld(deps, app, body, 'a result');
   return { task_id: body.task_id, status: 'completed' };
 }
 
@@ -274,8 +320,7 @@ export async function completeTask(deps: TaskDeps, app: App, body: HeldTaskBody 
 export async function failTask(deps: TaskDeps, app: App, body: HeldTaskBody & { error_message?: string; allow_retry?: boolean }): Promise<Record<string, unknown>> {
   const message = body.error_message || 'The worker reported a failure.';
   if (!body.allow_retry) {
-    const row = await endTask(deps, app, body, 'Failed', { code: 'TaskFailed', message }, undefined);
-    if (!row) throw await notHeld(deps, app, body, 'a failure');
+    if (!await endTask(deps, app, body, 'Failed', { code: 'TaskFailed', message }, undefined)) throw await notHeld(deps, app, body, 'a failure');
     return { task_id: body.task_id, status: 'failed' };
   }
   const task = heldTask(app, body);
