@@ -99,6 +99,29 @@ function cpuSince(before: Map<number, number>, after: Map<number, number>): numb
   return total;
 }
 
+/** Waits until `remaining()` is 0, polling every 5 ms; throws `stuck` after DRAIN_TIMEOUT_MS. */
+async function waitForNone(remaining: () => Promise<number>, stuck: string): Promise<void> {
+  const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+  while ((await remaining()) > 0) {
+    if (Date.now() > deadline) throw new Error(stuck);
+    await sleep(5);
+  }
+}
+
+/** Enqueues LATENCY_JOBS jobs one at a time, LATENCY_GAP_MS apart, noting when each call began and returned; returns their ids. */
+async function enqueueTimed(prefix: string, enqueue: (id: string) => Promise<unknown>): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < LATENCY_JOBS; i++) {
+    const id = nextId(prefix);
+    ids.push(id);
+    enqueuedAt.set(id, performance.now());
+    await enqueue(id);
+    enqueueReturnedAt.set(id, performance.now());
+    if (LATENCY_GAP_MS) await sleep(LATENCY_GAP_MS);
+  }
+  return ids;
+}
+
 interface Side {
   readonly name: string;
   readonly database: string;
@@ -152,13 +175,7 @@ async function ours(db: ScratchDatabase): Promise<Side> {
   const startWorker = async () => { worker = await startService(workerConfig, { api: false, worker: true, processors: new Map([[noop.tag, noop]]), logger }); };
   const stopWorker = async () => { await worker?.stop(); worker = undefined; };
   const unfinished = async () => Number((await sql<{ n: string }>`SELECT ((SELECT count(*) FROM jobs WHERE state = 'Submitted') + (SELECT count(*) FROM jobs WHERE state = 'Running'))::text AS n`.execute(kysely)).rows[0].n);
-  const waitIdle = async () => {
-    const deadline = Date.now() + DRAIN_TIMEOUT_MS;
-    while ((await unfinished()) > 0) {
-      if (Date.now() > deadline) throw new Error('ours: jobs still unfinished');
-      await sleep(5);
-    }
-  };
+  const waitIdle = () => waitForNone(unfinished, 'ours: jobs still unfinished');
   return {
     name: 'mediajobs',
     database: db.label,
@@ -184,15 +201,7 @@ async function ours(db: ScratchDatabase): Promise<Side> {
       return elapsed;
     },
     async latency() {
-      const ids: string[] = [];
-      for (let i = 0; i < LATENCY_JOBS; i++) {
-        const id = nextId('j');
-        ids.push(id);
-        enqueuedAt.set(id, performance.now());
-        await insertJobs(kysely, { bucket: BUCKET }, [newJob(id)], CHANNELS.jobsAvailable);
-        enqueueReturnedAt.set(id, performance.now());
-        if (LATENCY_GAP_MS) await sleep(LATENCY_GAP_MS);
-      }
+      const ids = await enqueueTimed('j', (id) => insertJobs(kysely, { bucket: BUCKET }, [newJob(id)], CHANNELS.jobsAvailable));
       await waitIdle();
       await stopWorker();
       return ids;
@@ -222,13 +231,7 @@ async function graphile(db: ScratchDatabase): Promise<Side> {
   const startWorker = async () => { runner = await runGraphile({ connectionString, concurrency: C, noHandleSignals: true, pollInterval: 1000, logger, taskList }); };
   const stopWorker = async () => { await runner?.stop(); runner = undefined; };
   const remaining = async () => Number((await utils.withPgClient((client) => client.query<{ n: string }>('SELECT count(*)::text AS n FROM graphile_worker._private_jobs'))).rows[0].n);
-  const waitIdle = async () => {
-    const deadline = Date.now() + DRAIN_TIMEOUT_MS;
-    while ((await remaining()) > 0) {
-      if (Date.now() > deadline) throw new Error('graphile-worker: jobs still waiting');
-      await sleep(5);
-    }
-  };
+  const waitIdle = () => waitForNone(remaining, 'graphile-worker: jobs still waiting');
   return {
     name: 'graphile-worker',
     database: db.label,
@@ -244,15 +247,7 @@ async function graphile(db: ScratchDatabase): Promise<Side> {
       return performance.now() - t0;
     },
     async latency() {
-      const ids: string[] = [];
-      for (let i = 0; i < LATENCY_JOBS; i++) {
-        const id = nextId('g');
-        ids.push(id);
-        enqueuedAt.set(id, performance.now());
-        await utils.addJob('noop', { id });
-        enqueueReturnedAt.set(id, performance.now());
-        if (LATENCY_GAP_MS) await sleep(LATENCY_GAP_MS);
-      }
+      const ids = await enqueueTimed('g', (id) => utils.addJob('noop', { id }));
       await waitIdle();
       await stopWorker();
       return ids;
