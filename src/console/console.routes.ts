@@ -14,17 +14,16 @@ import { isJobState } from '../engine/job-state.js';
 import { updateMediaQueue } from '../engine/queues.js';
 import { retryFailedJob } from '../engine/retry-job.js';
 import { CiError } from '../errors.js';
-import { appJson } from '../http/admin.handlers.js';
+import { appJson, changeApp } from '../http/admin.handlers.js';
 import { readBody } from '../http/body.js';
 import type { AppContext, RequestState } from '../http/context.js';
 import type { AppDeps } from '../http/handler.js';
 import { JOB_ID_PATTERN, QUEUE_ID_PATTERN } from '../ids.js';
 import { ObjectNotFoundError } from '../storage/storage.js';
-import { disableApp, findApp, findEnabledAppBySecretId, insertApp, listApps, loadAdminToken, rotateAppKeys, type App } from '../store/apps.repository.js';
+import { findApp, findEnabledAppBySecretId, insertApp, listApps, loadAdminToken, type App } from '../store/apps.repository.js';
 import { jobRowToJob } from '../store/jobs.repository.js';
 import { findQueue } from '../store/queues.repository.js';
 import { listWorkers } from '../store/workers.repository.js';
-import { appKeysOf } from '../tasks/app-keys.js';
 import { taskView } from '../tasks/task-view.js';
 import { buildDescribeMediaJobResponse } from '../xml/responses.js';
 import { formatCiTime } from '../xml/time.js';
@@ -214,10 +213,8 @@ export function createConsole(deps: AppDeps): ConsoleUi {
         }
         if (id !== undefined && method === 'POST' && (verb === 'rotate' || verb === 'disable')) {
           if (!/^[0-9a-f]{16}$/.test(id)) throw new ConsoleError(404, 'NotFound', `no app ${id}`);
-          const app = verb === 'rotate' ? await rotateAppKeys(db, id) : await disableApp(db, id);
+          const app = await changeApp(deps.db, id, verb);
           if (!app) throw new ConsoleError(404, 'NotFound', `no app ${id}`);
-          // As the admin API does: the task API's remembered app_keys are dropped here and in every process, so the old key stops at once.
-          await appKeysOf(deps.db).changed(db);
           return appJson(app, verb === 'rotate');
         }
         break;

@@ -50,6 +50,17 @@ export function appJson(app: App, withSecrets: boolean): Record<string, unknown>
   };
 }
 
+/**
+ * Rotates an app's keys or disables it, then drops the task API's remembered app_keys here and in
+ * every process, so that the old key stops at once: what the admin API and the console both do.
+ * Undefined when there is no such app.
+ */
+export async function changeApp(db: AppDeps['db'], id: string, change: 'rotate' | 'disable'): Promise<App | undefined> {
+  const app = change === 'rotate' ? await rotateAppKeys(db.kysely, id) : await disableApp(db.kysely, id);
+  if (app) await appKeysOf(db).changed(db.kysely);
+  return app;
+}
+
 export function adminApi(deps: AppDeps): Middleware<RequestState> {
   let token: Promise<string> | undefined;
   const adminToken = () => {
@@ -102,15 +113,13 @@ async function route(ctx: AppContext, deps: AppDeps): Promise<{ status: number; 
     if (!APP_ID.test(id)) throw new AdminError('NotFound', `app ${id} does not exist`);
     if (verb === 'rotate') {
       if (ctx.method !== 'POST') throw methodNotAllowed(ctx, 'POST');
-      const app = await rotateAppKeys(db, id);
+      const app = await changeApp(deps.db, id, 'rotate');
       if (!app) throw new AdminError('NotFound', `app ${id} does not exist`);
-      await appKeysOf(deps.db).changed(db);
       return { status: 200, body: appJson(app, true) };
     }
     if (ctx.method !== 'DELETE') throw methodNotAllowed(ctx, 'DELETE');
-    const app = await disableApp(db, id);
+    const app = await changeApp(deps.db, id, 'disable');
     if (!app) throw new AdminError('NotFound', `app ${id} does not exist`);
-    await appKeysOf(deps.db).changed(db);
     return { status: 200, body: appJson(app, false) };
   }
   if (resource === 'workers' && parts.length === 1) {
