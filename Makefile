@@ -52,6 +52,8 @@ bench: build
 	node dist/bench/task-api.bench.js
 	node dist/bench/transcode.bench.js
 	node dist/bench/snapshot.bench.js
+	node dist/bench/objects.bench.js
+	node dist/bench/image-on-get.bench.js
 
 clean:
 	rm -rf dist build node_modules/.installed

@@ -4,6 +4,12 @@ import { CiError } from '../errors.js';
 import type { PutObjectInput } from './object-storage.js';
 
 /**
+ * Reads and writes of 1 MiB (the default is 16 KiB): the request's 64 KiB
+ * socket reads queue here while the backend's write of the previous ones runs.
+ */
+const BODY_BUFFER_BYTES = 1024 * 1024;
+
+/**
  * A pass-through that computes the MD5 of what flows (MinIO's hash.Reader),
  * counts it, and fails as soon as more than `maxBytes` pass. At the end it
  * checks the count against the declared length and the digest against
@@ -15,7 +21,7 @@ export class HashingStream extends Transform {
   private digest: Buffer | undefined;
 
   constructor(private readonly limits: Pick<PutObjectInput, 'maxBytes' | 'contentLength' | 'contentMd5'>) {
-    super();
+    super({ highWaterMark: BODY_BUFFER_BYTES });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

@@ -42,18 +42,46 @@ export function sidecarPath(root: string, bucket: string, key: string): string {
 
 /** The sidecar of `key` when it describes exactly the file `stat` is of. */
 export async function readSidecar(root: string, bucket: string, key: string, stat: Stats): Promise<Sidecar | undefined> {
-  let parsed: Sidecar;
+  return sidecarFor(await loadSidecar(root, bucket, key), key, stat);
+}
+
+/**
+ * The sidecar of `key` as stored, whatever file it names (undefined when
+ * missing or unreadable; never rejects), so that a reader can load it while
+ * it opens and stats the object, and match the two with `sidecarFor`.
+ */
+export async function loadSidecar(root: string, bucket: string, key: string): Promise<Sidecar | undefined> {
   try {
-    parsed = JSON.parse(await fs.readFile(sidecarPath(root, bucket, key), 'utf8')) as Sidecar;
+    return JSON.parse(await fs.readFile(sidecarPath(root, bucket, key), 'utf8')) as Sidecar;
   } catch {
     return undefined;
   }
-  const matches = parsed.v === 1 && parsed.key === key && parsed.ino === stat.ino && parsed.size === stat.size && parsed.mtimeMs === stat.mtimeMs;
-  return matches ? parsed : undefined;
+}
+
+/** `sidecar` when it describes exactly the file `stat` is of. */
+export function sidecarFor(sidecar: Sidecar | undefined, key: string, stat: Stats): Sidecar | undefined {
+  const matches = sidecar !== undefined && sidecar.v === 1 && sidecar.key === key && sidecar.ino === stat.ino && sidecar.size === stat.size && sidecar.mtimeMs === stat.mtimeMs;
+  return matches ? sidecar : undefined;
 }
 
 /** Writes the sidecar atomically (temporary file + rename). */
 export async function writeSidecar(root: string, bucket: string, key: string, stat: Stats, etag: string, metadata: ObjectMetadata): Promise<void> {
+  await (await prepareSidecar(root, bucket, key, stat, etag, metadata)).commit();
+}
+
+export interface PreparedSidecar {
+  /** Renames the sidecar into place. */
+  commit(): Promise<void>;
+  /** Removes the temporary file (the object was not committed). */
+  discard(): Promise<void>;
+}
+
+/**
+ * Writes the sidecar to a temporary file beside its place; `commit` renames
+ * it there. A PutObject writes it while the object's file is fsynced, and
+ * commits it just before the object's rename.
+ */
+export async function prepareSidecar(root: string, bucket: string, key: string, stat: Stats, etag: string, metadata: ObjectMetadata): Promise<PreparedSidecar> {
   const file = sidecarPath(root, bucket, key);
   const sidecar: Sidecar = { v: 1, key, ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs, etag, metadata };
   const temp = `${file}.${randomBytes(6).toString('hex')}.partial`;
@@ -63,10 +91,14 @@ export async function writeSidecar(root: string, bucket: string, key: string, st
     await fs.mkdir(path.dirname(file), { recursive: true });
     await fs.writeFile(temp, body);
   });
-  await fs.rename(temp, file).catch(async (err: unknown) => {
-    await fs.rm(temp, { force: true });
-    throw err;
-  });
+  const discard = () => fs.rm(temp, { force: true }).catch(() => undefined);
+  return {
+    commit: () => fs.rename(temp, file).catch(async (err: unknown) => {
+      await discard();
+      throw err;
+    }),
+    discard,
+  };
 }
 
 export async function removeSidecar(root: string, bucket: string, key: string): Promise<void> {
