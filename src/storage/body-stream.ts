@@ -1,6 +1,6 @@
-import { createHash, type Hash } from 'node:crypto';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { CiError } from '../errors.js';
+import { createMd5, type Md5 } from './md5-offload.js';
 import type { PutObjectInput } from './object-storage.js';
 
 /**
@@ -14,14 +14,18 @@ const BODY_BUFFER_BYTES = 1024 * 1024;
  * counts it, and fails as soon as more than `maxBytes` pass. At the end it
  * checks the count against the declared length and the digest against
  * Content-MD5, so a backend sees the error before it commits anything.
+ * The MD5 of a body of 4 MiB or more runs on a thread of its own
+ * (md5-offload.ts).
  */
 export class HashingStream extends Transform {
-  readonly md5: Hash = createHash('md5');
+  private readonly md5: Md5;
   size = 0;
   private digest: Buffer | undefined;
+  private digestAsked = false;
 
   constructor(private readonly limits: Pick<PutObjectInput, 'maxBytes' | 'contentLength' | 'contentMd5'>) {
     super({ highWaterMark: BODY_BUFFER_BYTES });
+    this.md5 = createMd5(limits.contentLength);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -30,8 +34,14 @@ export class HashingStream extends Transform {
       callback(new CiError('EntityTooLarge', `The body is larger than the ${this.limits.maxBytes} bytes allowed.`));
       return;
     }
-    this.md5.update(chunk);
-    callback(null, chunk);
+    const behind = this.md5.update(chunk);
+    if (!behind) {
+      callback(null, chunk);
+      return;
+    }
+    // The chunk goes on to the backend now; the next one waits until the hashing thread has caught up.
+    this.push(chunk);
+    behind.then(() => callback(), callback);
   }
 
   override _flush(callback: TransformCallback): void {
@@ -39,12 +49,21 @@ export class HashingStream extends Transform {
       callback(new CiError('IncompleteBody', `The body has ${this.size} bytes; Content-Length said ${this.limits.contentLength}.`));
       return;
     }
-    this.digest = this.md5.digest();
-    if (this.limits.contentMd5 && !this.digest.equals(this.limits.contentMd5)) {
-      callback(new CiError('BadDigest'));
-      return;
-    }
-    callback();
+    this.digestAsked = true;
+    this.md5.digest().then((digest) => {
+      if (this.limits.contentMd5 && !digest.equals(this.limits.contentMd5)) {
+        callback(new CiError('BadDigest'));
+        return;
+      }
+      this.digest = digest;
+      callback();
+    }, (err: Error) => callback(err));
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    // A body that failed (too large, cut short, the client gone): the hashing thread forgets it.
+    if (!this.digestAsked) this.md5.abort();
+    callback(err);
   }
 
   /** The quoted hex MD5, once the stream has ended. */
