@@ -12,7 +12,7 @@ import type { AppContext, RequestState } from './context.js';
 import type { ObjectHandler } from './object-request.js';
 import type { AppDeps } from './handler.js';
 import { routeRequest } from './host-routing.js';
-import { ObjectProcessing } from './object-processing.js';
+import { objectProcessingOf } from './object-processing.js';
 import {
   abortMultipartUpload, completeMultipartUpload, initiateMultipartUpload, listParts, uploadPart,
 } from './object-multipart.handlers.js';
@@ -72,7 +72,7 @@ const UNSUPPORTED_SUBRESOURCES = [
  */
 export function objectApi(deps: AppDeps): Middleware<RequestState> {
   const storage = deps.storage as ObjectStorage;
-  const processing = new ObjectProcessing(deps);
+  const processing = objectProcessingOf(deps);
   return async (ctx, next) => {
     const browserRoot = (ctx.method === 'GET' || ctx.method === 'HEAD') && ctx.querystring === '' && ctx.get('authorization') === '';
     const target = routeRequest(ctx.get('host'), ctx.path, browserRoot);

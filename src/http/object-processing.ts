@@ -2,11 +2,12 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import sharp from 'sharp';
+import sharp, { type Metadata } from 'sharp';
 import { PermanentJobError } from '../engine/job-errors.js';
 import { ToolSlots } from '../engine/tool-slots.js';
 import { CiError } from '../errors.js';
 import { ImageSource } from '../images/image-source.js';
+import { readExif } from '../images/exif.js';
 import { applyMogrRule } from '../images/mogr-apply.js';
 import { parseMogrRuleWithinLimits, type MogrStep } from '../images/mogr-rule.js';
 import { createSpawner, type Spawner } from '../media/spawner.js';
@@ -23,6 +24,7 @@ import type { AppContext } from './context.js';
 import type { AppDeps } from './handler.js';
 import { writeXml } from './handler.js';
 import type { ObjectRequest } from './object-request.js';
+import type { ObjectStorage } from '../storage/object-storage.js';
 
 /** Entries and bytes of processed images kept, keyed by the object's ETag and the rule. */
 const CACHE_ENTRIES = 256;
@@ -49,11 +51,24 @@ interface CachedImage {
  * their size limits) and sharp pipeline (with their input limits); `GET
  * <key>?ci-process=videoinfo` answers `<Response><MediaInfo>` through the
  * MediaInfo processor itself, `?ci-process=snapshot` one frame through the
- * Snapshot Tag's ffmpeg arguments, `?imageInfo` CI's JSON of the picture. Both run in slots of their own
+ * Snapshot Tag's ffmpeg arguments, `?imageInfo` and `?exif` CI's JSON of the picture
+ * (`POST /mediainfo` on the CI endpoint answers as videoinfo). All run in slots of their own
  * (max(1, MEDIAJOBS_CONCURRENCY / 2)), so synchronous requests cannot take
  * the queue's workers' slots; a processed image is cached (LRU, 256 entries,
  * 64 MB) by the object's ETag and the rule.
  */
+/** One ObjectProcessing (one set of slots, one cache) per service, shared by the object API and `POST /mediainfo`. */
+const instances = new WeakMap<AppDeps, ObjectProcessing>();
+
+export function objectProcessingOf(deps: AppDeps): ObjectProcessing {
+  let processing = instances.get(deps);
+  if (!processing) {
+    processing = new ObjectProcessing(deps);
+    instances.set(deps, processing);
+  }
+  return processing;
+}
+
 export class ObjectProcessing {
   private readonly slots: ToolSlots;
   private readonly cache = new Map<string, CachedImage>();
@@ -67,7 +82,7 @@ export class ObjectProcessing {
   }
 
   /** The processing a GetObject asks for, if any: an `imageMogr2/…` parameter or `ci-process`. */
-  static wanted(ctx: AppContext): { kind: 'image'; rule: string } | { kind: 'videoinfo' } | { kind: 'imageInfo' } | { kind: 'snapshot' } | undefined {
+  static wanted(ctx: AppContext): { kind: 'image'; rule: string } | { kind: 'videoinfo' } | { kind: 'imageInfo' } | { kind: 'exif' } | { kind: 'snapshot' } | undefined {
     for (const part of ctx.querystring.split('&')) {
       let name: string;
       try {
@@ -77,7 +92,7 @@ export class ObjectProcessing {
       }
       if (name.startsWith('imageMogr2/')) return { kind: 'image', rule: name };
       if (name === 'imageInfo') return { kind: 'imageInfo' };
-      if (name === 'exif') throw new CiError('NotImplemented', 'exif is not supported by this server.');
+      if (name === 'exif') return { kind: 'exif' };
     }
     const process = ctx.query['ci-process'];
     if (process === undefined) return undefined;
@@ -121,13 +136,7 @@ export class ObjectProcessing {
    * over MEDIAJOBS_PIC_MAX_INPUT_BYTES are refused, as for jobs.
    */
   async imageInfo(ctx: AppContext, req: ObjectRequest, key: string): Promise<void> {
-    const head = await req.storage.headObject(req.bucket, key);
-    if (!head) throw new CiError('NoSuchKey');
-    const limit = this.deps.config.picLimits.maxInputBytes;
-    if (head.size > limit) throw new CiError('InvalidArgument', `ImageTooLarge: the image is ${head.size} bytes; the limit is ${limit} bytes.`);
-    const data = await req.storage.get(req.bucket, key);
-    const meta = await this.slots.run(AbortSignal.timeout(60_000), () => sharp(data).metadata()).catch(() => undefined);
-    if (!meta?.format || !meta.width || !meta.height) throw new CiError('InvalidArgument', 'InvalidImage: the object is not an image this server can read.');
+    const { data, meta } = await this.readImage(req, key);
     const dpi = String(Math.round(meta.density ?? 72));
     const body = {
       format: meta.format,
@@ -145,14 +154,60 @@ export class ObjectProcessing {
     ctx.body = JSON.stringify(body);
   }
 
+  /**
+   * `?exif`: CI's JSON of the EXIF tags, `{"DateTimeOriginal":{"val":"2018:09:03 17:37:06"},…}`
+   * (src/images/exif.ts), from sharp's metadata; a picture without EXIF
+   * answers CI's `{"error":"no exif data"}` (200, as CI documents it). Same
+   * input limit and slots as `?imageInfo`.
+   */
+  async exif(ctx: AppContext, req: ObjectRequest, key: string): Promise<void> {
+    const { meta } = await this.readImage(req, key);
+    ctx.status = 200;
+    ctx.type = 'application/json';
+    ctx.body = JSON.stringify(readExif(meta.exif) ?? { error: 'no exif data' });
+  }
+
+  /** The object's bytes and sharp's metadata; NoSuchKey, ImageTooLarge and InvalidImage as CI's errors. */
+  private async readImage(req: ObjectRequest, key: string): Promise<{ data: Buffer; meta: Metadata }> {
+    const head = await req.storage.headObject(req.bucket, key);
+    if (!head) throw new CiError('NoSuchKey');
+    const limit = this.deps.config.picLimits.maxInputBytes;
+    if (head.size > limit) throw new CiError('InvalidArgument', `ImageTooLarge: the image is ${head.size} bytes; the limit is ${limit} bytes.`);
+    const data = await req.storage.get(req.bucket, key);
+    const meta = await this.slots.run(AbortSignal.timeout(60_000), () => sharp(data).metadata()).catch(() => undefined);
+    if (!meta?.format || !meta.width || !meta.height) throw new CiError('InvalidArgument', 'InvalidImage: the object is not an image this server can read.');
+    return { data, meta };
+  }
+
   /** Answers `<Response><MediaInfo>` for the object (the Go SDK's GetMediaInfo). */
   async videoInfo(ctx: AppContext, req: ObjectRequest, key: string): Promise<void> {
+    await this.writeMediaInfo(ctx, req.bucket, req.storage, key);
+  }
+
+  /**
+   * `POST /mediainfo` on the CI endpoint (the Go SDK's GenerateMediaInfo):
+   * `<Request><Input><Object>key</Object></Input></Request>` → the same
+   * `<Response><MediaInfo>` as `?ci-process=videoinfo`, for an object of
+   * the request's bucket (the Host's, checked against the signing app by
+   * the CI API's authentication).
+   */
+  async mediaInfoRequest(ctx: AppContext, request: XmlObject, bucket: string, storage: ObjectStorage): Promise<void> {
+    const input = request.Input;
+    if (input === undefined || typeof input !== 'object' || Array.isArray(input)) throw new CiError('InvalidArgument', 'Request/Input/Object is required.');
+    const object = (input as XmlObject).Object;
+    if (typeof object !== 'string') throw new CiError('InvalidArgument', 'Request/Input/Object is required.');
+    const key = assertSafeObjectKey(object.startsWith('/') ? object.slice(1) : object, 'Request/Input/Object');
+    if (!(await storage.headObject(bucket, key))) throw new CiError('NoSuchKey');
+    await this.writeMediaInfo(ctx, bucket, storage, key);
+  }
+
+  private async writeMediaInfo(ctx: AppContext, bucket: string, storage: ObjectStorage, key: string): Promise<void> {
     this.spawner ??= createSpawner();
     this.mediaInfo ??= createMediaInfoProcessor(this.spawner);
     const signal = AbortSignal.timeout(60_000);
     const result = await refuseAsCiAsync(() => this.mediaInfo!.run({
-      job: { jobId: '-', tag: 'MediaInfo', bucket: req.bucket, region: ctx.state.region, inputObject: key, operation: {} },
-      storage: req.storage,
+      job: { jobId: '-', tag: 'MediaInfo', bucket, region: ctx.state.region, inputObject: key, operation: {} },
+      storage,
       config: this.deps.config,
       signal,
       setProgress: () => undefined,

@@ -185,6 +185,7 @@ export const getObject: ObjectHandler = async (ctx, _deps, req) => {
     const run = processing.kind === 'image' ? p.image(ctx, req, key, processing.rule)
       : processing.kind === 'videoinfo' ? p.videoInfo(ctx, req, key)
         : processing.kind === 'imageInfo' ? p.imageInfo(ctx, req, key)
+          : processing.kind === 'exif' ? p.exif(ctx, req, key)
           : p.snapshot(ctx, req, key);
     return run.catch(async (err: unknown) => {
       if (err instanceof ObjectNotFoundError || (err instanceof CiError && err.code === 'NoSuchKey')) await noSuchKey(req);

@@ -1,5 +1,6 @@
 import { describeCallbacks, redeliverCallback } from './callbacks.handlers.js';
 import type { Handler } from './handler.js';
+import { generateMediaInfo } from './mediainfo.handlers.js';
 import { cancelMediaJob, createMediaJobs, describeMediaJob, describeMediaJobs } from './jobs.handlers.js';
 import { describeMediaQueues, updateMediaQueueHandler } from './queues.handlers.js';
 import { createMediaTemplate, deleteMediaTemplate, describeMediaTemplates, updateMediaTemplate } from './templates.handlers.js';
@@ -38,6 +39,8 @@ export const ROUTES: readonly Route[] = [
   { method: 'POST', path: '/file_jobs', handler: createMediaJobs, name: 'CreateFileJobs' },
   { method: 'GET', path: '/file_jobs', handler: describeMediaJobs, name: 'DescribeFileJobs' },
   { method: 'GET', path: '/file_jobs/:ids', handler: describeMediaJob, name: 'DescribeFileJob' },
+  // Synchronous media info on the CI endpoint (the Go SDK's GenerateMediaInfo), answered as GET <key>?ci-process=videoinfo.
+  { method: 'POST', path: '/mediainfo', handler: generateMediaInfo, name: 'GenerateMediaInfo' },
   { method: 'GET', path: '/callbacks', handler: describeCallbacks, name: 'DescribeCallbacks' },
   { method: 'POST', path: '/callbacks/:deliveryId', handler: redeliverCallback, name: 'RedeliverCallback' },
 ];

@@ -131,4 +131,69 @@ describe('objects: processing on GetObject (imageMogr2, ci-process=videoinfo)', 
     const unsigned = await httpRequest(`${api.baseUrl}/media/clip.mp4?ci-process=videoinfo`, 'GET');
     expect(unsigned.status).to.equal(403);
   });
+
+  function signedRequest(method: string, path: string, options: { query?: Record<string, string>; host?: string; body?: string } = {}) {
+    const host = options.host ?? new URL(api.baseUrl).host;
+    const { secretId, secretKey } = api.service.app;
+    const query = options.query ?? {};
+    const authorization = signRequest({ method, path, query, headers: { host }, secretId, secretKey });
+    const qs = Object.entries(query).map(([k, v]) => (v === '' ? encodeURIComponent(k) : `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)).join('&');
+    return httpRequest(`${api.baseUrl}${path}${qs ? `?${qs}` : ''}`, method, options.body, { host, authorization, ...(options.body !== undefined ? { 'content-type': 'application/xml' } : {}) });
+  }
+  const foreignBucket = () => `other-${Number(api.service.app.appid) + 1}`;
+
+  it('answers ?exif as CI\'s JSON of the EXIF tags, "no exif data" without EXIF, 404 for a missing object, 403 for another APPID\'s bucket', async () => {
+    const res = await signedRequest('GET', '/img/photo.jpg', { query: { exif: '' } });
+    expect(res.status, res.text).to.equal(200);
+    expect(res.headers.get('content-type')).to.match(/^application\/json/);
+    const exif = JSON.parse(res.text);
+    expect(exif.Orientation).to.deep.equal({ val: '6' });
+    for (const [name, tag] of Object.entries(exif)) {
+      expect(Object.keys(tag as object), name).to.deep.equal(['val']);
+      expect(typeof (tag as { val: unknown }).val, name).to.equal('string');
+    }
+    await cos.putObject({ Bucket: bucket, Region: REGION, Key: 'img/alpha.png', Body: readFileSync('fixtures/images/alpha.png') });
+    const png = await signedRequest('GET', '/img/alpha.png', { query: { exif: '' } });
+    expect(png.status).to.equal(200);
+    expect(JSON.parse(png.text)).to.deep.equal({ error: 'no exif data' });
+    const missing = await signedRequest('GET', '/img/none.jpg', { query: { exif: '' } });
+    expect(missing.status).to.equal(404);
+    expect(missing.xml.Error.Code).to.equal('NoSuchKey');
+    const foreign = await signedRequest('GET', `/${foreignBucket()}/img/photo.jpg`, { query: { exif: '' } });
+    expect(foreign.status).to.equal(403);
+    expect(foreign.xml.Error.Code).to.equal('AccessDenied');
+    const notImage = await signedRequest('GET', '/media/clip.mp4', { query: { exif: '' } });
+    expect(notImage.status).to.equal(400);
+    expect(notImage.xml.Error.Code).to.equal('InvalidArgument');
+    const unsigned = await httpRequest(`${api.baseUrl}/img/photo.jpg?exif`, 'GET');
+    expect(unsigned.status).to.equal(403);
+  });
+
+  it('answers POST /mediainfo (the Go SDK\'s GenerateMediaInfo) as ?ci-process=videoinfo; 400 for a malformed body, 404 missing, 403 foreign', async () => {
+    const body = '<Request><Input><Object>media/clip.mp4</Object></Input></Request>';
+    const res = await signedRequest('POST', '/mediainfo', { body });
+    expect(res.status, res.text).to.equal(200);
+    expect(res.text).to.match(/^<Response><MediaInfo>/);
+    expect(res.xml.Response.MediaInfo.Format.FormatName).to.equal('mov,mp4,m4a,3gp,3g2,mj2');
+    const viaGet = await signedGet('/media/clip.mp4', { 'ci-process': 'videoinfo' });
+    expect(res.text).to.equal(viaGet.body.toString());
+    const ciHost = await signedRequest('POST', '/mediainfo', { body, host: `${bucket}.ci.${REGION}.myqcloud.com` });
+    expect(ciHost.status, ciHost.text).to.equal(200);
+    const malformed = await signedRequest('POST', '/mediainfo', { body: '<Request><Input><Object>media/clip.mp4</Input>' });
+    expect(malformed.status).to.equal(400);
+    expect(malformed.xml.Error.Code).to.be.a('string');
+    const noInput = await signedRequest('POST', '/mediainfo', { body: '<Request><Tag>x</Tag></Request>' });
+    expect(noInput.status).to.equal(400);
+    expect(noInput.xml.Error.Code).to.equal('InvalidArgument');
+    const hostile = await signedRequest('POST', '/mediainfo', { body: '<Request><Input><Object>../etc/passwd</Object></Input></Request>' });
+    expect(hostile.status).to.equal(400);
+    const missing = await signedRequest('POST', '/mediainfo', { body: '<Request><Input><Object>media/none.mp4</Object></Input></Request>' });
+    expect(missing.status).to.equal(404);
+    expect(missing.xml.Error.Code).to.equal('NoSuchKey');
+    const foreign = await signedRequest('POST', '/mediainfo', { body, host: `${foreignBucket()}.ci.${REGION}.myqcloud.com` });
+    expect(foreign.status).to.equal(403);
+    expect(foreign.xml.Error.Code).to.equal('AccessDenied');
+    const unsigned = await httpRequest(`${api.baseUrl}/mediainfo`, 'POST', body, { 'content-type': 'application/xml' });
+    expect(unsigned.status).to.equal(403);
+  });
 });
