@@ -145,6 +145,25 @@ export async function jobSummaries(db: Kysely<Database>, jobIds: readonly string
   return rows.map(toSummary);
 }
 
+/** One run of a job (sql/0014: job_attempts, written by a trigger as the job enters and leaves Running). */
+export interface JobAttempt {
+  readonly attempt: number;
+  readonly worker: string | null;
+  readonly started_at: string;
+  readonly ended_at: string | null;
+  /** Running, Success, Failed, Cancel; Retry (back to its queue, counted); Released (back, not counted). */
+  readonly state: string;
+  readonly code: string | null;
+  readonly message: string | null;
+}
+
+/** A job's attempts, first first, on job_attempts' primary key (job_id, attempt). */
+export async function jobAttempts(db: Kysely<Database>, jobId: string): Promise<JobAttempt[]> {
+  const { rows } = await sql<{ attempt: number; worker: string | null; started_at: Date; ended_at: Date | null; state: string; code: string | null; message: string | null }>`
+    SELECT attempt, worker, started_at, ended_at, state, code, message FROM job_attempts WHERE job_id = ${jobId} ORDER BY attempt LIMIT 1000`.execute(db);
+  return rows.map((r) => ({ ...r, started_at: new Date(r.started_at).toISOString(), ended_at: iso(r.ended_at) }));
+}
+
 export interface QueueSummary {
   readonly queue_id: string;
   readonly bucket: string;

@@ -28,7 +28,7 @@ import { taskView } from '../tasks/task-view.js';
 import { buildDescribeMediaJobResponse } from '../xml/responses.js';
 import { formatCiTime } from '../xml/time.js';
 import type { XmlObject, XmlValue } from '../xml/tree.js';
-import { jobSummaries, listConsoleJobs, listDeliveries, overview, queueSummaries, toSummary, type Scope } from './console.queries.js';
+import { jobAttempts, jobSummaries, listConsoleJobs, listDeliveries, overview, queueSummaries, toSummary, type Scope } from './console.queries.js';
 import { ConsoleFeed } from './feed.js';
 import { SESSION_COOKIE, SESSION_TTL_MS, decodeSession, encodeSession, newSession, sessionKey, type Session } from './session.js';
 
@@ -282,15 +282,24 @@ export function createConsole(deps: AppDeps): ConsoleUi {
     const row = await jobInScope(w, jobId);
     const job = jobRowToJob(row);
     const deliveries = await findDeliveriesOfJob(db, jobId);
+    const attempts = await jobAttempts(db, jobId);
     const outputs = await outputsOf(row.bucket, job.operation, job.result, row.appid);
     const timeline: Array<{ at: string; ci: string; what: string; detail?: string }> = [];
     const point = (at: Date | null, what: string, detail?: string) => {
       if (at) timeline.push({ at: at.toISOString(), ci: formatCiTime(at), what, ...(detail ? { detail } : {}) });
     };
     point(job.createdAt, 'created', `${row.external ? 'task' : 'job'} in queue ${job.queueId}`);
-    point(job.startedAt, 'started', `attempt ${job.attempts} of ${job.maxAttempts}${row.lease_owner ? ` on ${row.lease_owner}` : ''}`);
+    // Each attempt (sql/0014) with its worker and how it ended; a job that ran before 0014 has none: its last start stands in.
+    for (const a of attempts) {
+      point(new Date(a.started_at), 'started', `attempt ${a.attempt} of ${job.maxAttempts}${a.worker ? ` on ${a.worker}` : ''}`);
+      if (a.ended_at) point(new Date(a.ended_at), a.state, [a.code, a.message].filter(Boolean).join(': '));
+    }
+    if (attempts.length === 0) point(job.startedAt, 'started', `attempt ${job.attempts} of ${job.maxAttempts}${row.lease_owner ? ` on ${row.lease_owner}` : ''}`);
     if (job.state === 'Running') timeline.push({ at: new Date().toISOString(), ci: formatCiTime(new Date()), what: 'progress', detail: `${job.progress}%` });
-    point(job.endedAt, job.state, [job.code, job.message].filter(Boolean).join(': '));
+    // The job's end, unless its last attempt's end (the same statement, the same now()) already says it: a waiting job cancelled or expired.
+    if (job.endedAt && !attempts.some((a) => a.ended_at === job.endedAt!.toISOString() && a.state === job.state)) {
+      point(job.endedAt, job.state, [job.code, job.message].filter(Boolean).join(': '));
+    }
     for (const d of deliveries) {
       for (const a of d.attempts) point(new Date(a.attempted_at), 'callback', `${d.delivery.url} → ${a.http_status ?? a.error ?? ''} (${a.latency_ms} ms)`);
     }
@@ -299,6 +308,7 @@ export function createConsole(deps: AppDeps): ConsoleUi {
       job: toSummary(row),
       ...(row.external ? { task: taskView(row) } : { xml: buildDescribeMediaJobResponse([job], []) }),
       timeline,
+      attempts,
       outputs,
       deliveries: deliveries.map((d) => ({
         delivery_id: d.delivery.delivery_id,

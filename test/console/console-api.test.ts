@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { sql } from 'kysely';
+import { claimJobs, endJobsAndClaimNext, releaseJob, retryOrFail } from '../../src/engine/queue.sql.js';
 import { mediaInfoRequest, submit } from '../helpers/jobs.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
@@ -123,6 +124,61 @@ describe('console API access', () => {
     const row = await api.service.db.kysely.selectFrom('jobs').select(['attempts', 'max_attempts']).where('job_id', '=', id).executeTakeFirstOrThrow();
     expect(row).to.deep.equal({ attempts: 3, max_attempts: 4 });
     expect((await post(`/console/api/jobs/${id}/retry`, cookie, { 'x-csrf-token': csrf })).status).to.equal(409);
+  });
+
+  it('shows each attempt with its worker in the detail timeline: a job that fails once and succeeds on retry, a job handed back uncounted', async () => {
+    // A service of its own, so that the claims below take these jobs and no other test's.
+    const own = await startTestService();
+    try {
+      const db = own.service.db.kysely;
+      const login = await fetch(`${own.baseUrl}/console/api/login`, { method: 'POST', body: JSON.stringify({ token: own.service.adminToken }), headers: { 'content-type': 'application/json' } });
+      const cookie = (login.headers.getSetCookie()[0] ?? '').split(';')[0];
+      const detail = async (id: string) => JSON.parse((await own.request('GET', `/console/api/jobs/${id}`, { headers: { cookie } })).text) as {
+        attempts: Array<{ attempt: number; worker: string | null; state: string; code: string | null; message: string | null; started_at: string; ended_at: string | null }>;
+        timeline: Array<{ what: string; detail?: string }>;
+      };
+      // The engine's own statements, as a worker runs them: claim on A, a transient failure puts it back, claim on B, end Success with the next claim.
+      const id = await submit(own, mediaInfoRequest('input/a.mp4'));
+      const [first] = await claimJobs(db, 'host-a:11:aaaa', 60_000, 1);
+      expect(first.job.jobId).to.equal(id);
+      expect((await detail(id)).attempts.map((a) => [a.attempt, a.worker, a.state, a.ended_at])).to.deep.equal([[1, 'host-a:11:aaaa', 'Running', null]]);
+      await retryOrFail(db, first.job, 'host-a:11:aaaa', 0, 'ffprobe was killed');
+      const [second] = await claimJobs(db, 'host-b:22:bbbb', 60_000, 1);
+      expect(second.job.jobId).to.equal(id);
+      expect(second.job.attempts).to.equal(2);
+      await endJobsAndClaimNext(db, [{ jobId: id, to: 'Success', outcome: { code: 'Success', message: '' } }], 'host-b:22:bbbb', 60_000, 1);
+      const done = await detail(id);
+      expect(done.attempts.map(({ attempt, worker, state, code, message }) => ({ attempt, worker, state, code, message }))).to.deep.equal([
+        { attempt: 1, worker: 'host-a:11:aaaa', state: 'Retry', code: null, message: 'Attempt 1 failed: ffprobe was killed' },
+        { attempt: 2, worker: 'host-b:22:bbbb', state: 'Success', code: 'Success', message: '' },
+      ]);
+      expect(done.attempts.every((a) => a.ended_at !== null && a.ended_at >= a.started_at)).to.equal(true);
+      expect(done.attempts[1].started_at >= done.attempts[0].ended_at!).to.equal(true);
+      // The timeline: created, attempt 1 on A, its retry, attempt 2 on B, one Success.
+      expect(done.timeline.map((p) => p.what)).to.deep.equal(['created', 'started', 'Retry', 'started', 'Success']);
+      expect(done.timeline[1].detail).to.equal('attempt 1 of 3 on host-a:11:aaaa');
+      expect(done.timeline[3].detail).to.equal('attempt 2 of 3 on host-b:22:bbbb');
+      const row = await db.selectFrom('jobs').select(['state', 'attempts', 'ended_at']).where('job_id', '=', id).executeTakeFirstOrThrow();
+      expect(row.state).to.equal('Success');
+      expect(row.ended_at?.toISOString()).to.equal(done.attempts[1].ended_at);
+
+      // Handed back by a stopping worker (the attempt given back), then claimed by another: attempt 1 is the second worker's.
+      const handed = await submit(own, mediaInfoRequest('input/b.mp4'));
+      const [c] = await claimJobs(db, 'host-c:33:cccc', 60_000, 1);
+      expect(c.job.jobId).to.equal(handed);
+      await releaseJob(db, c.job, 'host-c:33:cccc');
+      expect((await detail(handed)).attempts.map((a) => [a.attempt, a.worker, a.state])).to.deep.equal([[1, 'host-c:33:cccc', 'Released']]);
+      await claimJobs(db, 'host-d:44:dddd', 60_000, 1);
+      expect((await detail(handed)).attempts.map((a) => [a.attempt, a.worker, a.state, a.ended_at])).to.deep.equal([[1, 'host-d:44:dddd', 'Running', null]]);
+      // Cancelled while running: the attempt ends Cancel, and the job's end is not shown twice.
+      const { csrf } = await login.json() as { csrf: string };
+      expect((await own.request('POST', `/console/api/jobs/${handed}/cancel`, { body: '{}', headers: { cookie, 'content-type': 'application/json', 'x-csrf-token': csrf } })).status).to.equal(200);
+      const cancelled = await detail(handed);
+      expect(cancelled.attempts.map((a) => [a.attempt, a.state, a.code])).to.deep.equal([[1, 'Cancel', 'Cancel']]);
+      expect(cancelled.timeline.filter((p) => p.what === 'Cancel')).to.have.length(1);
+    } finally {
+      await own.stop();
+    }
   });
 
   it('cancels a job through the same path as CancelMediaJob, and refuses a second cancel with 409', async () => {

@@ -148,6 +148,11 @@ describe('console in a browser', function () {
     await page().click('[data-action=retry]');
     await page().waitForSelector(`[data-testid=job-detail][data-state="Success"]`, { timeout: 20_000 });
     expect(await page().textContent('[data-testid=job-document]')).to.include('<State>Success</State>');
+    // Both runs in the attempts table (sql/0014), each with its worker: the Failed one, then the retry's Success.
+    await page().waitForSelector('[data-testid=job-attempts] tr[data-state="Success"]', { timeout: 5000 });
+    const runs = await page().$$eval('[data-testid=job-attempts] tbody tr', (rows) => rows.map((r) => [r.getAttribute('data-state'), r.getAttribute('data-worker')]));
+    expect(runs.map(([state]) => state)).to.deep.equal([...runs.slice(0, -2).map(() => 'Retry'), 'Failed', 'Success']);
+    expect(runs.every(([, worker]) => Boolean(worker))).to.equal(true);
   });
 
   it('creates an app, showing its keys once', async () => {

@@ -68,6 +68,9 @@ describe('history retention', () => {
       await jobAged(db, 'Running', 40),
     ];
     const recentDelivery = await delivery(db, kept[0], 'Delivered');
+    // Attempts (sql/0014) go with their job (ON DELETE CASCADE).
+    await sql`INSERT INTO job_attempts (job_id, attempt, worker, started_at, ended_at, state)
+      VALUES (${old[0]}, 1, 'w', now(), now(), 'Retry'), (${old[0]}, 2, 'w', now(), now(), 'Success'), (${kept[0]}, 1, 'w', now(), now(), 'Success')`.execute(db);
     // An old job whose callback is still being retried is kept until it is not.
     const pendingJob = await jobAged(db, 'Success', 50);
     await delivery(db, pendingJob, 'Pending');
@@ -80,6 +83,9 @@ describe('history retention', () => {
     expect(await count(db, 'callback_attempts')).to.equal(2);
     const { rows } = await sql<{ delivery_id: string }>`SELECT delivery_id FROM callback_deliveries WHERE job_id = ${kept[0]}`.execute(db);
     expect(rows.map((r) => r.delivery_id)).to.deep.equal([recentDelivery]);
+    const attempts = await sql<{ job_id: string }>`SELECT DISTINCT job_id FROM job_attempts`.execute(db);
+    expect(attempts.rows.map((r) => r.job_id)).to.include(kept[0]);
+    expect(attempts.rows.filter((r) => old.includes(r.job_id))).to.deep.equal([]);
   });
 
   it('keeps everything when the retention is 0', async () => {

@@ -387,6 +387,11 @@ function JobDetail({ jobId }) {
     </dl>
     <h3>${t('timeline')}</h3>
     <ol class="timeline">${data.timeline.map((p) => html`<li><${Time} iso=${p.at} ci=${p.ci} /> <strong>${p.what}</strong> ${p.detail ?? ''}</li>`)}</ol>
+    ${data.attempts?.length ? html`<table class="list" data-testid="job-attempts" title=${t('attemptStates')}>
+      <thead><tr><th>#</th><th>${t('worker')}</th><th>${t('started')}</th><th>${t('ended')}</th><th>${t('state')}</th><th>${t('message')}</th></tr></thead>
+      <tbody>${data.attempts.map((a) => html`<tr data-attempt=${a.attempt} data-worker=${a.worker ?? ''} data-state=${a.state}>
+        <td>${a.attempt}</td><td class="mono">${a.worker ?? '-'}</td><td><${Time} iso=${a.started_at} /></td><td><${Time} iso=${a.ended_at} /></td>
+        <td><${State} state=${a.state} /></td><td>${[a.code, a.message].filter(Boolean).join(': ')}</td></tr>`)}</tbody></table>` : null}
     ${data.outputs.length ? html`<h3>${t('outputs')}</h3><ul>${data.outputs.map((o) => html`<li><a class="mono" href=${`/console/api/objects?${new URLSearchParams({ bucket: o.bucket, key: o.key })}`}>${o.bucket}/${o.key}</a> <span class="muted">${o.size} B</span></li>`)}</ul>` : null}
     <h3>${t('deliveries')}</h3>
     ${data.deliveries.length === 0 ? html`<p class="muted">${t('noDeliveries')}</p>` : data.deliveries.map((d) => html`<div class="card delivery" data-delivery-id=${d.delivery_id}>

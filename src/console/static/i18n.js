@@ -17,7 +17,8 @@ const EN = {
   confirmRotate: 'Rotate this app’s keys? The old ones stop working.', confirmDisable: 'Disable this app?',
   pending: 'Pending', delivered: 'Delivered', givenUp: 'Given up', redeliver: 'Redeliver', url: 'URL', nextAttempt: 'Next attempt', lastResult: 'Last result',
   none: 'Nothing here.', theme: 'Theme', queryMs: 'query {ms} ms', elapsed: '{s} s',
-  states: { Submitted: 'Submitted', Running: 'Running', Success: 'Success', Failed: 'Failed', Pause: 'Pause', Cancel: 'Cancel' },
+  states: { Submitted: 'Submitted', Running: 'Running', Success: 'Success', Failed: 'Failed', Pause: 'Pause', Cancel: 'Cancel', Retry: 'Retry', Released: 'Released' },
+  attemptStates: 'Retry: back in its queue, attempt counted. Released: handed back, not counted.',
 };
 const ZH = {
   title: 'mediajobs 控制台', overview: '概览', jobs: '任务', queues: '队列', workers: '处理器', apps: '应用', callbacks: '回调',
@@ -37,7 +38,8 @@ const ZH = {
   confirmRotate: '轮换此应用的密钥？旧密钥将失效。', confirmDisable: '停用此应用？',
   pending: '待投递', delivered: '已投递', givenUp: '已放弃', redeliver: '重新投递', url: 'URL', nextAttempt: '下次尝试', lastResult: '最近结果',
   none: '暂无数据。', theme: '主题', queryMs: '查询 {ms} 毫秒', elapsed: '{s} 秒',
-  states: { Submitted: '已提交', Running: '处理中', Success: '成功', Failed: '失败', Pause: '暂停', Cancel: '已取消' },
+  states: { Submitted: '已提交', Running: '处理中', Success: '成功', Failed: '失败', Pause: '暂停', Cancel: '已取消', Retry: '重新排队', Released: '已交回' },
+  attemptStates: '重新排队：回到队列，计入尝试次数。已交回：交回队列，不计入。',
 };
 
 export const lang = (navigator.languages?.[0] ?? navigator.language ?? 'en').toLowerCase().startsWith('zh') ? 'zh' : 'en';
