@@ -1,6 +1,5 @@
 import type { Middleware } from 'koa';
-import { verifyCosSignature } from '../auth/cos-signature.js';
-import { appidOfBucket, findAppBySecretId, type App } from '../auth/credentials.js';
+import { appidOfBucket } from '../auth/credentials.js';
 import { CiError } from '../errors.js';
 import { BUCKET_NAME_PATTERN } from '../storage/object-key.js';
 import type { ObjectStorage } from '../storage/object-storage.js';
@@ -12,6 +11,7 @@ import type { AppContext, RequestState } from './context.js';
 import type { ObjectHandler } from './object-request.js';
 import type { AppDeps } from './handler.js';
 import { routeRequest } from './host-routing.js';
+import { signingApp } from './middleware/authenticate.js';
 import { objectProcessingOf } from './object-processing.js';
 import {
   abortMultipartUpload, completeMultipartUpload, initiateMultipartUpload, listParts, uploadPart,
@@ -81,7 +81,7 @@ export function objectApi(deps: AppDeps): Middleware<RequestState> {
     const query = new URLSearchParams(ctx.querystring);
     const route = OBJECT_ROUTES.find((r) => r.method === ctx.method && r.target === (target.key === '' ? 'bucket' : 'object') && (r.when?.(query, context) ?? true));
     ctx.state.operation = route?.name ?? `object:${ctx.method}`;
-    const app = await authenticateObjectRequest(context, deps);
+    const app = await signingApp(context, deps);
     const bucket = target.bucket ?? (app?.bucket || deps.config.defaultBucket);
     if (!BUCKET_NAME_PATTERN.test(bucket)) throw new CiError('InvalidBucketName');
     if (app && appidOfBucket(bucket) !== app.appid) {
@@ -103,22 +103,3 @@ export function objectApi(deps: AppDeps): Middleware<RequestState> {
   };
 }
 
-/** The signing app, verified as the CI API's authenticate middleware does; undefined for an allowed unsigned request. */
-async function authenticateObjectRequest(ctx: AppContext, deps: AppDeps): Promise<App | undefined> {
-  const signed = ctx.get('authorization') !== '' || new URLSearchParams(ctx.querystring).has('q-signature');
-  if (!signed) {
-    if (deps.config.requireAuth) throw new CiError('AccessDenied', 'The request is not signed; send a COS Authorization header or a presigned URL.');
-    return undefined;
-  }
-  let app: App | undefined;
-  await verifyCosSignature(
-    { method: ctx.method, path: ctx.path, query: ctx.querystring, headers: ctx.headers },
-    async (secretId) => {
-      app = await findAppBySecretId(deps.db.kysely, secretId);
-      return app?.secretKey;
-    },
-    Math.floor(Date.now() / 1000),
-    { maxSignatureAgeSeconds: Math.floor(deps.config.maxSignatureAgeMs / 1000) },
-  );
-  return app;
-}
