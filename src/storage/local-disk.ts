@@ -61,16 +61,39 @@ export class LocalDiskStorage implements Storage {
   }
 
   async put(bucket: string, key: string, data: Buffer): Promise<ObjectStat> {
+    await this.writeInPlace(bucket, key, (temp) => fs.writeFile(temp, data));
+    return { size: data.length, etag: md5Etag(data) };
+  }
+
+  async putFile(bucket: string, key: string, source: string): Promise<ObjectStat> {
+    const [etag, { size }] = await Promise.all([md5EtagOfFile(source), fs.stat(source)]);
+    // A rename when the scratch file is on the same file system (<data dir>/tmp and
+    // <data dir>/buckets usually are), a copy otherwise.
+    await this.writeInPlace(bucket, key, async (temp) => {
+      try {
+        await fs.rename(source, temp);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+        await fs.copyFile(source, temp);
+      }
+    });
+    return { size, etag };
+  }
+
+  /**
+   * Has `fill` make a temporary file beside the object, then renames it into
+   * place, so a crash mid-write never leaves a truncated object under the real key.
+   */
+  private async writeInPlace(bucket: string, key: string, fill: (temp: string) => Promise<void>): Promise<void> {
     const file = this.filePath(bucket, key);
-    // Write then rename, so a crash mid-write never leaves a truncated object under the real key.
     // Named apart from the key, so that a key segment of the longest allowed length still fits.
     const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
     try {
-      await fs.writeFile(temp, data).catch(async (err: NodeJS.ErrnoException) => {
+      await fill(temp).catch(async (err: NodeJS.ErrnoException) => {
         // Folders are made only when missing: a mkdir on every write cost ~15 % of a put's CPU.
-        if (err.code !== 'ENOENT') throw err;
+        if (err.code !== 'ENOENT' || (await fs.stat(path.dirname(file)).then(() => true, () => false))) throw err;
         await fs.mkdir(path.dirname(file), { recursive: true });
-        await fs.writeFile(temp, data);
+        await fill(temp);
       });
       await fs.rename(temp, file);
     } catch (err) {
@@ -82,39 +105,6 @@ export class LocalDiskStorage implements Storage {
       }
       throw err;
     }
-    return { size: data.length, etag: md5Etag(data) };
-  }
-
-  async putFile(bucket: string, key: string, source: string): Promise<ObjectStat> {
-    const file = this.filePath(bucket, key);
-    const [etag, { size }] = await Promise.all([md5EtagOfFile(source), fs.stat(source)]);
-    const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
-    // A rename when the scratch file is on the same file system (<data dir>/tmp and
-    // <data dir>/buckets usually are), a copy otherwise; then the same atomic rename as put.
-    const place = async () => {
-      try {
-        await fs.rename(source, temp);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-        await fs.copyFile(source, temp);
-      }
-    };
-    try {
-      await place().catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT' || !(await fs.stat(source).then(() => true, () => false))) throw err;
-        await fs.mkdir(path.dirname(file), { recursive: true });
-        await place();
-      });
-      await fs.rename(temp, file);
-    } catch (err) {
-      await fs.rm(temp, { force: true }).catch(() => undefined);
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
-        throw new CiError('InvalidArgument', `The object ${key} cannot be written in bucket ${bucket}: it collides with an existing object or folder.`);
-      }
-      throw err;
-    }
-    return { size, etag };
   }
 
   async stat(bucket: string, key: string): Promise<ObjectStat | undefined> {
