@@ -13,6 +13,7 @@ import { createNoiseReductionProcessor } from './noise-reduction.js';
 import { createSmartCoverProcessor } from './smart-cover.js';
 import { createVideoMontageProcessor } from './video-montage.js';
 import { fileHashCodeProcessor } from './file-hash-code.js';
+import { createWatermarkJobProcessor } from './watermark-job.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -29,6 +30,7 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createNoiseReductionProcessor(deps.spawner),
     createSmartCoverProcessor(deps.spawner),
     createVideoMontageProcessor(deps.spawner),
+    createWatermarkJobProcessor(deps.spawner),
     fileHashCodeProcessor,
   ].map((p) => [p.tag, p]));
 }

@@ -12,6 +12,7 @@ import { checkSmartCoverOperation } from './smart-cover.js';
 import { checkVideoMontageOperation } from './video-montage.js';
 import { checkTranscodeOperation } from './transcode.js';
 import { checkFileHashCodeOperation } from './file-hash-code.js';
+import { checkWatermarkJobOperation } from './watermark-job.js';
 
 /** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
 type OperationCheck = (operation: XmlObject, config: Config, where: string) => void;
@@ -43,6 +44,7 @@ export const SUPPORTED_TAGS = {
   NoiseReduction: { operationSchema: 'operation.noise-reduction.json', needsOutput: true, container: 'NoiseReduction', check: checkNoiseReductionOperation },
   SmartCover: { operationSchema: 'operation.smart-cover.json', needsOutput: true, container: 'SmartCover', check: checkSmartCoverOperation },
   VideoMontage: { operationSchema: 'operation.video-montage.json', needsOutput: true, container: 'VideoMontage', check: checkVideoMontageOperation },
+  Watermark: { operationSchema: 'operation.watermark.json', needsOutput: true, echoes: ['Watermark', 'WatermarkTemplateId'], check: checkWatermarkJobOperation },
   // The /file_jobs family (also accepted at /jobs, as /pic_jobs and /jobs share their jobs).
   FileHashCode: { operationSchema: 'operation.file-hash-code.json', needsOutput: false, container: 'FileHashCodeConfig', check: checkFileHashCodeOperation },
 } as const satisfies Record<string, TagSpec>;

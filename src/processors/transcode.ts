@@ -85,6 +85,17 @@ const CONTAINERS: Readonly<Record<string, ContainerSpec>> = {
   gif: { muxer: 'gif', ext: 'gif', video: ['gif'], audio: [] },
 };
 
+/** The Container/Format whose files have this extension (`m3u8`: hls), if one does. */
+export function formatOfExtension(extension: string): string | undefined {
+  const ext = extension.toLowerCase();
+  return Object.keys(CONTAINERS).find((format) => CONTAINERS[format].ext === ext);
+}
+
+/** The video and audio codecs a Container/Format holds (CI's names in lower case, the default first). */
+export function containerCodecs(format: string): { readonly video: readonly string[]; readonly audio: readonly string[] } | undefined {
+  return CONTAINERS[format.toLowerCase()];
+}
+
 const VIDEO_ENCODERS: Readonly<Record<VideoCodec, string>> = { 'h.264': 'libx264', 'h.265': 'libx265', vp8: 'libvpx', vp9: 'libvpx-vp9', av1: 'libaom-av1', gif: 'gif' };
 const AUDIO_ENCODERS: Readonly<Record<AudioCodec, string>> = { aac: 'aac', mp3: 'libmp3lame', opus: 'libopus', flac: 'flac', vorbis: 'libvorbis', pcm_s16le: 'pcm_s16le', amr: 'libopencore_amrnb' };
 const H264_PRESETS = ['ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'];

@@ -52,6 +52,7 @@ export type XmlSchemaId =
   | 'operation.smart-cover.json'
   | 'operation.video-montage.json'
   | 'operation.file-hash-code.json'
+  | 'operation.watermark.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';

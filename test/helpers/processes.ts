@@ -1,7 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { bundledFfprobePath } from '../../src/media/ffprobe.js';
 
 /**
@@ -60,4 +61,31 @@ export function spawnWorker(env: Record<string, string>): WorkerProcess {
       });
     },
   };
+}
+
+/** Pids of ffmpeg processes whose arguments name the job's work folder. */
+export function ffmpegPidsOf(jobId: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes('ffmpeg') && cmdline.includes(jobId)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/**
+ * A 10 s 1280x720 25 fps MPEG-4 Part 2 clip (~10 MB, made in ~2 s by the
+ * bundled ffmpeg, into a temporary folder): large enough that jobs probe it
+ * and report progress, and slow enough to re-encode as H.264 that a test can
+ * cancel the job while its ffmpeg runs.
+ */
+export function makeSlowClip(): string {
+  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'mediajobs-slow-clip-')), 'slow.mp4');
+  execFileSync(bundledFfmpegPath(), ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=25:duration=10', '-c:v', 'mpeg4', '-q:v', '3', file]);
+  return file;
 }

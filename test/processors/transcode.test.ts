@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { promises as fs, readFileSync, readdirSync } from 'node:fs';
+import { promises as fs, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -11,6 +11,7 @@ import { FfmpegError, runFfmpeg } from '../../src/media/ffmpeg.js';
 import { buildTranscodeArgs, parseTranscode } from '../../src/processors/transcode.js';
 import { BUCKET, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
 import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
+import { ffmpegPidsOf } from '../helpers/processes.js';
 
 const spawner = createSpawner();
 const INPUT: ToolInput = { options: INPUT_OPTIONS, url: 'file:/d/in.mp4', filePath: '/d/in.mp4' };
@@ -265,18 +266,3 @@ describe('Transcode jobs with the real ffmpeg', function () {
     await waitFor(async () => (workDirs().length === 0 ? true : undefined), 5_000, 'the work folder to be removed');
   });
 });
-
-/** Pids of ffmpeg processes whose arguments name the job's work folder. */
-export function ffmpegPidsOf(jobId: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes('ffmpeg') && cmdline.includes(jobId)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
