@@ -14,6 +14,7 @@ import { createSmartCoverProcessor } from './smart-cover.js';
 import { createVideoMontageProcessor } from './video-montage.js';
 import { fileHashCodeProcessor } from './file-hash-code.js';
 import { createWatermarkJobProcessor } from './watermark-job.js';
+import { createVideoEnhanceProcessor } from './video-enhance.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -31,6 +32,7 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createSmartCoverProcessor(deps.spawner),
     createVideoMontageProcessor(deps.spawner),
     createWatermarkJobProcessor(deps.spawner),
+    createVideoEnhanceProcessor(deps.spawner),
     fileHashCodeProcessor,
   ].map((p) => [p.tag, p]));
 }

@@ -21,21 +21,33 @@ import type { Processor } from './processor.js';
 import { parseTranscode, runTranscodeSpec, transcodeNeeds, type TranscodeSpec } from './transcode.js';
 import { parseWatermarks, watermarkFilters, type WatermarkSpec } from './watermark.js';
 
-/** The `-vf` filters of a `<VideoProcess>`; throws InvalidArgument naming the element. */
-export function videoProcessFilters(videoProcess: XmlObject): string[] {
+/**
+ * The `eq` and `unsharp` filters of the ColorEnhance and MsSharpen in
+ * `parent` (VideoProcess's, VideoEnhance's); may be empty. With
+ * `onWhenPresent` a block that leaves Enable out is on, even an empty one
+ * (VideoEnhance: CI's examples send no Enable, and Go sends an empty struct as
+ * an empty element), else Enable must be true. Throws InvalidArgument naming the element.
+ */
+export function colourAndSharpenFilters(parent: XmlObject, onWhenPresent = false): string[] {
   const filters: string[] = [];
-  const colour = child(videoProcess, 'ColorEnhance');
-  if (flag(colour.Enable, 'ColorEnhance/Enable')) {
+  const colour = child(parent, 'ColorEnhance');
+  if (flag(colour.Enable, 'ColorEnhance/Enable', onWhenPresent && parent.ColorEnhance !== undefined)) {
     const contrast = number(colour.Contrast, 'ColorEnhance/Contrast', 0, 100) ?? 10;
     const saturation = number(colour.Saturation, 'ColorEnhance/Saturation', 0, 300) ?? 20;
     number(colour.Correction, 'ColorEnhance/Correction', 0, 1000);
     filters.push(`eq=contrast=${1 + contrast / 100}:saturation=${1 + saturation / 100}`);
   }
-  const sharpen = child(videoProcess, 'MsSharpen');
-  if (flag(sharpen.Enable, 'MsSharpen/Enable')) {
+  const sharpen = child(parent, 'MsSharpen');
+  if (flag(sharpen.Enable, 'MsSharpen/Enable', onWhenPresent && parent.MsSharpen !== undefined)) {
     const level = number(sharpen.SharpenLevel, 'MsSharpen/SharpenLevel', 0, 10) ?? 5;
     filters.push(`unsharp=5:5:${Math.round(level * 0.15 * 1000) / 1000}`);
   }
+  return filters;
+}
+
+/** The `-vf` filters of a `<VideoProcess>`; throws InvalidArgument naming the element. */
+export function videoProcessFilters(videoProcess: XmlObject): string[] {
+  const filters = colourAndSharpenFilters(videoProcess);
   if (filters.length === 0) throw invalid('VideoProcess needs ColorEnhance or MsSharpen with Enable true.');
   return filters;
 }

@@ -53,6 +53,7 @@ export type XmlSchemaId =
   | 'operation.video-montage.json'
   | 'operation.file-hash-code.json'
   | 'operation.watermark.json'
+  | 'operation.video-enhance.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';
