@@ -15,6 +15,7 @@ import { createVideoMontageProcessor } from './video-montage.js';
 import { fileHashCodeProcessor } from './file-hash-code.js';
 import { createWatermarkJobProcessor } from './watermark-job.js';
 import { createVideoEnhanceProcessor } from './video-enhance.js';
+import { createSplitVideoPartsProcessor } from './split-video-parts.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -33,6 +34,7 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createVideoMontageProcessor(deps.spawner),
     createWatermarkJobProcessor(deps.spawner),
     createVideoEnhanceProcessor(deps.spawner),
+    createSplitVideoPartsProcessor(deps.spawner),
     fileHashCodeProcessor,
   ].map((p) => [p.tag, p]));
 }

@@ -14,6 +14,7 @@ import { checkTranscodeOperation } from './transcode.js';
 import { checkFileHashCodeOperation } from './file-hash-code.js';
 import { checkWatermarkJobOperation } from './watermark-job.js';
 import { checkVideoEnhanceOperation } from './video-enhance.js';
+import { checkSplitVideoPartsOperation } from './split-video-parts.js';
 
 /** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
 type OperationCheck = (operation: XmlObject, config: Config, where: string) => void;
@@ -46,6 +47,7 @@ export const SUPPORTED_TAGS = {
   SmartCover: { operationSchema: 'operation.smart-cover.json', needsOutput: true, container: 'SmartCover', check: checkSmartCoverOperation },
   VideoMontage: { operationSchema: 'operation.video-montage.json', needsOutput: true, container: 'VideoMontage', check: checkVideoMontageOperation },
   VideoEnhance: { operationSchema: 'operation.video-enhance.json', needsOutput: true, container: 'VideoEnhance', echoes: ['TranscodeTemplateId', 'Watermark', 'WatermarkTemplateId'], check: checkVideoEnhanceOperation },
+  SplitVideoParts: { operationSchema: 'operation.split-video-parts.json', needsOutput: false, container: 'SplitVideoParts', check: checkSplitVideoPartsOperation },
   Watermark: { operationSchema: 'operation.watermark.json', needsOutput: true, echoes: ['Watermark', 'WatermarkTemplateId'], check: checkWatermarkJobOperation },
   // The /file_jobs family (also accepted at /jobs, as /pic_jobs and /jobs share their jobs).
   FileHashCode: { operationSchema: 'operation.file-hash-code.json', needsOutput: false, container: 'FileHashCodeConfig', check: checkFileHashCodeOperation },

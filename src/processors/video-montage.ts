@@ -79,6 +79,17 @@ function sceneArgs(input: ToolInput, dir: string): string[] {
   return [...inputArgs(input), '-map', '0:v:0', '-vf', `scale=160:-2,select='gt(scene,0.3)',metadata=print:file=${path.join(dir, 'scenes.txt')}`, '-an', '-f', 'null', '-'];
 }
 
+/**
+ * The times (s) of the input's scene changes, from one ffmpeg pass in a tool
+ * slot (VideoMontage's clips, SplitVideoParts' shots). With `lengthSec` the
+ * pass reports progress.
+ */
+export async function sceneChanges(ctx: ProcessorContext, spawner: Spawner, input: string, dir: string, lengthSec?: number): Promise<number[]> {
+  await withToolInput(input, (tool) => ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, sceneArgs(tool, dir), dir, lengthSec, inputReplacements(tool, ctx.job.inputObject, dir))));
+  const printed = await fs.readFile(path.join(dir, 'scenes.txt'), 'utf8').catch(() => '');
+  return [...printed.matchAll(/pts_time:([\d.]+)/g)].map((m) => Number(m[1]));
+}
+
 function montageOf(operation: XmlObject, bucket?: string): MontageSpec {
   return parseMontage(isXmlObject(operation.VideoMontage) ? operation.VideoMontage : {}, bucket);
 }
@@ -110,9 +121,7 @@ async function runMontage(ctx: ProcessorContext, spawner: Spawner): Promise<XmlO
     const report = await probeInput(ctx, spawner, input);
     if (!report.streams?.some((s) => s.codec_type === 'video')) throw invalid(`The input ${job.inputObject} has no video for a montage.`);
     const inputSec = mediaDuration(report) ?? 0;
-    await withToolInput(input, (tool) => ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, sceneArgs(tool, dir), dir, undefined, inputReplacements(tool, job.inputObject, dir))));
-    const printed = await fs.readFile(path.join(dir, 'scenes.txt'), 'utf8').catch(() => '');
-    const changes = [...printed.matchAll(/pts_time:([\d.]+)/g)].map((m) => Number(m[1]));
+    const changes = await sceneChanges(ctx, spawner, input, dir);
     return pickClips(inputSec, spec.durationSec ?? Math.max(3, inputSec / 5), changes);
   }));
   if (clips.length === 0) throw invalid(`The input ${job.inputObject} is too short for a montage.`);

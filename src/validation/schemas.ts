@@ -54,6 +54,7 @@ export type XmlSchemaId =
   | 'operation.file-hash-code.json'
   | 'operation.watermark.json'
   | 'operation.video-enhance.json'
+  | 'operation.split-video-parts.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';
