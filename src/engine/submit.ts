@@ -140,7 +140,7 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
   const spec = tagSpec(tag);
   assertMatchesSchema(spec.operationSchema, operation, where);
   spec.check?.(operation, config, where);
-  // WatermarkTemplateId (Transcode, VideoProcess) and TranscodeTemplateId (VideoProcess), read in this transaction.
+  // WatermarkTemplateId and TranscodeTemplateId (template-refs.ts), read in this transaction.
   if (hasTemplateRefs(operation)) await checkTemplateRefs(operation, (id) => findTemplate(tx, bucket, id), config, where);
 
   // The echo keeps CI's element order: Tag (multi form), TemplateId, TemplateName, the type container, Output, UserData, JobLevel.

@@ -1,9 +1,9 @@
 /**
  * Templates an Operation names beside its own TemplateId (shared/ci-media-tags.md
- * §3, §11): `WatermarkTemplateId[]` (Transcode, VideoProcess: Watermark
- * templates, whose marks replace any inline Watermark) and
- * `TranscodeTemplateId` (VideoProcess: a Transcode template, which wins over
- * an inline Transcode). Checked at submit against the bucket's templates and
+ * §3, §11): `WatermarkTemplateId[]` (Transcode, VideoProcess, VideoEnhance,
+ * Watermark: Watermark templates, whose marks replace any inline Watermark) and
+ * `TranscodeTemplateId` (VideoProcess, VideoEnhance: a Transcode template,
+ * which wins over an inline Transcode). Checked at submit against the bucket's templates and
  * read again when the job runs, as TemplateId is, so an updated template
  * applies to the jobs still waiting.
  */
