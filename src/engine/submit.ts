@@ -50,9 +50,12 @@ export async function submitJobs(deps: SubmitDeps, target: SubmitTarget, request
     if (!isExternalTag(config, request.Tag)) assertSupportedTag(request.Tag, 'Request/Tag');
     assertMatchesSchema('create-media-jobs.request.json', { ...request, Operation: operations[0] }, 'Request');
   }
-  // Concat alone may come without Input (its pieces are its ConcatFragments); the job's Input/Object is then empty.
-  const concatOnly = operations.every((op) => (multi ? op.Tag : request.Tag) === 'Concat');
-  if (request.Input === undefined && !concatOnly) throw new CiError('InvalidArgument', 'Request/Input is required.');
+  // Concat (its pieces are its ConcatFragments) and FileCompress (its sources are in its config) may come without Input; the job's Input/Object is then empty.
+  const inputOptional = operations.every((op) => {
+    const tag = multi ? op.Tag : request.Tag;
+    return typeof tag === 'string' && isSupportedTag(tag) && tagSpec(tag).inputOptional === true;
+  });
+  if (request.Input === undefined && !inputOptional) throw new CiError('InvalidArgument', 'Request/Input is required.');
   const input = request.Input as XmlObject | undefined;
   const inputObject = input === undefined ? '' : assertSafeObjectKey(input.Object as string, 'Request/Input/Object');
   const callback = parseCallback(request, config.callbacks.allowPrivateAddresses);
@@ -139,7 +142,7 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
   assertSupportedTag(tag, `${where}/Tag`);
   const spec = tagSpec(tag);
   assertMatchesSchema(spec.operationSchema, operation, where);
-  spec.check?.(operation, config, where);
+  spec.check?.(operation, config, where, bucket);
   // WatermarkTemplateId (Transcode, VideoProcess) and TranscodeTemplateId (VideoProcess), read in this transaction.
   if (hasTemplateRefs(operation)) await checkTemplateRefs(operation, (id) => findTemplate(tx, bucket, id), config, where);
 

@@ -13,6 +13,8 @@ import { createNoiseReductionProcessor } from './noise-reduction.js';
 import { createSmartCoverProcessor } from './smart-cover.js';
 import { createVideoMontageProcessor } from './video-montage.js';
 import { fileHashCodeProcessor } from './file-hash-code.js';
+import { fileCompressProcessor } from './file-compress.js';
+import { fileUncompressProcessor } from './file-uncompress.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -30,5 +32,7 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createSmartCoverProcessor(deps.spawner),
     createVideoMontageProcessor(deps.spawner),
     fileHashCodeProcessor,
+    fileCompressProcessor,
+    fileUncompressProcessor,
   ].map((p) => [p.tag, p]));
 }

@@ -12,9 +12,11 @@ import { checkSmartCoverOperation } from './smart-cover.js';
 import { checkVideoMontageOperation } from './video-montage.js';
 import { checkTranscodeOperation } from './transcode.js';
 import { checkFileHashCodeOperation } from './file-hash-code.js';
+import { checkFileCompressOperation } from './file-compress.js';
+import { checkFileUncompressOperation } from './file-uncompress.js';
 
-/** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
-type OperationCheck = (operation: XmlObject, config: Config, where: string) => void;
+/** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. `bucket` is the job's. */
+type OperationCheck = (operation: XmlObject, config: Config, where: string, bucket: string) => void;
 
 interface TagSpec {
   readonly operationSchema: XmlSchemaId;
@@ -24,6 +26,8 @@ interface TagSpec {
   /** Further Operation elements echoed, and so kept for the run (VideoProcess's Transcode). */
   readonly echoes?: readonly string[];
   readonly check?: OperationCheck;
+  /** The Tag takes its inputs from its Operation, so `Request/Input` may be absent. */
+  readonly inputOptional?: boolean;
 }
 
 /**
@@ -37,7 +41,7 @@ export const SUPPORTED_TAGS = {
   Snapshot: { operationSchema: 'operation.snapshot.json', needsOutput: true, container: 'Snapshot', check: checkSnapshotOperation },
   Animation: { operationSchema: 'operation.animation.json', needsOutput: true, container: 'Animation', check: checkAnimationOperation },
   Segment: { operationSchema: 'operation.segment.json', needsOutput: true, container: 'Segment', check: checkSegmentOperation },
-  Concat: { operationSchema: 'operation.concat.json', needsOutput: true, container: 'ConcatTemplate', check: checkConcatOperation },
+  Concat: { operationSchema: 'operation.concat.json', needsOutput: true, container: 'ConcatTemplate', check: checkConcatOperation, inputOptional: true },
   StreamExtract: { operationSchema: 'operation.stream-extract.json', needsOutput: true, check: checkStreamExtractOperation },
   VideoProcess: { operationSchema: 'operation.video-process.json', needsOutput: true, container: 'VideoProcess', echoes: ['Transcode', 'TranscodeTemplateId', 'Watermark', 'WatermarkTemplateId'], check: checkVideoProcessOperation },
   NoiseReduction: { operationSchema: 'operation.noise-reduction.json', needsOutput: true, container: 'NoiseReduction', check: checkNoiseReductionOperation },
@@ -45,6 +49,9 @@ export const SUPPORTED_TAGS = {
   VideoMontage: { operationSchema: 'operation.video-montage.json', needsOutput: true, container: 'VideoMontage', check: checkVideoMontageOperation },
   // The /file_jobs family (also accepted at /jobs, as /pic_jobs and /jobs share their jobs).
   FileHashCode: { operationSchema: 'operation.file-hash-code.json', needsOutput: false, container: 'FileHashCodeConfig', check: checkFileHashCodeOperation },
+  FileCompress: { operationSchema: 'operation.file-compress.json', needsOutput: true, container: 'FileCompressConfig', check: checkFileCompressOperation, inputOptional: true },
+  // Output has no Object here (the entries' keys come from the archive), so it is echoed as given and checked by the Tag.
+  FileUncompress: { operationSchema: 'operation.file-uncompress.json', needsOutput: false, container: 'FileUncompressConfig', echoes: ['Output'], check: checkFileUncompressOperation },
 } as const satisfies Record<string, TagSpec>;
 
 /** A Tag's entry, typed with its optional fields. */

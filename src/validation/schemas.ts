@@ -52,6 +52,8 @@ export type XmlSchemaId =
   | 'operation.smart-cover.json'
   | 'operation.video-montage.json'
   | 'operation.file-hash-code.json'
+  | 'operation.file-compress.json'
+  | 'operation.file-uncompress.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';
