@@ -165,7 +165,9 @@ async function readTar(file: string, options: ReadArchiveOptions): Promise<void>
   failed.catch((err: unknown) => { failure ??= err; });
   // Entries arrive one at a time (the parser waits for each to end), but onEntry is async: chained in order.
   let handled: Promise<void> = Promise.resolve();
+  let current: ReadEntry | undefined;
   parser.on('entry', (entry: ReadEntry) => {
+    current = entry;
     handled = handled.then(async () => {
       if (failure !== undefined) return entry.resume();
       let opened = false;
@@ -207,6 +209,8 @@ async function readTar(file: string, options: ReadArchiveOptions): Promise<void>
     else await pipeline(source, feed, { signal: options.signal });
   } catch (err) {
     failure ??= (err as NodeJS.ErrnoException).code?.startsWith('Z_') ? new ArchiveFormatError(`gzip: ${(err as Error).message}`) : err;
+    // The parser is fed no more: an entry being read would wait for the rest of its bytes forever.
+    current?.destroy(failure as Error);
   }
   await handled;
   if (failure !== undefined) throw failure;
