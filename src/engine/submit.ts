@@ -27,6 +27,7 @@ interface PlannedOperation {
   readonly priority: number;
   /** A Tag of MEDIAJOBS_EXTERNAL_TAGS: for external workers. */
   readonly external?: boolean;
+  readonly jobIdPrefix: 'j' | 'f';
 }
 
 export interface SubmitDeps {
@@ -69,7 +70,7 @@ export async function submitJobs(deps: SubmitDeps, target: SubmitTarget, request
   }
   const expiresAt = new Date(Date.now() + config.jobTtlMs);
   const jobs: NewJob[] = planned.map((op) => ({
-    jobId: newId('j'),
+    jobId: newId(op.jobIdPrefix),
     bucket: target.bucket,
     region: target.region,
     tag: op.tag,
@@ -134,7 +135,7 @@ function planExternalOperation(tag: string, operation: XmlObject, where: string,
   const echo: XmlObject = multi ? { Tag: tag, ...rest } : { ...rest };
   const level = (operation.JobLevel as string | undefined) || '0';
   echo.JobLevel = level;
-  return { tag, operation: echo, priority: Number(level), external: true };
+  return { tag, operation: echo, priority: Number(level), external: true, jobIdPrefix: 'j' };
 }
 
 async function planOperation(tx: Executor, config: Config, bucket: string, tag: string, operation: XmlObject, where: string, multi: boolean): Promise<PlannedOperation> {
@@ -177,7 +178,7 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
   if (operation.UserData !== undefined) echo.UserData = operation.UserData;
   const level = (operation.JobLevel as string | undefined) || '0';
   echo.JobLevel = level;
-  return { tag, operation: echo, priority: Number(level) };
+  return { tag, operation: echo, priority: Number(level), jobIdPrefix: spec.jobIdPrefix ?? 'j' };
 }
 
 /**

@@ -28,6 +28,8 @@ interface TagSpec {
   readonly check?: OperationCheck;
   /** The Tag takes its inputs from its Operation, so `Request/Input` may be absent. */
   readonly inputOptional?: boolean;
+  /** The first letter of its jobs' ids when not `j`: CI's file jobs' start with `f`. */
+  readonly jobIdPrefix?: 'f';
 }
 
 /**
@@ -48,10 +50,10 @@ export const SUPPORTED_TAGS = {
   SmartCover: { operationSchema: 'operation.smart-cover.json', needsOutput: true, container: 'SmartCover', check: checkSmartCoverOperation },
   VideoMontage: { operationSchema: 'operation.video-montage.json', needsOutput: true, container: 'VideoMontage', check: checkVideoMontageOperation },
   // The /file_jobs family (also accepted at /jobs, as /pic_jobs and /jobs share their jobs).
-  FileHashCode: { operationSchema: 'operation.file-hash-code.json', needsOutput: false, container: 'FileHashCodeConfig', check: checkFileHashCodeOperation },
-  FileCompress: { operationSchema: 'operation.file-compress.json', needsOutput: true, container: 'FileCompressConfig', check: checkFileCompressOperation, inputOptional: true },
+  FileHashCode: { operationSchema: 'operation.file-hash-code.json', needsOutput: false, container: 'FileHashCodeConfig', check: checkFileHashCodeOperation, jobIdPrefix: 'f' },
+  FileCompress: { operationSchema: 'operation.file-compress.json', needsOutput: true, container: 'FileCompressConfig', check: checkFileCompressOperation, inputOptional: true, jobIdPrefix: 'f' },
   // Output has no Object here (the entries' keys come from the archive), so it is echoed as given and checked by the Tag.
-  FileUncompress: { operationSchema: 'operation.file-uncompress.json', needsOutput: false, container: 'FileUncompressConfig', echoes: ['Output'], check: checkFileUncompressOperation },
+  FileUncompress: { operationSchema: 'operation.file-uncompress.json', needsOutput: false, container: 'FileUncompressConfig', echoes: ['Output'], check: checkFileUncompressOperation, jobIdPrefix: 'f' },
 } as const satisfies Record<string, TagSpec>;
 
 /** A Tag's entry, typed with its optional fields. */

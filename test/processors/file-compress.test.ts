@@ -38,6 +38,8 @@ describe('FileCompress jobs (/file_jobs)', function () {
     const created = await api.request('POST', '/file_jobs', { body });
     expect(created.status, created.text).to.equal(200);
     expect(created.xml.Response.JobsDetail.Tag).to.equal('FileCompress');
+    // CI's file jobs' ids start with f (the Go SDK's ci_fileprocess_test.go).
+    expect(created.xml.Response.JobsDetail.JobId).to.match(/^f[0-9a-f]{32}$/);
     return waitForState(api, created.xml.Response.JobsDetail.JobId as string);
   }
 
@@ -71,6 +73,9 @@ describe('FileCompress jobs (/file_jobs)', function () {
   it('packs everything under a Prefix into a tar.gz with the folders dropped (Flatten=1)', async () => {
     const detail = await run(request('<Flatten>1</Flatten><Format>tar.gz</Format><Prefix>docs/</Prefix>', 'out/flat.tgz'));
     expect(detail.State, JSON.stringify(detail)).to.equal('Success');
+    const described = await api.request('GET', `/file_jobs/${detail.JobId}`);
+    expect(described.xml.Response.JobsDetail.JobId).to.equal(detail.JobId);
+    expect(described.xml.Response.JobsDetail.Operation.FileCompressResult.Object).to.equal('out/flat.tgz');
     expect(detail.Operation.FileCompressResult.CompressFileCount).to.equal('3');
     const archive = await api.service.storage.get(BUCKET, 'out/flat.tgz');
     expect([...archive.subarray(0, 2)]).to.deep.equal([0x1f, 0x8b]);
