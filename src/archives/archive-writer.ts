@@ -46,6 +46,8 @@ export function createArchiveWriter(format: ArchiveFormat, file: string, level: 
 function zipWriter(file: string, level: number, signal: AbortSignal): ArchiveWriter {
   const zip = new yazl.ZipFile();
   const written = pipeline(zip.outputStream, createWriteStream(file), { signal });
+  // yazl reports a stream that gives another size than declared on the ZipFile itself: unheard, it would crash the process.
+  zip.on('error', (err: Error) => (zip.outputStream as Readable).destroy(err));
   // Awaited by add and finish; marked handled so a failure before either is not an unhandled rejection.
   written.catch(() => undefined);
   return {
