@@ -62,6 +62,7 @@ export interface Config {
   /** An ffmpeg run longer than this is killed and its job fails (`MEDIAJOBS_FFMPEG_TIMEOUT`, default 2 h). */
   readonly ffmpegTimeoutMs: number;
   readonly picLimits: PicLimits;
+  readonly fileJobLimits: FileJobLimits;
   readonly callbacks: CallbackConfig;
   /** When true, CI requests must carry a valid COS signature; the default with DATABASE_URL, off in the embedded mode. */
   readonly requireAuth: boolean;
@@ -102,6 +103,16 @@ export interface PicLimits {
    * frames): it bounds the memory and time of every pass over the pixels.
    */
   readonly maxOutputPixels: number;
+}
+
+/** What one FileCompress or FileUncompress job may read and write (the file jobs of /file_jobs). */
+export interface FileJobLimits {
+  /** Bytes of source objects one FileCompress archive may take (CI's limit: 50 GB). */
+  readonly compressMaxBytes: number;
+  /** Bytes an archive may expand to, counted while extracting, not taken from its headers. */
+  readonly uncompressMaxBytes: number;
+  /** Entries (of any kind) one FileUncompress job reads from an archive. */
+  readonly uncompressMaxFiles: number;
 }
 
 export interface JobTimeouts {
@@ -291,6 +302,11 @@ export function loadConfig(env: Env = process.env): Config {
       maxInputPixels: integer(env, 'MEDIAJOBS_PIC_MAX_INPUT_PIXELS', 250_000_000, 1, 2 ** 40),
       maxOutputSide: integer(env, 'MEDIAJOBS_PIC_MAX_OUTPUT_SIDE', 9999, 1, 1_000_000),
       maxOutputPixels: integer(env, 'MEDIAJOBS_PIC_MAX_OUTPUT_PIXELS', 50_000_000, 1, 2 ** 40),
+    },
+    fileJobLimits: {
+      compressMaxBytes: integer(env, 'MEDIAJOBS_FILE_COMPRESS_MAX_BYTES', 50 * 1024 ** 3, 1, 2 ** 50),
+      uncompressMaxBytes: integer(env, 'MEDIAJOBS_FILE_UNCOMPRESS_MAX_BYTES', 10 * 1024 ** 3, 1, 2 ** 50),
+      uncompressMaxFiles: integer(env, 'MEDIAJOBS_FILE_UNCOMPRESS_MAX_FILES', 10_000, 1, 1_000_000),
     },
     callbacks: {
       timeoutMs: duration(env, 'MEDIAJOBS_CALLBACK_TIMEOUT', 10_000),

@@ -27,6 +27,7 @@ interface PlannedOperation {
   readonly priority: number;
   /** A Tag of MEDIAJOBS_EXTERNAL_TAGS: for external workers. */
   readonly external?: boolean;
+  readonly jobIdPrefix: 'j' | 'f';
 }
 
 export interface SubmitDeps {
@@ -50,9 +51,12 @@ export async function submitJobs(deps: SubmitDeps, target: SubmitTarget, request
     if (!isExternalTag(config, request.Tag)) assertSupportedTag(request.Tag, 'Request/Tag');
     assertMatchesSchema('create-media-jobs.request.json', { ...request, Operation: operations[0] }, 'Request');
   }
-  // Concat alone may come without Input (its pieces are its ConcatFragments); the job's Input/Object is then empty.
-  const concatOnly = operations.every((op) => (multi ? op.Tag : request.Tag) === 'Concat');
-  if (request.Input === undefined && !concatOnly) throw new CiError('InvalidArgument', 'Request/Input is required.');
+  // Concat (its pieces are its ConcatFragments) and FileCompress (its sources are in its config) may come without Input; the job's Input/Object is then empty.
+  const inputOptional = operations.every((op) => {
+    const tag = multi ? op.Tag : request.Tag;
+    return typeof tag === 'string' && isSupportedTag(tag) && tagSpec(tag).inputOptional === true;
+  });
+  if (request.Input === undefined && !inputOptional) throw new CiError('InvalidArgument', 'Request/Input is required.');
   const input = request.Input as XmlObject | undefined;
   const inputObject = input === undefined ? '' : assertSafeObjectKey(input.Object as string, 'Request/Input/Object');
   const callback = parseCallback(request, config.callbacks.allowPrivateAddresses);
@@ -66,7 +70,7 @@ export async function submitJobs(deps: SubmitDeps, target: SubmitTarget, request
   }
   const expiresAt = new Date(Date.now() + config.jobTtlMs);
   const jobs: NewJob[] = planned.map((op) => ({
-    jobId: newId('j'),
+    jobId: newId(op.jobIdPrefix),
     bucket: target.bucket,
     region: target.region,
     tag: op.tag,
@@ -131,7 +135,7 @@ function planExternalOperation(tag: string, operation: XmlObject, where: string,
   const echo: XmlObject = multi ? { Tag: tag, ...rest } : { ...rest };
   const level = (operation.JobLevel as string | undefined) || '0';
   echo.JobLevel = level;
-  return { tag, operation: echo, priority: Number(level), external: true };
+  return { tag, operation: echo, priority: Number(level), external: true, jobIdPrefix: 'j' };
 }
 
 async function planOperation(tx: Executor, config: Config, bucket: string, tag: string, operation: XmlObject, where: string, multi: boolean): Promise<PlannedOperation> {
@@ -139,7 +143,7 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
   assertSupportedTag(tag, `${where}/Tag`);
   const spec = tagSpec(tag);
   assertMatchesSchema(spec.operationSchema, operation, where);
-  spec.check?.(operation, config, where);
+  spec.check?.(operation, config, where, bucket);
   // WatermarkTemplateId and TranscodeTemplateId (template-refs.ts), read in this transaction.
   if (hasTemplateRefs(operation)) await checkTemplateRefs(operation, (id) => findTemplate(tx, bucket, id), config, where);
 
@@ -174,7 +178,7 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
   if (operation.UserData !== undefined) echo.UserData = operation.UserData;
   const level = (operation.JobLevel as string | undefined) || '0';
   echo.JobLevel = level;
-  return { tag, operation: echo, priority: Number(level) };
+  return { tag, operation: echo, priority: Number(level), jobIdPrefix: spec.jobIdPrefix ?? 'j' };
 }
 
 /**

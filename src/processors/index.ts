@@ -16,6 +16,8 @@ import { fileHashCodeProcessor } from './file-hash-code.js';
 import { createWatermarkJobProcessor } from './watermark-job.js';
 import { createVideoEnhanceProcessor } from './video-enhance.js';
 import { createSplitVideoPartsProcessor } from './split-video-parts.js';
+import { fileCompressProcessor } from './file-compress.js';
+import { fileUncompressProcessor } from './file-uncompress.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
@@ -36,5 +38,7 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createVideoEnhanceProcessor(deps.spawner),
     createSplitVideoPartsProcessor(deps.spawner),
     fileHashCodeProcessor,
+    fileCompressProcessor,
+    fileUncompressProcessor,
   ].map((p) => [p.tag, p]));
 }

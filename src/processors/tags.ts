@@ -15,9 +15,11 @@ import { checkFileHashCodeOperation } from './file-hash-code.js';
 import { checkWatermarkJobOperation } from './watermark-job.js';
 import { checkVideoEnhanceOperation } from './video-enhance.js';
 import { checkSplitVideoPartsOperation } from './split-video-parts.js';
+import { checkFileCompressOperation } from './file-compress.js';
+import { checkFileUncompressOperation } from './file-uncompress.js';
 
-/** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. */
-type OperationCheck = (operation: XmlObject, config: Config, where: string) => void;
+/** Submit-time checks beyond the schema (values, the ffmpeg binary's encoders); throws a 400 CiError. `bucket` is the job's. */
+type OperationCheck = (operation: XmlObject, config: Config, where: string, bucket: string) => void;
 
 interface TagSpec {
   readonly operationSchema: XmlSchemaId;
@@ -27,6 +29,10 @@ interface TagSpec {
   /** Further Operation elements echoed, and so kept for the run (VideoProcess's Transcode). */
   readonly echoes?: readonly string[];
   readonly check?: OperationCheck;
+  /** The Tag takes its inputs from its Operation, so `Request/Input` may be absent. */
+  readonly inputOptional?: boolean;
+  /** The first letter of its jobs' ids when not `j`: CI's file jobs' start with `f`. */
+  readonly jobIdPrefix?: 'f';
 }
 
 /**
@@ -40,7 +46,7 @@ export const SUPPORTED_TAGS = {
   Snapshot: { operationSchema: 'operation.snapshot.json', needsOutput: true, container: 'Snapshot', check: checkSnapshotOperation },
   Animation: { operationSchema: 'operation.animation.json', needsOutput: true, container: 'Animation', check: checkAnimationOperation },
   Segment: { operationSchema: 'operation.segment.json', needsOutput: true, container: 'Segment', check: checkSegmentOperation },
-  Concat: { operationSchema: 'operation.concat.json', needsOutput: true, container: 'ConcatTemplate', check: checkConcatOperation },
+  Concat: { operationSchema: 'operation.concat.json', needsOutput: true, container: 'ConcatTemplate', check: checkConcatOperation, inputOptional: true },
   StreamExtract: { operationSchema: 'operation.stream-extract.json', needsOutput: true, check: checkStreamExtractOperation },
   VideoProcess: { operationSchema: 'operation.video-process.json', needsOutput: true, container: 'VideoProcess', echoes: ['Transcode', 'TranscodeTemplateId', 'Watermark', 'WatermarkTemplateId'], check: checkVideoProcessOperation },
   NoiseReduction: { operationSchema: 'operation.noise-reduction.json', needsOutput: true, container: 'NoiseReduction', check: checkNoiseReductionOperation },
@@ -50,7 +56,10 @@ export const SUPPORTED_TAGS = {
   SplitVideoParts: { operationSchema: 'operation.split-video-parts.json', needsOutput: false, container: 'SplitVideoParts', check: checkSplitVideoPartsOperation },
   Watermark: { operationSchema: 'operation.watermark.json', needsOutput: true, echoes: ['Watermark', 'WatermarkTemplateId'], check: checkWatermarkJobOperation },
   // The /file_jobs family (also accepted at /jobs, as /pic_jobs and /jobs share their jobs).
-  FileHashCode: { operationSchema: 'operation.file-hash-code.json', needsOutput: false, container: 'FileHashCodeConfig', check: checkFileHashCodeOperation },
+  FileHashCode: { operationSchema: 'operation.file-hash-code.json', needsOutput: false, container: 'FileHashCodeConfig', check: checkFileHashCodeOperation, jobIdPrefix: 'f' },
+  FileCompress: { operationSchema: 'operation.file-compress.json', needsOutput: true, container: 'FileCompressConfig', check: checkFileCompressOperation, inputOptional: true, jobIdPrefix: 'f' },
+  // Output has no Object here (the entries' keys come from the archive), so it is echoed as given and checked by the Tag.
+  FileUncompress: { operationSchema: 'operation.file-uncompress.json', needsOutput: false, container: 'FileUncompressConfig', echoes: ['Output'], check: checkFileUncompressOperation, jobIdPrefix: 'f' },
 } as const satisfies Record<string, TagSpec>;
 
 /** A Tag's entry, typed with its optional fields. */

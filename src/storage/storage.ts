@@ -5,6 +5,8 @@
  * Keys are checked by `assertSafeObjectKey` before any call; implementations
  * check again, because they are the last line before the file system.
  */
+import type { ListObjectsInput, ListObjectsResult } from './object-storage.js';
+
 export interface ObjectStat {
   readonly size: number;
   /** Quoted hex MD5 of the bytes, as COS reports it: `"d5a4…"`. */
@@ -32,6 +34,12 @@ export interface Storage {
    */
   putFile?(bucket: string, key: string, filePath: string): Promise<ObjectStat>;
   stat(bucket: string, key: string): Promise<ObjectStat | undefined>;
+  /**
+   * Keys under a prefix, as the object API lists them (FileCompress's Prefix
+   * source). Optional: the object API's backends list, the jobs-only local
+   * disk store does not.
+   */
+  listObjects?(bucket: string, input: ListObjectsInput): Promise<ListObjectsResult>;
   delete(bucket: string, key: string): Promise<void>;
 }
 

@@ -55,6 +55,8 @@ export type XmlSchemaId =
   | 'operation.watermark.json'
   | 'operation.video-enhance.json'
   | 'operation.split-video-parts.json'
+  | 'operation.file-compress.json'
+  | 'operation.file-uncompress.json'
   | 'update-media-queue.request.json'
   | 'create-template.request.json'
   | 'update-template.request.json';

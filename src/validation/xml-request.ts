@@ -27,8 +27,12 @@ function describeError(error: ErrorObject | undefined, root: string): string {
       return `${where}/${(error.params as { missingProperty: string }).missingProperty} is required.`;
     case 'additionalProperties':
       return `${where}/${(error.params as { additionalProperty: string }).additionalProperty} is not a supported element here.`;
-    case 'anyOf':
-      return `${where} needs one of: ${(error.schema as Array<{ required: string[] }>).map((s) => s.required.join('+')).join(', ')}.`;
+    case 'anyOf': {
+      // Either a choice of required elements (TemplateId or the Tag's container) or a choice of shapes (one Key or a list of them).
+      const branches = error.schema as Array<{ required?: string[] }>;
+      if (branches.every((branch) => branch.required !== undefined)) return `${where} needs one of: ${branches.map((branch) => branch.required!.join('+')).join(', ')}.`;
+      return `${where} ${described ?? 'is not of an accepted form'}.`;
+    }
     case 'type':
       return described ? `${where} ${described}.` : `${where} must be ${error.params.type === 'string' ? 'a single text element' : 'an element with children'}.`;
     case 'minLength':

@@ -21,6 +21,7 @@ describe('FileHashCode jobs (/file_jobs)', function () {
     const created = await api.request('POST', '/file_jobs', { body: request('<Type>sha256</Type><AddToHeader>false</AddToHeader>') });
     expect(created.status, created.text).to.equal(200);
     const jobId = created.xml.Response.JobsDetail.JobId as string;
+    expect(jobId).to.match(/^f[0-9a-f]{32}$/);
     expect((await waitForState(api, jobId)).State).to.equal('Success');
     const described = await api.request('GET', `/file_jobs/${jobId}`);
     expect(described.status).to.equal(200);

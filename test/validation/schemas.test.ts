@@ -26,6 +26,15 @@ describe('validation: one set of schemas for every front door', () => {
     expect((thrown as CiError).message).to.equal('Request/State must be Active or Paused.');
   });
 
+  it('names the element and its accepted forms when an anyOf of shapes fails (4 WatermarkTemplateIds were a 500)', () => {
+    const operation = { Transcode: {}, WatermarkTemplateId: ['t1a', 't1b', 't1c', 't1d'], Output: { Region: 'ap-local', Bucket: 'local-1250000000', Object: 'o.mp4' } };
+    expect(() => assertMatchesSchema('operation.transcode.json', operation, 'Request/Operation'))
+      .to.throw(CiError, 'Request/Operation/WatermarkTemplateId must be up to 3 Watermark template ids such as t1…');
+    const keys = { FileCompressConfig: { Key: Array.from({ length: 1001 }, (_, i) => `k${i}`) }, Output: { Region: 'ap-local', Bucket: 'local-1250000000', Object: 'o.zip' } };
+    expect(() => assertMatchesSchema('operation.file-compress.json', keys, 'Request/Operation'))
+      .to.throw(CiError, 'Request/Operation/FileCompressConfig/Key must be up to 1000 object keys.');
+  });
+
   it('describes a bad task-API body in words a client can act on', () => {
     expect(jsonSchemaProblem('task-api.create_task.json', { app_key: 'k' })).to.equal('task_type is required');
     expect(jsonSchemaProblem('task-api.create_task.json', { app_key: 'k', task_type: 't', priority: 11 })).to.equal('priority must be an integer from 1 to 10 (higher runs first)');
