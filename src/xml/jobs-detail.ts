@@ -25,7 +25,10 @@ export function buildJobsDetail(job: Job): XmlObject {
   detail.EndTime = formatCiTime(job.endedAt);
   detail.QueueId = job.queueId;
   detail.Tag = job.tag;
-  detail.Input = { BucketId: job.bucket, Object: job.inputObject, Region: job.region };
+  // File jobs (ids `f…`): CI's doc sample echoes BucketId while its table and Go's FileProcessInput read Bucket, so both.
+  detail.Input = job.jobId.startsWith('f')
+    ? { Bucket: job.bucket, BucketId: job.bucket, Object: job.inputObject, Region: job.region }
+    : { BucketId: job.bucket, Object: job.inputObject, Region: job.region };
   detail.Operation = buildOperation(job);
   return detail;
 }

@@ -26,6 +26,8 @@ describe('FileHashCode jobs (/file_jobs)', function () {
     const described = await api.request('GET', `/file_jobs/${jobId}`);
     expect(described.status).to.equal(200);
     const operation = described.xml.Response.JobsDetail.Operation;
+    // Go's FileProcessInput reads Bucket; CI's doc sample shows BucketId.
+    expect(described.xml.Response.JobsDetail.Input).to.deep.equal({ Bucket: 'local-1250000000', BucketId: 'local-1250000000', Object: 'in/clip.mp4', Region: 'ap-local' });
     expect(operation.FileHashCodeConfig).to.deep.equal({ Type: 'sha256', AddToHeader: 'false' });
     const md5 = createHash('md5').update(bytes).digest('hex');
     expect(operation.FileHashCodeResult).to.include({
