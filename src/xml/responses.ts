@@ -3,6 +3,7 @@ import type { CiError } from '../errors.js';
 import type { Job } from '../store/jobs.repository.js';
 import type { Queue } from '../store/queues.repository.js';
 import type { Template } from '../store/templates.repository.js';
+import type { BucketInfo } from '../storage/object-storage.js';
 import { encodeXml } from './codec.js';
 import { buildJobsDetail } from './jobs-detail.js';
 import { formatCiTime } from './time.js';
@@ -74,6 +75,36 @@ export function buildDescribeMediaQueuesResponse(page: QueueListPage): string {
 
 export function buildUpdateMediaQueueResponse(requestId: string, queue: Queue): string {
   return encodeXml('Response', { RequestId: requestId, Queue: buildQueueElement(queue) });
+}
+
+/** A bucket as the bucket-listing endpoints show it; Name is the same as BucketId, as in CI. */
+function buildServiceBucketElement(bucket: BucketInfo, region: string): XmlObject {
+  return { BucketId: bucket.name, Name: bucket.name, Region: region, CreateTime: formatCiTime(bucket.createdAt) };
+}
+
+export interface ServiceBucketPage {
+  readonly requestId: string;
+  readonly buckets: readonly BucketInfo[];
+  readonly region: string;
+  readonly total: number;
+  readonly pageNumber: number;
+  readonly pageSize: number;
+}
+
+/** DescribeMediaBuckets and its kin: `listElement` (MediaBucketList, PicBucketList, …) repeats once per bucket. */
+export function buildDescribeServiceBucketsResponse(listElement: string, page: ServiceBucketPage): string {
+  return encodeXml('Response', {
+    RequestId: page.requestId,
+    TotalCount: String(page.total),
+    PageNumber: String(page.pageNumber),
+    PageSize: String(page.pageSize),
+    [listElement]: page.buckets.map((b) => buildServiceBucketElement(b, page.region)),
+  });
+}
+
+/** CreateMediaBucket and its kin: the bucket in `element` (MediaBucket, PicBucket, …). */
+export function buildCreateServiceBucketResponse(element: string, requestId: string, bucket: BucketInfo, region: string): string {
+  return encodeXml('Response', { RequestId: requestId, [element]: buildServiceBucketElement(bucket, region) });
 }
 
 /** Template Tags whose answer does not name the container after the Tag (shared/ci-media-tags.md 1.5: the Go SDK reads `TransTpl`). */
