@@ -120,7 +120,7 @@ describe('service buckets and queue families', function () {
     expect(all.xml.Response.TotalCount).to.equal('3');
     const elsewhere = await signed(first, 'GET', '/mediabucket', { query: { regions: 'ap-beijing,ap-shanghai' } });
     expect(elsewhere.xml.Response.TotalCount).to.equal('0');
-    for (const query of [{ pageSize: '101' }, { pageNumber: '0' }, { pageSize: 'ten' }]) {
+    for (const query of [{ pageSize: '101' }, { pageNumber: '0' }, { pageSize: 'ten' }] as Record<string, string>[]) {
       const bad = await signed(first, 'GET', '/mediabucket', { query });
       expect(bad.status, JSON.stringify(query)).to.equal(400);
       expect(bad.xml.Error.Code).to.equal('InvalidArgument');
