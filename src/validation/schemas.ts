@@ -53,8 +53,7 @@ export type XmlSchemaId =
   | 'operation.video-montage.json'
   | 'operation.file-hash-code.json'
   | 'update-media-queue.request.json'
-  | 'create-template.request.json'
-  | 'update-template.request.json';
+  | 'create-template.request.json';
 
 /** The JSON APIs' body schemas: one per task-API action, and the admin API's. */
 export type JsonSchemaId = `task-api.${string}.json` | 'admin.create-app.request.json';

@@ -4,6 +4,7 @@ import type { Job } from '../store/jobs.repository.js';
 import type { Queue } from '../store/queues.repository.js';
 import type { Template } from '../store/templates.repository.js';
 import type { BucketInfo } from '../storage/object-storage.js';
+import { answerContainer } from '../templates/template-tags.js';
 import { encodeXml } from './codec.js';
 import { buildJobsDetail } from './jobs-detail.js';
 import { formatCiTime } from './time.js';
@@ -107,12 +108,9 @@ export function buildCreateServiceBucketResponse(element: string, requestId: str
   return encodeXml('Response', { RequestId: requestId, [element]: buildServiceBucketElement(bucket, region) });
 }
 
-/** Template Tags whose answer does not name the container after the Tag (shared/ci-media-tags.md 1.5: the Go SDK reads `TransTpl`). */
-const TEMPLATE_CONTAINERS: Readonly<Record<string, string>> = { Transcode: 'TransTpl', Animation: 'TransTpl', Concat: 'ConcatTemplate', TranscodePro: 'TransProTpl' };
-
 /**
  * One template as CI shows it, inside `<Template>` or a `<TemplateList>`:
- * the type container is named after the Tag (`<PicProcess>` for PicProcess).
+ * the parameters' container is the Tag's (templates/template-tags.ts: `<TransTpl>` for Transcode).
  * Every template here is the bucket's own, so Category is always Custom.
  */
 export function buildTemplateElement(template: Template): XmlObject {
@@ -122,7 +120,7 @@ export function buildTemplateElement(template: Template): XmlObject {
     Name: template.name,
     BucketId: template.bucket,
     Category: 'Custom',
-    [TEMPLATE_CONTAINERS[template.tag] ?? template.tag]: template.body,
+    [answerContainer(template.tag)]: template.body,
     CreateTime: formatCiTime(template.createdAt),
     UpdateTime: formatCiTime(template.updatedAt),
   };
