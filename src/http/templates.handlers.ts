@@ -20,6 +20,7 @@ import { readXmlBody } from './body.js';
 import type { AppContext } from './context.js';
 import { optionalPositiveQuery, optionalQuery, writeXml, type Handler } from './handler.js';
 import { assertMatchesSchema } from '../validation/xml-request.js';
+import { findOfficialTemplate, listOfficialTemplates } from '../templates/official-presets.js';
 import { FLAT, isTemplateTag, TEMPLATE_TAGS, type TemplateTag } from '../templates/template-tags.js';
 
 /*
@@ -71,18 +72,11 @@ export const describeMediaTemplates: Handler = async (ctx, deps) => {
   if (ids && ids.length > MAX_IDS) throw new CiError('InvalidArgument', `At most ${MAX_IDS} ids may be given at once.`);
   const pageNumber = optionalPositiveQuery(ctx, 'pageNumber', 1, 1_000_000);
   const pageSize = optionalPositiveQuery(ctx, 'pageSize', 10, 100);
-  // There are no preset (Official) templates here. An unknown tag is not an
-  // error: CI has many template Tags, and a bucket simply has none of most.
+  // An unknown tag is not an error: CI has many template Tags, and a bucket simply has none of most.
+  const filter = { tag: optionalQuery(ctx, 'tag'), ids, name: optionalQuery(ctx, 'name'), pageNumber, pageSize };
   const { templates, total } = category === 'Official'
-    ? { templates: [], total: 0 }
-    : await listTemplates(deps.db.kysely, {
-      bucket: ctx.state.bucket,
-      tag: optionalQuery(ctx, 'tag'),
-      ids,
-      name: optionalQuery(ctx, 'name'),
-      pageNumber,
-      pageSize,
-    });
+    ? listOfficialTemplates(filter)
+    : await listTemplates(deps.db.kysely, { bucket: ctx.state.bucket, ...filter });
   writeXml(ctx, buildDescribeMediaTemplatesResponse({ requestId: ctx.state.requestId, templates, total, pageNumber, pageSize }));
 };
 
@@ -149,6 +143,7 @@ function assertValidRule(rule: string, where: string): void {
 
 function templateIdParam(ctx: AppContext): string {
   const templateId = ctx.params.templateId ?? '';
+  if (findOfficialTemplate(templateId)) throw new CiError('InvalidArgument', `Template ${templateId} is an Official template, which cannot be changed or deleted.`);
   if (!TEMPLATE_ID_PATTERN.test(templateId)) throw new CiError('InvalidArgument', `${templateId} is not a template id.`);
   return templateId;
 }

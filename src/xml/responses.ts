@@ -4,6 +4,7 @@ import type { Job } from '../store/jobs.repository.js';
 import type { Queue } from '../store/queues.repository.js';
 import type { Template } from '../store/templates.repository.js';
 import type { BucketInfo } from '../storage/object-storage.js';
+import type { OfficialTemplate } from '../templates/official-presets.js';
 import { answerContainer } from '../templates/template-tags.js';
 import { encodeXml } from './codec.js';
 import { buildJobsDetail } from './jobs-detail.js';
@@ -111,16 +112,20 @@ export function buildCreateServiceBucketResponse(element: string, requestId: str
 /**
  * One template as CI shows it, inside `<Template>` or a `<TemplateList>`:
  * the parameters' container is the Tag's (templates/template-tags.ts: `<TransTpl>` for Transcode).
- * Every template here is the bucket's own, so Category is always Custom.
+ * A bucket's own template is Custom; an Official preset belongs to no bucket and has no times to show.
  */
-export function buildTemplateElement(template: Template): XmlObject {
+export function buildTemplateElement(template: Template | OfficialTemplate): XmlObject {
+  const container = { [answerContainer(template.tag)]: template.body };
+  if (!('bucket' in template)) {
+    return { Tag: template.tag, TemplateId: template.templateId, Name: template.name, Category: 'Official', ...container };
+  }
   return {
     Tag: template.tag,
     TemplateId: template.templateId,
     Name: template.name,
     BucketId: template.bucket,
     Category: 'Custom',
-    [answerContainer(template.tag)]: template.body,
+    ...container,
     CreateTime: formatCiTime(template.createdAt),
     UpdateTime: formatCiTime(template.updatedAt),
   };
@@ -133,7 +138,7 @@ export function buildTemplateResponse(requestId: string, template: Template): st
 
 export interface TemplateListPage {
   readonly requestId: string;
-  readonly templates: readonly Template[];
+  readonly templates: readonly (Template | OfficialTemplate)[];
   readonly total: number;
   readonly pageNumber: number;
   readonly pageSize: number;
