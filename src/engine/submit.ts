@@ -7,7 +7,7 @@ import { checkTemplateRefs, hasTemplateRefs } from '../processors/template-refs.
 import type { Db } from '../store/database.js';
 import type { Executor, Job, JobCallback, NewJob, QueueChoice } from '../store/jobs.repository.js';
 import { ensureDefaultQueue } from '../store/queues.repository.js';
-import { findTemplate } from '../store/templates.repository.js';
+import { findTemplateOrPreset } from '../templates/official-presets.js';
 import { assertSafeBucket, assertSafeObjectKey } from '../storage/object-key.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import type { JobInserter } from './job-inserter.js';
@@ -145,14 +145,14 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
   assertMatchesSchema(spec.operationSchema, operation, where);
   spec.check?.(operation, config, where, bucket);
   // WatermarkTemplateId and TranscodeTemplateId (template-refs.ts), read in this transaction.
-  if (hasTemplateRefs(operation)) await checkTemplateRefs(operation, (id) => findTemplate(tx, bucket, id), config, where);
+  if (hasTemplateRefs(operation)) await checkTemplateRefs(operation, (id) => findTemplateOrPreset(tx, bucket, id), config, where);
 
   // The echo keeps CI's element order: Tag (multi form), TemplateId, TemplateName, the type container, Output, UserData, JobLevel.
   const echo: XmlObject = {};
   if (multi) echo.Tag = tag;
   const templateId = operation.TemplateId as string | undefined;
   if (templateId) {
-    const template = await findTemplate(tx, bucket, templateId);
+    const template = await findTemplateOrPreset(tx, bucket, templateId);
     if (!template || template.tag !== tag) throw new CiError('InvalidArgument', `${where}/TemplateId ${templateId} does not exist.`);
     echo.TemplateId = templateId;
     echo.TemplateName = template.name;
@@ -189,7 +189,7 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
  */
 async function assertPicProcessRuleAllowed(tx: Executor, bucket: string, operation: XmlObject, where: string, limits: PicLimits): Promise<void> {
   const templateId = operation.TemplateId;
-  const container = typeof templateId === 'string' && templateId !== '' ? (await findTemplate(tx, bucket, templateId))?.body : operation.PicProcess;
+  const container = typeof templateId === 'string' && templateId !== '' ? (await findTemplateOrPreset(tx, bucket, templateId))?.body : operation.PicProcess;
   const rule = isXmlObject(container) ? container.ProcessRule : undefined;
   if (typeof rule !== 'string') return;
   try {

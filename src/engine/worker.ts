@@ -8,7 +8,7 @@ import { hasTemplateRefs, resolveTemplateRefs } from '../processors/template-ref
 import type { Db } from '../store/database.js';
 import type { Executor, Job } from '../store/jobs.repository.js';
 import type { NotifyConfig } from '../store/schema.js';
-import { findTemplate } from '../store/templates.repository.js';
+import { findTemplateOrPreset } from '../templates/official-presets.js';
 import type { Storage } from '../storage/storage.js';
 import { mapXmlText, type XmlObject } from '../xml/tree.js';
 import { CHANNELS } from './channels.js';
@@ -496,12 +496,12 @@ export class Worker {
     let operation = job.operation;
     const templateId = operation.TemplateId;
     if (typeof templateId === 'string') {
-      const template = await findTemplate(this.deps.db.kysely, job.bucket, templateId);
+      const template = await findTemplateOrPreset(this.deps.db.kysely, job.bucket, templateId);
       if (!template) throw new PermanentJobError('InvalidArgument', `The template ${templateId} no longer exists.`);
       operation = { ...operation, [template.tag]: template.body };
     }
     if (!hasTemplateRefs(operation)) return operation;
-    return resolveTemplateRefs(operation, (id) => findTemplate(this.deps.db.kysely, job.bucket, id));
+    return resolveTemplateRefs(operation, (id) => findTemplateOrPreset(this.deps.db.kysely, job.bucket, id));
   }
 
   private async afterStop(run: RunningJob, log: Logger): Promise<void> {

@@ -3,6 +3,7 @@ import type { Handler } from './handler.js';
 import { generateMediaInfo } from './mediainfo.handlers.js';
 import { cancelMediaJob, createMediaJobs, describeMediaJob, describeMediaJobs } from './jobs.handlers.js';
 import { describeMediaQueues, updateMediaQueueHandler } from './queues.handlers.js';
+import { BUCKET_SERVICE_FAMILIES, createServiceBucket, describeServiceBuckets } from './service-buckets.handlers.js';
 import { createMediaTemplate, deleteMediaTemplate, describeMediaTemplates, updateMediaTemplate } from './templates.handlers.js';
 
 export interface Route {
@@ -41,6 +42,19 @@ export const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/file_jobs/:ids', handler: describeMediaJob, name: 'DescribeFileJob' },
   // Synchronous media info on the CI endpoint (the Go SDK's GenerateMediaInfo), answered as GET <key>?ci-process=videoinfo.
   { method: 'POST', path: '/mediainfo', handler: generateMediaInfo, name: 'GenerateMediaInfo' },
+  // The queues of the AI, speech, file and document services: the bucket's queues, which run every Tag here.
+  { method: 'GET', path: '/ai_queue', handler: describeMediaQueues, name: 'DescribeAIProcessQueues' },
+  { method: 'PUT', path: '/ai_queue/:queueId', handler: updateMediaQueueHandler, name: 'UpdateAIProcessQueue' },
+  { method: 'GET', path: '/asrqueue', handler: describeMediaQueues, name: 'DescribeASRProcessQueues' },
+  { method: 'PUT', path: '/asrqueue/:queueId', handler: updateMediaQueueHandler, name: 'UpdateASRProcessQueue' },
+  { method: 'GET', path: '/file_queue', handler: describeMediaQueues, name: 'DescribeFileProcessQueues' },
+  { method: 'GET', path: '/docqueue', handler: describeMediaQueues, name: 'DescribeDocProcessQueues' },
+  { method: 'PUT', path: '/docqueue/:queueId', handler: updateMediaQueueHandler, name: 'UpdateDocProcessQueue' },
+  // Which buckets have each service on (service-buckets.handlers.ts): GET lists, POST turns it on.
+  ...BUCKET_SERVICE_FAMILIES.flatMap((family): Route[] => [
+    { method: 'GET', path: family.path, handler: describeServiceBuckets(family), name: family.describeName },
+    { method: 'POST', path: family.path, handler: createServiceBucket(family), name: family.createName },
+  ]),
   { method: 'GET', path: '/callbacks', handler: describeCallbacks, name: 'DescribeCallbacks' },
   { method: 'POST', path: '/callbacks/:deliveryId', handler: redeliverCallback, name: 'RedeliverCallback' },
 ];

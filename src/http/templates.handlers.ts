@@ -20,7 +20,8 @@ import { readXmlBody } from './body.js';
 import type { AppContext } from './context.js';
 import { optionalPositiveQuery, optionalQuery, writeXml, type Handler } from './handler.js';
 import { assertMatchesSchema } from '../validation/xml-request.js';
-import type { XmlSchemaId } from '../validation/schemas.js';
+import { findOfficialTemplate, listOfficialTemplates } from '../templates/official-presets.js';
+import { FLAT, isTemplateTag, TEMPLATE_TAGS, type TemplateTag } from '../templates/template-tags.js';
 
 /*
  * Image-processing templates (shared/ci-api.md §5.3). A template is the
@@ -29,32 +30,36 @@ import type { XmlSchemaId } from '../validation/schemas.js';
  * job submission also uses for them (§7.2 leaves the exact code open).
  */
 
-/** Template Tags this service stores; each names the container that holds its parameters. */
-const TEMPLATE_TAGS = [
-  'PicProcess', 'Transcode', 'Snapshot', 'Animation',
-  'Concat', 'SmartCover', 'VideoProcess', 'NoiseReduction', 'Watermark', 'VideoMontage', 'VoiceSeparate', 'TranscodePro',
-] as const;
-
 /**
- * Template Tags whose parameters come in one container of the request (the
- * others send theirs flat under Request). Concat, SmartCover, VideoProcess and
- * NoiseReduction templates are checked as their jobs are and run by them;
- * Watermark templates are stored as sent and checked when a Transcode names
- * them in WatermarkTemplateId; VideoMontage, VoiceSeparate and TranscodePro
- * templates are stored as sent (their Tags do not run here), so that
- * provisioning scripts work.
+ * What is checked before a template is stored, per Tag (the shapes are in
+ * templates/template-tags.ts): the Tags that run here are checked as their
+ * jobs are, so a template no job could run is a 400 now; the others are
+ * stored as sent (their Tags do not run here), so that provisioning scripts
+ * work. Watermark templates are checked when a Transcode names them. A check
+ * returns the parameters to store when it normalizes them.
  */
-const CONTAINER_IN_REQUEST: Readonly<Record<string, string>> = {
-  Snapshot: 'Snapshot', Concat: 'ConcatTemplate', SmartCover: 'SmartCover', NoiseReduction: 'NoiseReduction', Watermark: 'Watermark',
+const TEMPLATE_CHECKS: Partial<Record<TemplateTag, (params: XmlObject) => XmlObject | void>> = {
+  PicProcess: (params) => {
+    const rule = params.ProcessRule as string;
+    assertValidRule(rule, 'Request/PicProcess');
+    // Stored complete, so every answer shows both elements and the worker reads no defaults.
+    return { IsPicInfo: (params.IsPicInfo as string | undefined) || 'false', ProcessRule: rule };
+  },
+  Transcode: (params) => { parseTranscode(params); },
+  Snapshot: (params) => { parseSnapshot(params); },
+  Animation: (params) => { parseAnimation(params); },
+  Concat: (params) => { parseConcat(params, undefined); },
+  SmartCover: (params) => { parseSmartCover(params); },
+  VideoProcess: (params) => { videoProcessFilters(params); },
+  NoiseReduction: (params) => { noiseReductionSpec({ NoiseReduction: params }); },
 };
-type TemplateTag = (typeof TEMPLATE_TAGS)[number];
 
 const MAX_IDS = 100;
 
 /** `POST /template` — CreateMediaTemplate. */
 export const createMediaTemplate: Handler = async (ctx, deps) => {
   const request = await readXmlBody(ctx, deps.config.maxBodyBytes);
-  const { tag, name, body } = parseTemplateRequest(request, 'create-template.request.json');
+  const { tag, name, body } = parseTemplateRequest(request);
   const template = await insertTemplate(deps.db.kysely, { templateId: newTemplateId(), bucket: ctx.state.bucket, tag, name, body });
   writeXml(ctx, buildTemplateResponse(ctx.state.requestId, template));
 };
@@ -67,18 +72,11 @@ export const describeMediaTemplates: Handler = async (ctx, deps) => {
   if (ids && ids.length > MAX_IDS) throw new CiError('InvalidArgument', `At most ${MAX_IDS} ids may be given at once.`);
   const pageNumber = optionalPositiveQuery(ctx, 'pageNumber', 1, 1_000_000);
   const pageSize = optionalPositiveQuery(ctx, 'pageSize', 10, 100);
-  // There are no preset (Official) templates here. An unknown tag is not an
-  // error: CI has many template Tags, and a bucket simply has none of most.
+  // An unknown tag is not an error: CI has many template Tags, and a bucket simply has none of most.
+  const filter = { tag: optionalQuery(ctx, 'tag'), ids, name: optionalQuery(ctx, 'name'), pageNumber, pageSize };
   const { templates, total } = category === 'Official'
-    ? { templates: [], total: 0 }
-    : await listTemplates(deps.db.kysely, {
-      bucket: ctx.state.bucket,
-      tag: optionalQuery(ctx, 'tag'),
-      ids,
-      name: optionalQuery(ctx, 'name'),
-      pageNumber,
-      pageSize,
-    });
+    ? listOfficialTemplates(filter)
+    : await listTemplates(deps.db.kysely, { bucket: ctx.state.bucket, ...filter });
   writeXml(ctx, buildDescribeMediaTemplatesResponse({ requestId: ctx.state.requestId, templates, total, pageNumber, pageSize }));
 };
 
@@ -86,7 +84,7 @@ export const describeMediaTemplates: Handler = async (ctx, deps) => {
 export const updateMediaTemplate: Handler = async (ctx, deps) => {
   const templateId = templateIdParam(ctx);
   const request = await readXmlBody(ctx, deps.config.maxBodyBytes);
-  const { tag, name, body } = parseTemplateRequest(request, 'update-template.request.json');
+  const { tag, name, body } = parseTemplateRequest(request);
   const template = await deps.db.kysely.transaction().execute(async (tx) => {
     const updated = await updateTemplate(tx, ctx.state.bucket, templateId, { name, body });
     // Checked after the write, inside the transaction, so a mismatch rolls it back.
@@ -108,58 +106,19 @@ export const deleteMediaTemplate: Handler = async (ctx, deps) => {
   writeXml(ctx, buildDeleteMediaTemplateResponse(ctx.state.requestId, templateId));
 };
 
-/** Validates a create or update body and returns what is stored: the container with IsPicInfo defaulted. */
-function parseTemplateRequest(request: XmlObject, schema: XmlSchemaId): { tag: TemplateTag; name: string; body: XmlObject } {
+/** Validates a create or update body and returns what is stored: the Tag's parameters, as its job would take them. */
+function parseTemplateRequest(request: XmlObject): { tag: TemplateTag; name: string; body: XmlObject } {
   const tag = assertTemplateTag(request.Tag);
-  if (tag !== 'PicProcess') return { tag, name: request.Name as string, body: parseMediaTemplate(tag, request) };
-  assertMatchesSchema(schema, request, 'Request');
-  const container = request.PicProcess as XmlObject;
-  const rule = container.ProcessRule as string;
-  assertValidRule(rule, 'Request/PicProcess');
-  return {
-    tag,
-    name: request.Name as string,
-    // Stored complete, so every answer shows both elements and the worker reads no defaults.
-    body: { IsPicInfo: (container.IsPicInfo as string | undefined) || 'false', ProcessRule: rule },
-  };
-}
-
-/**
- * The parameters of a Transcode, Snapshot or Animation template, checked as a
- * job's inline container is (a template that no job could run is a 400 now),
- * and stored as that container, so a job naming the template runs exactly
- * what an inline one would. Transcode and Animation send their parameters flat
- * under Request (their answer wraps them in `TransTpl`); Snapshot sends a
- * `<Snapshot>`.
- */
-function parseMediaTemplate(tag: Exclude<TemplateTag, 'PicProcess'>, request: XmlObject): XmlObject {
-  const schemas = { Transcode: 'template.transcode.request.json', Snapshot: 'template.snapshot.request.json', Animation: 'template.animation.request.json' } as const;
-  if (tag === 'Transcode' || tag === 'Snapshot' || tag === 'Animation') assertMatchesSchema(schemas[tag], request, 'Request');
-  else assertMatchesSchema('template.stored.request.json', request, 'Request');
-  const pick = (names: readonly string[]) => Object.fromEntries(names.filter((n) => request[n] !== undefined).map((n) => [n, request[n]!]));
+  const shape = TEMPLATE_TAGS[tag];
+  assertMatchesSchema(shape.schema, request, 'Request');
+  const params = shape.params === FLAT
+    ? Object.fromEntries(Object.entries(request).filter(([n]) => !['Tag', 'Name', 'TemplateId'].includes(n)))
+    : request[shape.params];
+  if (!isXmlObject(params) || Object.keys(params).length === 0) {
+    throw new CiError('InvalidArgument', shape.params === FLAT ? 'Request: the parameters of the template are required.' : `Request/${shape.params} is required.`);
+  }
   try {
-    if (tag !== 'Transcode' && tag !== 'Snapshot' && tag !== 'Animation') {
-      const name = CONTAINER_IN_REQUEST[tag];
-      const body = name ? request[name] : pick(Object.keys(request).filter((n) => !['Tag', 'Name', 'TemplateId'].includes(n)));
-      if (!isXmlObject(body) || Object.keys(body).length === 0) throw new CiError('InvalidArgument', `Request/${name ?? 'the parameters of the template'} ${name ? 'is required' : 'are required'}.`);
-      if (tag === 'Concat') parseConcat(body, undefined);
-      if (tag === 'SmartCover') parseSmartCover(body);
-      if (tag === 'VideoProcess') videoProcessFilters(body);
-      if (tag === 'NoiseReduction') noiseReductionSpec({ NoiseReduction: body });
-      return body;
-    }
-    if (tag === 'Snapshot') {
-      parseSnapshot(request.Snapshot as XmlObject);
-      return request.Snapshot as XmlObject;
-    }
-    if (tag === 'Animation') {
-      const body = pick(['Container', 'Video', 'TimeInterval']);
-      parseAnimation(body);
-      return body;
-    }
-    const body = pick(['Container', 'Video', 'Audio', 'TimeInterval', 'TransConfig', 'AudioMix', 'AudioMixArray']);
-    parseTranscode(body);
-    return body;
+    return { tag, name: request.Name as string, body: TEMPLATE_CHECKS[tag]?.(params) ?? params };
   } catch (err) {
     if (err instanceof PermanentJobError) throw new CiError('InvalidArgument', `Request/${err.message}`);
     throw err;
@@ -167,9 +126,9 @@ function parseMediaTemplate(tag: Exclude<TemplateTag, 'PicProcess'>, request: Xm
 }
 
 function assertTemplateTag(tag: XmlValue | undefined): TemplateTag {
-  if (typeof tag === 'string' && (TEMPLATE_TAGS as readonly string[]).includes(tag)) return tag as TemplateTag;
+  if (typeof tag === 'string' && isTemplateTag(tag)) return tag;
   const shown = tag === undefined ? 'is required' : typeof tag === 'string' ? `"${tag}" is not supported` : 'must appear once';
-  throw new CiError('InvalidArgument', `Request/Tag ${shown}; supported template Tags: ${TEMPLATE_TAGS.join(', ')}.`);
+  throw new CiError('InvalidArgument', `Request/Tag ${shown}; supported template Tags: ${Object.keys(TEMPLATE_TAGS).join(', ')}.`);
 }
 
 /** The rule is parsed now, so a typo fails the request rather than every job that uses the template. */
@@ -184,6 +143,7 @@ function assertValidRule(rule: string, where: string): void {
 
 function templateIdParam(ctx: AppContext): string {
   const templateId = ctx.params.templateId ?? '';
+  if (findOfficialTemplate(templateId)) throw new CiError('InvalidArgument', `Template ${templateId} is an Official template, which cannot be changed or deleted.`);
   if (!TEMPLATE_ID_PATTERN.test(templateId)) throw new CiError('InvalidArgument', `${templateId} is not a template id.`);
   return templateId;
 }

@@ -11,11 +11,11 @@ import { hashBody } from './body-stream.js';
 import { LocalDiskStorage } from './local-disk.js';
 import {
   groupListing, MIN_PART_BYTES, multipartEtag,
-  type ByteRange, type CompletedPart, type ListObjectsInput, type ListObjectsResult, type ObjectInfo, type ObjectMetadata,
+  type BucketInfo, type ByteRange, type CompletedPart, type ListObjectsInput, type ListObjectsResult, type ObjectInfo, type ObjectMetadata,
   type ObjectStorage, type OpenedObject, type PartInfo, type PutObjectInput, type UploadInfo,
 } from './object-storage.js';
 import { guessContentType, loadSidecar, prepareSidecar, removeSidecar, sidecarFor, writeSidecar, type PreparedSidecar, type Sidecar } from './object-metadata.js';
-import { assertSafeBucket, assertSafeObjectKey } from './object-key.js';
+import { assertSafeBucket, assertSafeObjectKey, BUCKET_NAME_PATTERN } from './object-key.js';
 import { ObjectNotFoundError } from './storage.js';
 
 const md5Hex = (data: Buffer) => createHash('md5').update(data).digest('hex');
@@ -266,6 +266,19 @@ export class LocalDiskObjectStorage extends LocalDiskStorage implements ObjectSt
   async bucketExists(bucket: string): Promise<boolean> {
     const stat = await fs.stat(this.bucketDir(bucket)).catch(() => undefined);
     return stat?.isDirectory() ?? false;
+  }
+
+  /** The root's folders named like buckets (not `.uploads`, `.meta`); a filesystem without birth times gives the folder's change time. */
+  async listBuckets(): Promise<BucketInfo[]> {
+    const entries = await fs.readdir(this.objectsRoot, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    const names = entries.filter((e) => e.isDirectory() && BUCKET_NAME_PATTERN.test(e.name)).map((e) => e.name).sort();
+    return Promise.all(names.map(async (name) => {
+      const stat = await fs.stat(path.join(this.objectsRoot, name));
+      return { name, createdAt: stat.birthtimeMs > 0 ? stat.birthtime : stat.ctime };
+    }));
   }
 
   async createBucket(bucket: string): Promise<boolean> {

@@ -84,6 +84,11 @@ export interface UploadInfo {
   readonly initiated: Date;
 }
 
+export interface BucketInfo {
+  readonly name: string;
+  readonly createdAt: Date;
+}
+
 export interface CompletedPart {
   readonly partNumber: number;
   readonly etag: string;
@@ -110,6 +115,8 @@ export interface ObjectStorage extends Storage {
   listObjects(bucket: string, input: ListObjectsInput): Promise<ListObjectsResult>;
 
   bucketExists(bucket: string): Promise<boolean>;
+  /** Every bucket the store holds, sorted by name, with the time it was made. */
+  listBuckets(): Promise<BucketInfo[]>;
   /** Creates the bucket; false when it already existed. */
   createBucket(bucket: string): Promise<boolean>;
   /** Removes an empty bucket: BucketNotEmpty when it holds objects, NoSuchBucket when missing. */

@@ -6,16 +6,16 @@ import { finished, pipeline } from 'node:stream/promises';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand,
   CreateMultipartUploadCommand, DeleteBucketCommand, DeleteObjectCommand, GetObjectCommand, HeadBucketCommand,
-  HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, PutObjectCommand,
+  HeadObjectCommand, ListBucketsCommand, ListMultipartUploadsCommand, ListObjectsV2Command, ListPartsCommand, PutObjectCommand,
   S3Client, UploadPartCommand, type HeadObjectCommandOutput,
 } from '@aws-sdk/client-s3';
 import type { S3Config } from '../config.js';
 import { CI_ERRORS, CiError, type CiErrorCode } from '../errors.js';
 import { hashBody } from './body-stream.js';
-import { assertSafeBucket, assertSafeObjectKey } from './object-key.js';
+import { assertSafeBucket, assertSafeObjectKey, BUCKET_NAME_PATTERN } from './object-key.js';
 import { guessContentType } from './object-metadata.js';
 import {
-  compareKeys, type ByteRange, type CompletedPart, type ListObjectsInput, type ListObjectsResult, type ObjectInfo,
+  compareKeys, type BucketInfo, type ByteRange, type CompletedPart, type ListObjectsInput, type ListObjectsResult, type ObjectInfo,
   type ObjectMetadata, type ObjectStorage, type OpenedObject, type PartInfo, type PutObjectInput, type UploadInfo,
 } from './object-storage.js';
 import { ObjectNotFoundError, type ObjectStat } from './storage.js';
@@ -232,6 +232,16 @@ export class S3Storage implements ObjectStorage {
       if (err instanceof CiError && err.code === 'NoSuchBucket') return false;
       throw err;
     }
+  }
+
+  /** The store's buckets under this server's prefix, named as COS buckets; others sharing the store are not listed. */
+  async listBuckets(): Promise<BucketInfo[]> {
+    const out = await this.call('', undefined, () => this.client.send(new ListBucketsCommand({})));
+    const prefix = this.config.bucketPrefix;
+    return (out.Buckets ?? [])
+      .filter((b) => b.Name !== undefined && b.Name.startsWith(prefix) && BUCKET_NAME_PATTERN.test(b.Name.slice(prefix.length)))
+      .map((b) => ({ name: b.Name!.slice(prefix.length), createdAt: b.CreationDate ?? new Date(0) }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   async createBucket(bucket: string): Promise<boolean> {

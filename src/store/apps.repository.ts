@@ -117,6 +117,12 @@ export async function findApp(db: Executor, appId: string): Promise<App | undefi
   return row && appRowToApp(row);
 }
 
+/** The app that owns an APPID (the number its buckets end with), disabled or not. */
+export async function findAppByAppid(db: Executor, appid: string): Promise<App | undefined> {
+  const row = await db.selectFrom('apps').selectAll().where('appid', '=', appid).executeTakeFirst();
+  return row && appRowToApp(row);
+}
+
 /** An enabled app by its SecretId (the COS signature's q-ak). */
 export async function findEnabledAppBySecretId(db: Executor, secretId: string): Promise<App | undefined> {
   const row = await db.selectFrom('apps').selectAll().where('secret_id', '=', secretId).where('disabled_at', 'is', null).executeTakeFirst();

@@ -58,8 +58,7 @@ export type XmlSchemaId =
   | 'operation.file-compress.json'
   | 'operation.file-uncompress.json'
   | 'update-media-queue.request.json'
-  | 'create-template.request.json'
-  | 'update-template.request.json';
+  | 'create-template.request.json';
 
 /** The JSON APIs' body schemas: one per task-API action, and the admin API's. */
 export type JsonSchemaId = `task-api.${string}.json` | 'admin.create-app.request.json';

@@ -3,6 +3,9 @@ import type { CiError } from '../errors.js';
 import type { Job } from '../store/jobs.repository.js';
 import type { Queue } from '../store/queues.repository.js';
 import type { Template } from '../store/templates.repository.js';
+import type { BucketInfo } from '../storage/object-storage.js';
+import type { OfficialTemplate } from '../templates/official-presets.js';
+import { answerContainer } from '../templates/template-tags.js';
 import { encodeXml } from './codec.js';
 import { buildJobsDetail } from './jobs-detail.js';
 import { formatCiTime } from './time.js';
@@ -76,22 +79,53 @@ export function buildUpdateMediaQueueResponse(requestId: string, queue: Queue): 
   return encodeXml('Response', { RequestId: requestId, Queue: buildQueueElement(queue) });
 }
 
-/** Template Tags whose answer does not name the container after the Tag (shared/ci-media-tags.md 1.5: the Go SDK reads `TransTpl`). */
-const TEMPLATE_CONTAINERS: Readonly<Record<string, string>> = { Transcode: 'TransTpl', Animation: 'TransTpl', Concat: 'ConcatTemplate', TranscodePro: 'TransProTpl' };
+/** A bucket as the bucket-listing endpoints show it; Name is the same as BucketId, as in CI. */
+function buildServiceBucketElement(bucket: BucketInfo, region: string): XmlObject {
+  return { BucketId: bucket.name, Name: bucket.name, Region: region, CreateTime: formatCiTime(bucket.createdAt) };
+}
+
+export interface ServiceBucketPage {
+  readonly requestId: string;
+  readonly buckets: readonly BucketInfo[];
+  readonly region: string;
+  readonly total: number;
+  readonly pageNumber: number;
+  readonly pageSize: number;
+}
+
+/** DescribeMediaBuckets and its kin: `listElement` (MediaBucketList, PicBucketList, …) repeats once per bucket. */
+export function buildDescribeServiceBucketsResponse(listElement: string, page: ServiceBucketPage): string {
+  return encodeXml('Response', {
+    RequestId: page.requestId,
+    TotalCount: String(page.total),
+    PageNumber: String(page.pageNumber),
+    PageSize: String(page.pageSize),
+    [listElement]: page.buckets.map((b) => buildServiceBucketElement(b, page.region)),
+  });
+}
+
+/** CreateMediaBucket and its kin: the bucket in `element` (MediaBucket, PicBucket, …). */
+export function buildCreateServiceBucketResponse(element: string, requestId: string, bucket: BucketInfo, region: string): string {
+  return encodeXml('Response', { RequestId: requestId, [element]: buildServiceBucketElement(bucket, region) });
+}
 
 /**
  * One template as CI shows it, inside `<Template>` or a `<TemplateList>`:
- * the type container is named after the Tag (`<PicProcess>` for PicProcess).
- * Every template here is the bucket's own, so Category is always Custom.
+ * the parameters' container is the Tag's (templates/template-tags.ts: `<TransTpl>` for Transcode).
+ * A bucket's own template is Custom; an Official preset belongs to no bucket and has no times to show.
  */
-export function buildTemplateElement(template: Template): XmlObject {
+export function buildTemplateElement(template: Template | OfficialTemplate): XmlObject {
+  const container = { [answerContainer(template.tag)]: template.body };
+  if (!('bucket' in template)) {
+    return { Tag: template.tag, TemplateId: template.templateId, Name: template.name, Category: 'Official', ...container };
+  }
   return {
     Tag: template.tag,
     TemplateId: template.templateId,
     Name: template.name,
     BucketId: template.bucket,
     Category: 'Custom',
-    [TEMPLATE_CONTAINERS[template.tag] ?? template.tag]: template.body,
+    ...container,
     CreateTime: formatCiTime(template.createdAt),
     UpdateTime: formatCiTime(template.updatedAt),
   };
@@ -104,7 +138,7 @@ export function buildTemplateResponse(requestId: string, template: Template): st
 
 export interface TemplateListPage {
   readonly requestId: string;
-  readonly templates: readonly Template[];
+  readonly templates: readonly (Template | OfficialTemplate)[];
   readonly total: number;
   readonly pageNumber: number;
   readonly pageSize: number;

@@ -82,6 +82,22 @@ for (const backend of BACKENDS) {
     });
     after(() => close?.());
 
+    it('lists its buckets by name with the time each was made, and nothing else (the local root\'s .meta folder is no bucket)', async () => {
+      const before = Date.now();
+      expect(await storage.createBucket('another-1300000000')).to.equal(true);
+      await put(storage, bucket, 'listing/with-meta.txt', 'x', 'text/plain', { owner: 'listing' });
+      try {
+        const buckets = await storage.listBuckets();
+        expect(buckets.map((b) => b.name)).to.deep.equal(['another-1300000000', bucket]);
+        // Stores keep creation times to the second (S3's CreationDate); a file system may round them down too.
+        expect(buckets[0]!.createdAt.getTime()).to.be.within(before - 2000, Date.now() + 1000);
+      } finally {
+        await storage.delete(bucket, 'listing/with-meta.txt');
+        await storage.deleteBucket('another-1300000000');
+      }
+      expect((await storage.listBuckets()).map((b) => b.name)).to.deep.equal([bucket]);
+    });
+
     it('stores a streamed object with its metadata and reads it back (whole, ranged, as a buffer, as a local file)', async () => {
       const data = randomBytes(2 * 1024 * 1024 + 11);
       const info = await put(storage, bucket, 'a/b/c.bin', data, 'application/x-c', { owner: 'alice' });

@@ -15,9 +15,14 @@ export function hostNamesBucket(host: string | undefined): boolean {
   return host !== undefined && CI_HOST.test(host);
 }
 
+/** `ci.<region>.<domain>`: the service host without a bucket, which the bucket-listing calls use (DescribeMediaBuckets). */
+const CI_SERVICE_HOST = /^(?:ci|pic)\.([a-z0-9-]{1,40})\.[^:]+(?::\d+)?$/i;
+
 export function bucketFromHost(host: string | undefined, config: Config): { bucket: string; region: string } {
   const match = host ? CI_HOST.exec(host) : null;
-  return match ? { bucket: match[1].toLowerCase(), region: match[2].toLowerCase() } : { bucket: config.defaultBucket, region: config.region };
+  if (match) return { bucket: match[1].toLowerCase(), region: match[2].toLowerCase() };
+  const service = host ? CI_SERVICE_HOST.exec(host) : null;
+  return { bucket: config.defaultBucket, region: service ? service[1].toLowerCase() : config.region };
 }
 
 /** Random bytes for 256 request ids, refilled when used up: one call into the RNG per 256 requests, not one per request. */
