@@ -2,6 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import sharp from 'sharp';
 import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { bundledFfprobePath } from '../../src/media/ffprobe.js';
 
@@ -88,4 +89,11 @@ export function makeSlowClip(): string {
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'mediajobs-slow-clip-')), 'slow.mp4');
   execFileSync(bundledFfmpegPath(), ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=25:duration=10', '-c:v', 'mpeg4', '-q:v', '3', file]);
   return file;
+}
+
+/** The frame of the video file `file` at `seconds`, decoded by the bundled ffmpeg, as raw RGB. */
+export async function decodedFrame(file: string, seconds: number): Promise<{ data: Buffer; width: number; height: number }> {
+  const png = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-ss', String(seconds), '-i', file, '-frames:v', '1', '-f', 'image2', '-c:v', 'png', 'pipe:1']);
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height };
 }

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { asArray, startTestService, type TestResponse, type TestService } from '../helpers/service.js';
+import { childNames } from '../helpers/assertions.js';
 
 /*
  * DescribeMediaQueues (`GET /queue`) and UpdateMediaQueue (`PUT /queue/<id>`),
@@ -37,27 +38,6 @@ function updateBody(fields: { name?: string; state?: string; maxConcurrent?: str
 
 function notifyConfig(children: Record<string, string>): string {
   return `<NotifyConfig>${Object.entries(children).map(([k, v]) => `<${k}>${v}</${k}>`).join('')}</NotifyConfig>`;
-}
-
-/** The names of `element`'s children, in document order, from the first `<element>` in `text`. */
-function childNames(text: string, element: string): string[] {
-  const start = text.indexOf(`<${element}>`);
-  expect(start, `<${element}> in ${text}`).to.be.at.least(0);
-  const names: string[] = [];
-  let depth = 0;
-  const tag = /<(\/?)([A-Za-z][\w-]*)[^>]*?(\/?)>/g;
-  tag.lastIndex = start + element.length + 2;
-  for (let m = tag.exec(text); m; m = tag.exec(text)) {
-    const [, closing, name, selfClosing] = m;
-    if (closing) {
-      if (depth === 0) break;
-      depth -= 1;
-    } else {
-      if (depth === 0) names.push(name);
-      if (!selfClosing) depth += 1;
-    }
-  }
-  return names;
 }
 
 const QUEUE_CHILDREN = ['QueueId', 'Name', 'State', 'NotifyConfig', 'MaxSize', 'MaxConcurrent', 'UpdateTime', 'CreateTime', 'Category'];

@@ -3,6 +3,7 @@ import COS from 'cos-nodejs-sdk-v5';
 import { signRequest } from '../helpers/cos-signer.js';
 import { asArray, httpRequest, startTestService, type TestResponse, type TestService } from '../helpers/service.js';
 import { admin } from '../tasks/helpers.js';
+import { childNames } from '../helpers/assertions.js';
 
 /*
  * The bucket-listing endpoints of every CI service (/mediabucket, /picbucket,
@@ -26,27 +27,6 @@ const GO_FAMILIES: ReadonlyArray<readonly [path: string, list: string, created: 
   ['/file_bucket', 'FileBucketList', 'FileBucket'],
   ['/docbucket', 'DocBucketList', 'DocBucket'],
 ];
-
-/** The names of `element`'s children, in document order, from the first `<element>` in `text`. */
-function childNames(text: string, element: string): string[] {
-  const start = text.indexOf(`<${element}>`);
-  expect(start, `<${element}> in ${text}`).to.be.at.least(0);
-  const names: string[] = [];
-  let depth = 0;
-  const tag = /<(\/?)([A-Za-z][\w-]*)[^>]*?(\/?)>/g;
-  tag.lastIndex = start + element.length + 2;
-  for (let m = tag.exec(text); m; m = tag.exec(text)) {
-    const [, closing, name, selfClosing] = m;
-    if (closing) {
-      if (depth === 0) break;
-      depth -= 1;
-    } else {
-      if (depth === 0) names.push(name!);
-      if (!selfClosing) depth += 1;
-    }
-  }
-  return names;
-}
 
 describe('service buckets and queue families', function () {
   this.timeout(60_000);

@@ -1,14 +1,11 @@
-import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import sharp from 'sharp';
-import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { runFfprobe } from '../../src/media/ffprobe.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { frameDoublingFilter, parseEnhanceFilters } from '../../src/processors/video-enhance.js';
 import { BUCKET, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
-import { ffmpegPidsOf, makeSlowClip } from '../helpers/processes.js';
+import { decodedFrame, ffmpegPidsOf, makeSlowClip } from '../helpers/processes.js';
 import { startTestService, waitFor, type TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
@@ -56,11 +53,7 @@ describe('Tag=VideoEnhance', function () {
     });
     const file = (key: string) => path.join(api.config.dataDir, 'buckets', BUCKET, key);
 
-    /** The decoded frame at `seconds` as raw RGB. */
-    async function frame(key: string, seconds: number): Promise<Buffer> {
-      const png = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-ss', String(seconds), '-i', file(key), '-frames:v', '1', '-f', 'image2', '-c:v', 'png', 'pipe:1']);
-      return sharp(png).removeAlpha().raw().toBuffer();
-    }
+    const frame = async (key: string, seconds: number) => (await decodedFrame(file(key), seconds)).data;
 
     /** Mean over the pixels of max(R,G,B) − min(R,G,B): how colourful a frame is. */
     function meanChroma(rgb: Buffer): number {

@@ -1,15 +1,12 @@
-import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import sharp from 'sharp';
 import { loadConfig } from '../../src/config.js';
-import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { runFfprobe } from '../../src/media/ffprobe.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { watermarkOutputFormat, watermarkTranscode } from '../../src/processors/watermark-job.js';
 import { BUCKET, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
-import { ffmpegPidsOf, makeSlowClip } from '../helpers/processes.js';
+import { decodedFrame, ffmpegPidsOf, makeSlowClip } from '../helpers/processes.js';
 import { waitFor, type TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
@@ -60,12 +57,7 @@ describe('Tag=Watermark', function () {
     });
     const file = (key: string) => path.join(api.config.dataDir, 'buckets', BUCKET, key);
 
-    /** The decoded frame at `seconds` as raw RGB. */
-    async function frame(key: string, seconds: number): Promise<{ data: Buffer; width: number; height: number }> {
-      const png = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-ss', String(seconds), '-i', file(key), '-frames:v', '1', '-f', 'image2', '-c:v', 'png', 'pipe:1']);
-      const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-      return { data, width: info.width, height: info.height };
-    }
+    const frame = (key: string, seconds: number) => decodedFrame(file(key), seconds);
 
     /** Mean absolute difference of two frames' RGB inside (or outside) a box. */
     function meanDifference(a: Buffer, b: Buffer, width: number, box: { x: number; y: number; w: number; h: number }, inside: boolean): number {
