@@ -23,7 +23,8 @@
  *
  * Rounds alternate which side goes first; the verdict uses the median ratio
  * (service ÷ bare). Settings: BENCH_JOBS (24), BENCH_ROUNDS (3), BENCH_WARMUP
- * (4), MEDIAJOBS_CONCURRENCY (CPUs). Target: ratio ≥ 0.95.
+ * (4), MEDIAJOBS_CONCURRENCY (CPUs; the service's MEDIAJOBS_VIDEO_CONCURRENCY is set to
+ * the same, so both sides run C ffmpeg at once, unless given). Target: ratio ≥ 0.95.
  *
  * Each round also prints the CPU per job of both sides, the tools' (this
  * process's waited-for children: ffmpeg, and the service's output ffprobe)
@@ -83,7 +84,7 @@ function bareJobsPerSec(input: string, jobs: number, outDir: string, ffmpegPath:
 }
 
 await runBenchmark('transcode', async (db, use) => {
-  const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) } }));
+  const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY), MEDIAJOBS_VIDEO_CONCURRENCY: process.env.MEDIAJOBS_VIDEO_CONCURRENCY ?? String(CONCURRENCY) } }));
   await bench.service.storage.put(BUCKET, KEY, USE_FIXTURE ? await fs.readFile(FIXTURE) : await fs.readFile(await makeTranscodeInput(db.dataDir, bench.config.ffmpegPath)));
   const input = path.join(bench.config.dataDir, 'buckets', BUCKET, KEY);
   await fitQueueToConcurrency(bench);

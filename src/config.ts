@@ -25,6 +25,12 @@ export interface Config {
   /** Jobs one process runs at once: their tools (ffprobe, libvips) never run more at once than this. */
   readonly concurrency: number;
   /**
+   * Of those, jobs of the ffmpeg Tags one process runs at once (each also
+   * takes one of `concurrency`'s slots): ffmpeg's encoders already spread one
+   * job over every core (bench/README.md, "How many ffmpeg at once").
+   */
+  readonly videoConcurrency: number;
+  /**
    * A worker whose last job ran for less than this holds jobs waiting for a
    * tool slot, one per slot (two while jobs take under 20 ms); 0 turns that off.
    */
@@ -273,6 +279,7 @@ export function loadConfig(env: Env = process.env): Config {
     metricsToken: read(env, 'MEDIAJOBS_METRICS_TOKEN') ?? '',
     workers: integer(env, 'MEDIAJOBS_WORKERS', 1, 0, 1),
     concurrency: integer(env, 'MEDIAJOBS_CONCURRENCY', os.availableParallelism(), 1, 256),
+    videoConcurrency: integer(env, 'MEDIAJOBS_VIDEO_CONCURRENCY', Math.max(1, Math.floor(os.availableParallelism() / 2)), 1, 256),
     lookaheadMs: duration(env, 'MEDIAJOBS_LOOKAHEAD', 1000),
     leaseMs: duration(env, 'MEDIAJOBS_LEASE', 30_000),
     pollIntervalMs: duration(env, 'MEDIAJOBS_POLL_INTERVAL', 1000),
