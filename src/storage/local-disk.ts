@@ -110,9 +110,11 @@ export class LocalDiskStorage implements Storage {
     const file = this.filePath(bucket, key);
     try {
       await place(file).catch(async (err: NodeJS.ErrnoException) => {
-        // Folders are made only when missing: a mkdir on every write cost ~15 % of a put's CPU.
-        if (err.code !== 'ENOENT' || (await fs.stat(path.dirname(file)).then(() => true, () => false))) throw err;
-        await fs.mkdir(path.dirname(file), { recursive: true });
+        if (err.code !== 'ENOENT') throw err;
+        // Folders are made only when missing: a mkdir on every write cost ~15 % of a put's CPU. One
+        // found there was made by a write beside this one meanwhile, or the source vanished: then
+        // the second try fails again.
+        if (!(await fs.stat(path.dirname(file)).then(() => true, () => false))) await fs.mkdir(path.dirname(file), { recursive: true });
         await place(file);
       });
     } catch (err) {
