@@ -77,7 +77,7 @@ function bareJobsPerSec(input: string, jobs: number, outDir: string, ffmpegPath:
 }
 
 await runBenchmark('snapshot', async (db, use) => {
-  const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY), MEDIAJOBS_VIDEO_CONCURRENCY: process.env.MEDIAJOBS_VIDEO_CONCURRENCY ?? String(CONCURRENCY) } }));
+  const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) } }));
   await bench.service.storage.put(BUCKET, KEY, await fs.readFile(FIXTURE));
   const input = path.join(bench.config.dataDir, 'buckets', BUCKET, KEY);
   await fitQueueToConcurrency(bench);

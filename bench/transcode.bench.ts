@@ -84,7 +84,7 @@ function bareJobsPerSec(input: string, jobs: number, outDir: string, ffmpegPath:
 }
 
 await runBenchmark('transcode', async (db, use) => {
-  const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY), MEDIAJOBS_VIDEO_CONCURRENCY: process.env.MEDIAJOBS_VIDEO_CONCURRENCY ?? String(CONCURRENCY) } }));
+  const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) } }));
   await bench.service.storage.put(BUCKET, KEY, USE_FIXTURE ? await fs.readFile(FIXTURE) : await fs.readFile(await makeTranscodeInput(db.dataDir, bench.config.ffmpegPath)));
   const input = path.join(bench.config.dataDir, 'buckets', BUCKET, KEY);
   await fitQueueToConcurrency(bench);
