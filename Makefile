@@ -52,6 +52,7 @@ bench: build
 	node dist/bench/task-api.bench.js
 	node dist/bench/transcode.bench.js
 	node dist/bench/snapshot.bench.js
+	node dist/bench/ffmpeg-concurrency.bench.js
 	node dist/bench/objects.bench.js
 	node dist/bench/image-on-get.bench.js
 

@@ -392,6 +392,25 @@ export async function bareFfmpegJobsPerSec(options: {
   return jobs / ((performance.now() - start) / 1000);
 }
 
+/** An 8 s 640x480 25 fps H.264 + AAC clip made by the ffmpeg under test into `dir` (the committed fixtures are 160x120 and smaller); its path. */
+export async function makeTranscodeInput(dir: string, ffmpegPath: string): Promise<string> {
+  const file = path.join(dir, 'bench-input.mp4');
+  const spawner = createSpawner();
+  try {
+    const run = await spawner.run({
+      binary: resolveFfmpegPath(ffmpegPath),
+      args: ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x480:rate=25:duration=8',
+        '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100:duration=8', '-map', '0:v', '-map', '1:a',
+        '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k', '-f', 'mp4', file],
+      timeoutMs: 120_000, maxStdoutBytes: 1 << 20, maxStderrBytes: 16 << 10,
+    });
+    if (run.code !== 0) throw new Error(`making the bench input failed: ${run.stderr || run.spawnError}`);
+  } finally {
+    spawner.close();
+  }
+  return file;
+}
+
 /** Runs a round's bare and service sides, bare first in odd rounds and service first in even ones, so that neither always has the warmer host. */
 export async function bareAndService<T>(round: number, bare: () => Promise<T>, service: () => Promise<T>): Promise<{ bare: T; service: T }> {
   if (round % 2 === 1) {

@@ -18,7 +18,8 @@
  *
  * Rounds alternate which side goes first; the verdict uses the median ratio
  * (service ÷ bare). Settings: BENCH_JOBS (40), BENCH_ROUNDS (3), BENCH_WARMUP
- * (8), MEDIAJOBS_CONCURRENCY (CPUs). Target: ratio ≥ 0.85.
+ * (8), MEDIAJOBS_CONCURRENCY (CPUs; the service's MEDIAJOBS_VIDEO_CONCURRENCY is set to
+ * the same, so both sides run C ffmpeg at once, unless given). Target: ratio ≥ 0.85.
  *
  * On a host other work keeps busy the ratio swings widely from round to round
  * (a ~30 ms job gets whatever CPU share is left), so each round also prints the

@@ -23,7 +23,8 @@
  *
  * Rounds alternate which side goes first; the verdict uses the median ratio
  * (service ÷ bare). Settings: BENCH_JOBS (24), BENCH_ROUNDS (3), BENCH_WARMUP
- * (4), MEDIAJOBS_CONCURRENCY (CPUs). Target: ratio ≥ 0.95.
+ * (4), MEDIAJOBS_CONCURRENCY (CPUs; the service's MEDIAJOBS_VIDEO_CONCURRENCY is set to
+ * the same, so both sides run C ffmpeg at once, unless given). Target: ratio ≥ 0.95.
  *
  * Each round also prints the CPU per job of both sides, the tools' (this
  * process's waited-for children: ffmpeg, and the service's output ffprobe)
@@ -35,11 +36,9 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ffmpegArgv } from '../src/media/ffmpeg.js';
-import { resolveFfmpegPath } from '../src/media/ffmpeg-capabilities.js';
-import { createSpawner } from '../src/media/spawner.js';
 import { buildTranscodeArgs, parseTranscode } from '../src/processors/transcode.js';
 import {
-  bareAndService, bareFfmpegJobsPerSec, benchConcurrency, BUCKET, envInt, environmentRows, fitQueueToConcurrency, fmt, measureCpu, median, printBlock, printTable, REPO_ROOT, runBenchmark,
+  bareAndService, bareFfmpegJobsPerSec, makeTranscodeInput, benchConcurrency, BUCKET, envInt, environmentRows, fitQueueToConcurrency, fmt, measureCpu, median, printBlock, printTable, REPO_ROOT, runBenchmark,
   serviceJobsPerSec, startBenchService, type BenchService, type CpuRound,
 } from './lib.js';
 
@@ -58,25 +57,6 @@ const TRANSCODE = {
   Video: { Codec: 'H.264', Width: WIDTH, Preset: 'veryfast', Crf: '28' },
   Audio: { Codec: 'aac', Bitrate: AUDIO_KBPS },
 };
-
-/** The 8 s 640x480 input, made by the ffmpeg under test. */
-async function makeInput(dir: string, ffmpegPath: string): Promise<Buffer> {
-  const file = path.join(dir, 'bench-input.mp4');
-  const spawner = createSpawner();
-  try {
-    const run = await spawner.run({
-      binary: resolveFfmpegPath(ffmpegPath),
-      args: ['-hide_banner', '-nostdin', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x480:rate=25:duration=8',
-        '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100:duration=8', '-map', '0:v', '-map', '1:a',
-        '-c:v', 'libx264', '-preset', 'veryfast', '-crf', '23', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-b:a', '96k', '-f', 'mp4', file],
-      timeoutMs: 120_000, maxStdoutBytes: 1 << 20, maxStderrBytes: 16 << 10,
-    });
-    if (run.code !== 0) throw new Error(`making the bench input failed: ${run.stderr || run.spawnError}`);
-  } finally {
-    spawner.close();
-  }
-  return fs.readFile(file);
-}
 
 function transcodeRequest(index: number): string {
   return `<Request><Tag>Transcode</Tag><Input><Object>${KEY}</Object></Input><Operation>`
@@ -105,7 +85,7 @@ function bareJobsPerSec(input: string, jobs: number, outDir: string, ffmpegPath:
 
 await runBenchmark('transcode', async (db, use) => {
   const bench = use(await startBenchService(db, { env: { MEDIAJOBS_CONCURRENCY: String(CONCURRENCY) } }));
-  await bench.service.storage.put(BUCKET, KEY, USE_FIXTURE ? await fs.readFile(FIXTURE) : await makeInput(db.dataDir, bench.config.ffmpegPath));
+  await bench.service.storage.put(BUCKET, KEY, USE_FIXTURE ? await fs.readFile(FIXTURE) : await fs.readFile(await makeTranscodeInput(db.dataDir, bench.config.ffmpegPath)));
   const input = path.join(bench.config.dataDir, 'buckets', BUCKET, KEY);
   await fitQueueToConcurrency(bench);
   const outDir = path.join(db.dataDir, 'bare-out');

@@ -25,6 +25,14 @@ export interface Config {
   /** Jobs one process runs at once: their tools (ffprobe, libvips) never run more at once than this. */
   readonly concurrency: number;
   /**
+   * Of those, jobs of the ffmpeg Tags one process runs at once (each also
+   * takes one of `concurrency`'s slots); all of them by default. Lower, a
+   * long transcode (whose encoder spreads over every core by itself) runs in
+   * about half the time at the same throughput, but short ffmpeg jobs
+   * (Snapshot) lose throughput: bench/README.md, "How many ffmpeg at once".
+   */
+  readonly videoConcurrency: number;
+  /**
    * A worker whose last job ran for less than this holds jobs waiting for a
    * tool slot, one per slot (two while jobs take under 20 ms); 0 turns that off.
    */
@@ -273,6 +281,7 @@ export function loadConfig(env: Env = process.env): Config {
   const embedded = databaseUrl === undefined;
   const maxSignatureAgeMs = duration(env, 'MEDIAJOBS_MAX_SIGNATURE_AGE', 30 * 86_400_000);
   if (maxSignatureAgeMs < 1000) throw new ConfigError('MEDIAJOBS_MAX_SIGNATURE_AGE', read(env, 'MEDIAJOBS_MAX_SIGNATURE_AGE') ?? '', 'a duration of at least 1s, such as 1h or 30d');
+  const concurrency = integer(env, 'MEDIAJOBS_CONCURRENCY', os.availableParallelism(), 1, 256);
   const config: Config = {
     port: integer(env, 'MEDIAJOBS_PORT', 8080, 0, 65535),
     host,
@@ -283,7 +292,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: integer(env, 'MEDIAJOBS_MAX_BODY_BYTES', 1024 * 1024, 1024, 64 * 1024 * 1024),
     metricsToken: read(env, 'MEDIAJOBS_METRICS_TOKEN') ?? '',
     workers: integer(env, 'MEDIAJOBS_WORKERS', 1, 0, 1),
-    concurrency: integer(env, 'MEDIAJOBS_CONCURRENCY', os.availableParallelism(), 1, 256),
+    concurrency,
+    videoConcurrency: integer(env, 'MEDIAJOBS_VIDEO_CONCURRENCY', concurrency, 1, 256),
     lookaheadMs: duration(env, 'MEDIAJOBS_LOOKAHEAD', 1000),
     leaseMs: duration(env, 'MEDIAJOBS_LEASE', 30_000),
     pollIntervalMs: duration(env, 'MEDIAJOBS_POLL_INTERVAL', 1000),

@@ -34,6 +34,13 @@ export interface ClaimLiveness {
   readonly startNow?: number;
   /** Jobs ahead whose tool has started since the last statement: their key becomes positive, their attempt counts. */
   readonly started?: readonly string[];
+  /**
+   * The worker's cap on jobs of its ffmpeg Tags (MEDIAJOBS_VIDEO_CONCURRENCY):
+   * at most `room` of the claimed jobs have a Tag in `tags`; the others are
+   * passed over for the jobs behind them, so that the worker's other slots
+   * still take MediaInfo or PicProcess jobs. No cap by default.
+   */
+  readonly video?: { readonly tags: readonly string[]; readonly room: number };
 }
 
 /**
@@ -86,6 +93,10 @@ type ClaimRow = JobRow & { queue_notify_config: NotifyConfig | null };
  *    its head from the `jobs_queue_head_internal` index and the best heads win, so a
  *    claim costs the same with ten jobs waiting or a million (sql/0006);
  *    external rows (the task API's, sql/0010) are never ours to claim;
+ *    with `video`, the capped Tags' heads beyond its `room` are passed over
+ *    (`picked`); with no room left, each queue's head is its first job of
+ *    another Tag, found by walking past the capped ones (rows the index
+ *    does not cover: a claim then costs more the longer such a backlog is);
  * 3. `slot`: takes those slots, in one UPDATE per queue row. It waits for the
  *    row if another claimer holds it, then re-checks the slots and
  *    `state = 'Active'` against the newest version, so MaxConcurrent and
@@ -100,7 +111,7 @@ type ClaimRow = JobRow & { queue_notify_config: NotifyConfig | null };
  * tool has not started); `started` makes such keys positive again. Both ride
  * on a statement the worker sends anyway.
  */
-export function claimStatement(workerId: string, leaseMs: number, limit: number, ends: readonly JobEnd[] = [], { lockKey = null, startNow = limit, started = [] }: ClaimLiveness = {}) {
+export function claimStatement(workerId: string, leaseMs: number, limit: number, ends: readonly JobEnd[] = [], { lockKey = null, startNow = limit, started = [], video = { tags: [], room: limit } }: ClaimLiveness = {}) {
   const endsJson = JSON.stringify(ends.map(({ jobId, to, outcome }) => ({
     job_id: jobId,
     state: to,
@@ -131,18 +142,24 @@ export function claimStatement(workerId: string, leaseMs: number, limit: number,
       RETURNING jobs.queue_id
     ), freed AS (
       SELECT queue_id, count(*)::int AS slots FROM ended GROUP BY queue_id
-    ), candidate AS (
-      SELECT head.job_id, head.queue_id, row_number() OVER (ORDER BY head.priority DESC, head.seq) AS rank FROM queues q
+    ), picked AS (
+      SELECT head.job_id, head.queue_id, head.priority, head.seq,
+        head.video AND row_number() OVER (PARTITION BY head.video ORDER BY head.priority DESC, head.seq) > ${video.room}::int AS over_cap
+      FROM queues q
       LEFT JOIN freed ON freed.queue_id = q.queue_id
       CROSS JOIN LATERAL (
-        SELECT j.job_id, j.queue_id, j.priority, j.seq FROM jobs j
+        SELECT j.job_id, j.queue_id, j.priority, j.seq, j.tag = ANY(${video.tags}::text[]) AS video FROM jobs j
         WHERE j.queue_id = q.queue_id AND j.state = 'Submitted' AND NOT j.external AND j.run_after <= now() AND j.expires_at > now()
+          AND (${video.room}::int > 0 OR j.tag <> ALL(${video.tags}::text[]))
         ORDER BY j.priority DESC, j.seq
         LIMIT least(${limit}::int, q.max_concurrent - q.running + coalesce(freed.slots, 0))
         FOR UPDATE OF j SKIP LOCKED
       ) head
       WHERE q.state = 'Active' AND q.running - coalesce(freed.slots, 0) < q.max_concurrent
-      ORDER BY head.priority DESC, head.seq
+    ), candidate AS (
+      SELECT job_id, queue_id, row_number() OVER (ORDER BY priority DESC, seq) AS rank FROM picked
+      WHERE NOT over_cap
+      ORDER BY priority DESC, seq
       LIMIT ${limit}::int
     ), wanted AS (
       SELECT queue_id, count(*)::int AS slots FROM candidate GROUP BY queue_id

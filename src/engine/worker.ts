@@ -110,6 +110,9 @@ export class Worker {
   readonly workerId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   private readonly running = new Map<string, RunningJob>();
   private readonly toolSlots: ToolSlots;
+  /** MEDIAJOBS_VIDEO_CONCURRENCY: taken before a tool slot by the Tags whose tool is ffmpeg (`Processor.runsFfmpeg`). */
+  private readonly videoSlots: ToolSlots;
+  private readonly videoTags: string[];
   /** A statement that claims (alone or with ends) is out: the next waits for its answer, so that answers cannot overtake each other. */
   private claimOut = false;
   private readonly endsWaiting: EndWaiting[] = [];
@@ -139,6 +142,8 @@ export class Worker {
   constructor(private readonly deps: WorkerDeps) {
     this.log = deps.logger.child({ workerId: this.workerId });
     this.toolSlots = new ToolSlots(deps.config.concurrency);
+    this.videoSlots = new ToolSlots(deps.config.videoConcurrency);
+    this.videoTags = [...deps.processors.values()].filter((p) => p.runsFfmpeg).map((p) => p.tag);
   }
 
   /** Jobs this worker is running now. */
@@ -161,7 +166,7 @@ export class Worker {
     this.every(config.pollIntervalMs, () => this.wake());
     this.every(Math.max(100, Math.floor(config.leaseMs / 3)), () => this.renew());
     this.every(Math.max(200, Math.min(config.leaseMs / 2, 5000)), () => this.maintain());
-    this.log.info({ concurrency: config.concurrency }, 'worker started');
+    this.log.info({ concurrency: config.concurrency, videoConcurrency: config.videoConcurrency }, 'worker started');
     this.wake();
   }
 
@@ -222,8 +227,9 @@ export class Worker {
       this.claimOut = true;
       const lockKey = this.lockKey ?? null;
       const started = this.takeStarted();
+      const video = this.videoRoom();
       try {
-        claimed = await claimJobs(db.kysely, this.workerId, config.leaseMs, wanted, { lockKey, startNow: this.freeSlots(), started });
+        claimed = await claimJobs(db.kysely, this.workerId, config.leaseMs, wanted, { lockKey, startNow: this.freeSlots(), started, video });
         this.checkClaimKey(lockKey, claimed);
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'claim failed; will retry on the next poll');
@@ -233,8 +239,18 @@ export class Worker {
       }
       this.place(claimed);
       this.flushEnds();
-      if (claimed.length < wanted) return;
+      if (claimed.length < wanted && !this.cutByVideoCap(claimed, video)) return;
     }
+  }
+
+  /**
+   * A claim that took its whole room of ffmpeg jobs may have passed over the
+   * queue heads behind them (`ClaimLiveness.video`): fewer jobs than wanted
+   * then does not mean that the queue has no more; the next claim, with no
+   * room, looks among the other Tags.
+   */
+  private cutByVideoCap(claimed: readonly ClaimedJob[], video: { tags: readonly string[]; room: number }): boolean {
+    return video.room > 0 && claimed.filter((c) => video.tags.includes(c.job.tag)).length >= video.room;
   }
 
   /** Tool slots no claimed job is waiting for: the jobs a claim sent now starts at once (`ClaimLiveness.startNow`). */
@@ -282,22 +298,31 @@ export class Worker {
     }, END_HOLD_MS);
   }
 
-  /** Jobs whose processor has not returned yet. */
-  private busyJobs(): number {
+  /** Jobs whose processor has not returned yet (of the ffmpeg Tags only, with `video`). */
+  private busyJobs(video = false): number {
     let busy = 0;
-    for (const run of this.running.values()) if (!run.finished) busy++;
+    for (const run of this.running.values()) if (!run.finished && (!video || this.videoTags.includes(run.job.tag))) busy++;
     return busy;
   }
 
-  /** Jobs a claim sent now should ask for: one per free slot and, while jobs are short, one or two waiting jobs per slot (see Lookahead above). */
-  private jobsToClaim(): number {
-    if (!this.accepting || this.claimOut || this.lockKey === undefined) return 0;
+  /** How many jobs per slot the worker holds: one running, and while jobs are short one or two waiting (see Lookahead above). */
+  private claimDepth(): number {
     const { concurrency, lookaheadMs } = this.deps.config;
     const last = this.lastRunMs;
     // Very short jobs get two waiting jobs per slot where ends can wait for company (`holdEnds`, two slots or more):
     // the claim sent with them still leaves jobs to run meanwhile.
-    const depth = last === undefined || last >= lookaheadMs ? 1 : last < END_HOLD_MS && concurrency > 1 ? 3 : 2;
-    return Math.max(0, depth * concurrency - this.busyJobs());
+    return last === undefined || last >= lookaheadMs ? 1 : last < END_HOLD_MS && concurrency > 1 ? 3 : 2;
+  }
+
+  /** Jobs a claim sent now should ask for: one per free slot and, while jobs are short, one or two waiting jobs per slot. */
+  private jobsToClaim(): number {
+    if (!this.accepting || this.claimOut || this.lockKey === undefined) return 0;
+    return Math.max(0, this.claimDepth() * this.deps.config.concurrency - this.busyJobs());
+  }
+
+  /** The ffmpeg Tags' share of a claim: as deep as the others', over MEDIAJOBS_VIDEO_CONCURRENCY's slots. */
+  private videoRoom(): { tags: readonly string[]; room: number } {
+    return { tags: this.videoTags, room: Math.max(0, this.claimDepth() * this.deps.config.videoConcurrency - this.busyJobs(true)) };
   }
 
   /** `jobsToClaim`, but only when a slot would otherwise go idle: a slot is free, or no job waits for one. Otherwise the next end claims. */
@@ -368,11 +393,13 @@ export class Worker {
       const operation = await this.resolveOperation(job);
       const withToolSlot = <T>(work: () => Promise<T>) => {
         const asked = performance.now();
-        return this.toolSlots.run(controller.signal, () => {
+        const inToolSlot = () => this.toolSlots.run(controller.signal, () => {
           slotWaitMs += performance.now() - asked;
           this.reportStarted(run);
           return work();
         });
+        // The video slot first: a job waiting for one holds no tool slot that a MediaInfo job could use.
+        return processor.runsFfmpeg ? this.videoSlots.run(controller.signal, inToolSlot) : inToolSlot();
       };
       const ctx: ProcessorContext = {
         job: { jobId: job.jobId, tag: job.tag, bucket: job.bucket, region: job.region, inputObject: job.inputObject, operation },
@@ -452,12 +479,14 @@ export class Worker {
     this.claimOut = true;
     const lockKey = this.lockKey ?? null;
     const started = this.takeStarted();
-    endJobsAndClaimNext(db.kysely, batch.map((waiting) => waiting.end), this.workerId, config.leaseMs, wanted, { lockKey, startNow: this.freeSlots(), started }).then(
+    const video = this.videoRoom();
+    endJobsAndClaimNext(db.kysely, batch.map((waiting) => waiting.end), this.workerId, config.leaseMs, wanted, { lockKey, startNow: this.freeSlots(), started, video }).then(
       (claimed) => {
         this.claimOut = false;
         this.checkClaimKey(lockKey, claimed);
         this.place(claimed);
         for (const waiting of batch) waiting.resolve();
+        if (claimed.length < wanted && this.cutByVideoCap(claimed, video)) this.wake();
       },
       (err: Error) => {
         this.claimOut = false;

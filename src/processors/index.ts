@@ -21,22 +21,26 @@ import { fileUncompressProcessor } from './file-uncompress.js';
 
 /** Tag → processor: what the workers of this build can run. `spawner` runs their external tools (ffprobe, ffmpeg). */
 export function createProcessorRegistry(deps: { readonly spawner: Spawner }): ReadonlyMap<string, Processor> {
+  // The Tags whose tool is ffmpeg: a job of theirs spreads over every core (MEDIAJOBS_VIDEO_CONCURRENCY).
+  const ffmpegTags = [
+    createTranscodeProcessor,
+    createSnapshotProcessor,
+    createAnimationProcessor,
+    createSegmentProcessor,
+    createConcatProcessor,
+    createStreamExtractProcessor,
+    createVideoProcessProcessor,
+    createNoiseReductionProcessor,
+    createSmartCoverProcessor,
+    createVideoMontageProcessor,
+    createWatermarkJobProcessor,
+    createVideoEnhanceProcessor,
+    createSplitVideoPartsProcessor,
+  ].map((create): Processor => ({ ...create(deps.spawner), runsFfmpeg: true }));
   return new Map([
     createMediaInfoProcessor(deps.spawner),
     picProcessProcessor,
-    createTranscodeProcessor(deps.spawner),
-    createSnapshotProcessor(deps.spawner),
-    createAnimationProcessor(deps.spawner),
-    createSegmentProcessor(deps.spawner),
-    createConcatProcessor(deps.spawner),
-    createStreamExtractProcessor(deps.spawner),
-    createVideoProcessProcessor(deps.spawner),
-    createNoiseReductionProcessor(deps.spawner),
-    createSmartCoverProcessor(deps.spawner),
-    createVideoMontageProcessor(deps.spawner),
-    createWatermarkJobProcessor(deps.spawner),
-    createVideoEnhanceProcessor(deps.spawner),
-    createSplitVideoPartsProcessor(deps.spawner),
+    ...ffmpegTags,
     fileHashCodeProcessor,
     fileCompressProcessor,
     fileUncompressProcessor,

@@ -47,5 +47,7 @@ export interface Processor {
    * otherwise the worker holds a slot for the whole run.
    */
   readonly slotsItsTool?: boolean;
+  /** Its tool is ffmpeg: its tool slots are also held to MEDIAJOBS_VIDEO_CONCURRENCY (set in `createProcessorRegistry`). */
+  readonly runsFfmpeg?: boolean;
   run(ctx: ProcessorContext): Promise<XmlObject>;
 }

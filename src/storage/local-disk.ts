@@ -9,11 +9,15 @@ function md5Etag(data: Buffer): string {
   return `"${createHash('md5').update(data).digest('hex')}"`;
 }
 
-/** The quoted MD5 of a file, read as a stream. */
-async function md5EtagOfFile(file: string): Promise<string> {
+/** The quoted MD5 of a file, read as a stream, and its size: what was read, so no stat is needed. */
+async function md5EtagOfFile(file: string): Promise<ObjectStat> {
   const hash = createHash('md5');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return `"${hash.digest('hex')}"`;
+  let size = 0;
+  for await (const chunk of createReadStream(file)) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { size, etag: `"${hash.digest('hex')}"` };
 }
 
 /** Objects as files under `<root>/<bucket>/<key>`. */
@@ -66,18 +70,16 @@ export class LocalDiskStorage implements Storage {
   }
 
   async putFile(bucket: string, key: string, source: string): Promise<ObjectStat> {
-    const [etag, { size }] = await Promise.all([md5EtagOfFile(source), fs.stat(source)]);
-    // A rename when the scratch file is on the same file system (<data dir>/tmp and
-    // <data dir>/buckets usually are), a copy otherwise.
-    await this.writeInPlace(bucket, key, async (temp) => {
-      try {
-        await fs.rename(source, temp);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-        await fs.copyFile(source, temp);
-      }
+    const stat = await md5EtagOfFile(source);
+    // The scratch file is renamed straight into place when it is on the same file system
+    // (<data dir>/tmp and <data dir>/buckets usually are): a rename is atomic by itself, and
+    // a temporary name beside the object would cost a second rename per output (a Snapshot
+    // job stores three). Copied beside the object and renamed otherwise.
+    await this.placeFile(bucket, key, (file) => fs.rename(source, file)).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EXDEV') throw err;
+      await this.writeInPlace(bucket, key, (temp) => fs.copyFile(source, temp));
     });
-    return { size, etag };
+    return stat;
   }
 
   /**
@@ -85,19 +87,37 @@ export class LocalDiskStorage implements Storage {
    * place, so a crash mid-write never leaves a truncated object under the real key.
    */
   private async writeInPlace(bucket: string, key: string, fill: (temp: string) => Promise<void>): Promise<void> {
-    const file = this.filePath(bucket, key);
     // Named apart from the key, so that a key segment of the longest allowed length still fits.
-    const temp = path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
+    let temp: string | undefined;
     try {
-      await fill(temp).catch(async (err: NodeJS.ErrnoException) => {
-        // Folders are made only when missing: a mkdir on every write cost ~15 % of a put's CPU.
-        if (err.code !== 'ENOENT' || (await fs.stat(path.dirname(file)).then(() => true, () => false))) throw err;
-        await fs.mkdir(path.dirname(file), { recursive: true });
+      await this.placeFile(bucket, key, async (file) => {
+        temp ??= path.join(path.dirname(file), `.${randomBytes(6).toString('hex')}.partial`);
         await fill(temp);
+        await fs.rename(temp, file);
       });
-      await fs.rename(temp, file);
     } catch (err) {
-      await fs.rm(temp, { force: true }).catch(() => undefined);
+      if (temp) await fs.rm(temp, { force: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Runs `place` with the object's file name: it puts the file there (by one
+   * rename, so that a crash never leaves a truncated object under the key).
+   * Its folder is made, and `place` run again, only when it is missing.
+   */
+  private async placeFile(bucket: string, key: string, place: (file: string) => Promise<void>): Promise<void> {
+    const file = this.filePath(bucket, key);
+    try {
+      await place(file).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        // Folders are made only when missing: a mkdir on every write cost ~15 % of a put's CPU. One
+        // found there was made by a write beside this one meanwhile, or the source vanished: then
+        // the second try fails again.
+        if (!(await fs.stat(path.dirname(file)).then(() => true, () => false))) await fs.mkdir(path.dirname(file), { recursive: true });
+        await place(file);
+      });
+    } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       // A folder where the object should be, or an object where a folder should be: writing again cannot help.
       if (code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {

@@ -58,6 +58,21 @@ describe('claiming', () => {
       expect(await claimJobs(db, 'test-worker', 60_000, 10)).to.deep.equal([]);
     });
 
+    it('with a video cap, claims at most `room` jobs of the capped Tags and passes over the rest for the jobs behind them', async () => {
+      const db = api.service.db.kysely;
+      const bucket = 'capped-1250000000';
+      await ensureDefaultQueue(db, bucket);
+      const insert = async (tag: string) => (await insertJobs(db, { bucket }, [{ ...newJobRecord(bucket), tag }], CHANNELS.jobsAvailable))[0].jobId;
+      const [t1, t2, m1, t3, m2] = [await insert('Transcode'), await insert('Transcode'), await insert('MediaInfo'), await insert('Snapshot'), await insert('MediaInfo')];
+      const video = (room: number) => ({ video: { tags: ['Transcode', 'Snapshot'], room } });
+      // The queue offers its first three: the second Transcode is passed over, the claim is short by one (the worker claims again).
+      expect((await claimJobs(db, 'test-worker', 60_000, 3, video(1))).map((c) => c.job.jobId)).to.deep.equal([t1, m1]);
+      // No room: the queue's heads are its jobs of other Tags.
+      expect((await claimJobs(db, 'test-worker', 60_000, 3, video(0))).map((c) => c.job.jobId)).to.deep.equal([m2]);
+      expect(await claimJobs(db, 'test-worker', 60_000, 3, video(0))).to.deep.equal([]);
+      expect((await claimJobs(db, 'test-worker', 60_000, 3, video(5))).map((c) => c.job.jobId)).to.deep.equal([t2, t3]);
+    });
+
     it('costs a few index probes however many jobs wait (20,000 here)', async function () {
       this.timeout(60_000);
       const db = api.service.db.kysely;

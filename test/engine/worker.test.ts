@@ -3,6 +3,8 @@ import { expect } from 'chai';
 import { sql } from 'kysely';
 import { PermanentJobError, RetryLaterError } from '../../src/engine/job-errors.js';
 import { reapExpiredLeases } from '../../src/engine/queue.sql.js';
+import { createSpawner, type RunRequest, type Spawner } from '../../src/media/spawner.js';
+import { createProcessorRegistry } from '../../src/processors/index.js';
 import type { Processor } from '../../src/processors/processor.js';
 import type { XmlObject } from '../../src/xml/tree.js';
 import { defaultQueueId, describeJob, mediaInfoRequest, putFixture, setQueue, submit, waitForState } from '../helpers/jobs.js';
@@ -451,6 +453,66 @@ describe('worker', () => {
         expect(gated.started).to.not.include(rest[0]);
       } finally {
         await api.stop();
+      }
+    });
+  });
+
+  describe('MEDIAJOBS_VIDEO_CONCURRENCY', () => {
+    /** Every tool run the real processors make, each held in flight `holdMs` longer, so that runs the worker lets overlap do overlap. */
+    function recordingSpawner(holdMs: number) {
+      const inner = createSpawner();
+      const events: Array<{ tool: 'ffmpeg' | 'ffprobe'; args: readonly string[]; ffmpegInFlight: number; ffmpegStarted: number }> = [];
+      let ffmpegInFlight = 0;
+      let ffmpegStarted = 0;
+      let mostFfmpeg = 0;
+      const spawner: Spawner = {
+        kind: inner.kind,
+        close: () => inner.close(),
+        async run(request: RunRequest, signal?: AbortSignal) {
+          const tool = /ffprobe[^/]*$/.test(request.binary) ? 'ffprobe' : 'ffmpeg';
+          events.push({ tool, args: request.args, ffmpegInFlight, ffmpegStarted });
+          if (tool === 'ffprobe') return inner.run(request, signal);
+          ffmpegStarted++;
+          mostFfmpeg = Math.max(mostFfmpeg, ++ffmpegInFlight);
+          try {
+            await new Promise((resolve) => setTimeout(resolve, holdMs));
+            return await inner.run(request, signal);
+          } finally {
+            ffmpegInFlight--;
+          }
+        },
+      };
+      return { spawner, events, mostFfmpeg: () => mostFfmpeg };
+    }
+
+    it('with MEDIAJOBS_CONCURRENCY=4 and MEDIAJOBS_VIDEO_CONCURRENCY=1, runs one ffmpeg at a time while MediaInfo jobs queued behind the Transcodes take the other slots', async () => {
+      const recording = recordingSpawner(800);
+      const api = await startTestService({
+        worker: true,
+        env: { MEDIAJOBS_CONCURRENCY: '4', MEDIAJOBS_VIDEO_CONCURRENCY: '1', MEDIAJOBS_POLL_INTERVAL: '100ms' },
+        processors: createProcessorRegistry({ spawner: recording.spawner }),
+      });
+      try {
+        await putFixture(api, 'fixtures/media/h264-aac.mp4', 'in/clip.mp4');
+        await putFixture(api, 'fixtures/media/h264-aac.mp4', 'in/probe-me.mp4');
+        const transcodes: string[] = [];
+        for (let i = 0; i < 5; i++) {
+          transcodes.push(await submit(api, '<Request><Tag>Transcode</Tag><Input><Object>in/clip.mp4</Object></Input><Operation>'
+            + '<Transcode><Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>128</Width></Video><Audio><Codec>aac</Codec></Audio></Transcode>'
+            + `<Output><Bucket>local-1250000000</Bucket><Region>ap-local</Region><Object>out/${i}.mp4</Object></Output></Operation></Request>`));
+        }
+        const probes: string[] = [];
+        for (let i = 0; i < 3; i++) probes.push(await submit(api, mediaInfoRequest('in/probe-me.mp4')));
+        for (const id of [...transcodes, ...probes]) expect((await waitForState(api, id, ['Success', 'Failed', 'Cancel'], 60_000)).State).to.equal('Success');
+        expect(recording.mostFfmpeg()).to.equal(1);
+        expect(recording.events.filter((e) => e.tool === 'ffmpeg')).to.have.length(5);
+        // Each MediaInfo probe ran while the first Transcode's ffmpeg did: the claims passed over the four Transcodes waiting.
+        const mediaInfoProbes = recording.events.filter((e) => e.tool === 'ffprobe' && e.args.some((a) => a.endsWith('probe-me.mp4')));
+        expect(mediaInfoProbes).to.have.length(3);
+        for (const probe of mediaInfoProbes) expect({ inFlight: probe.ffmpegInFlight, started: probe.ffmpegStarted }).to.deep.equal({ inFlight: 1, started: 1 });
+      } finally {
+        await api.stop();
+        recording.spawner.close();
       }
     });
   });
