@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { promises as fs, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { runFfprobe, type FfprobeReport } from '../../src/media/ffprobe.js';
+import { bundledFfprobePath, runFfprobe, type FfprobeReport } from '../../src/media/ffprobe.js';
 import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { INPUT_OPTIONS, type ToolInput } from '../../src/media/input-policy.js';
 import { createSpawner } from '../../src/media/spawner.js';
@@ -263,6 +264,121 @@ describe('Transcode jobs with the real ffmpeg', function () {
     expect(await api.service.storage.stat(BUCKET, 'output/cancelled.mp4')).to.equal(undefined);
     const workDirs = () => readdirSync(path.join(api.config.dataDir, 'tmp')).filter((d) => d.startsWith(jobId));
     await waitFor(async () => (workDirs().length === 0 ? true : undefined), 5_000, 'the work folder to be removed');
+  });
+});
+
+describe('Transcode containers and codecs, checked on the real outputs', function () {
+  this.timeout(120_000);
+  let api: TestService;
+  before(async () => {
+    api = await startWorkerService({ 'input/demo.mp4': 'fixtures/media/h264-aac.mp4', 'input/silent.mp4': 'fixtures/media/hevc.mp4' });
+  });
+  after(async () => { await api.stop(); });
+
+  /** Times of the video's key frames. */
+  function keyFrameTimes(key: string): number[] {
+    return execFileSync(bundledFfprobePath(), ['-v', 'error', '-skip_frame', 'nokey', '-select_streams', 'v:0', '-show_entries', 'frame=pkt_pts_time', '-of', 'csv=p=0',
+      path.join(api.config.dataDir, 'buckets', BUCKET, key)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  }
+
+  /** The video frames ffprobe decodes. */
+  function videoFrames(key: string): number {
+    return Number(execFileSync(bundledFfprobePath(), ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0',
+      path.join(api.config.dataDir, 'buckets', BUCKET, key)], { encoding: 'utf8' }).trim());
+  }
+
+  interface Expected {
+    readonly format: string;
+    readonly video?: Readonly<Record<string, unknown>>;
+    readonly audio?: Readonly<Record<string, unknown>>;
+  }
+
+  // h264-aac.mp4: 2 s of 320x240 at 25 fps with 44.1 kHz stereo AAC; hevc.mp4: 2 s of 320x240 HEVC, no audio.
+  const cases: Array<{ name: string; input?: string; transcode: string; key: string; expected: Expected; frames?: number }> = [
+    {
+      name: 'flv: H.264 Baseline by Height alone (the width follows the aspect), Fps 15, Gop 15; MP3 22.05 kHz mono',
+      transcode: '<Container><Format>flv</Format></Container><Video><Codec>H.264</Codec><Height>180</Height><Fps>15</Fps><Gop>15</Gop><Profile>baseline</Profile><Preset>veryfast</Preset></Video>'
+        + '<Audio><Codec>mp3</Codec><Samplerate>22050</Samplerate><Channels>1</Channels></Audio>',
+      key: 'out/m.flv',
+      expected: { format: 'flv', video: { codec_name: 'h264', width: 240, height: 180, avg_frame_rate: '15/1' }, audio: { codec_name: 'mp3', sample_rate: '22050', channels: 1 } },
+      frames: 30,
+    },
+    {
+      name: 'mkv: H.265 and Opus (48 kHz)',
+      transcode: '<Container><Format>mkv</Format></Container><Video><Codec>H.265</Codec><Width>160</Width></Video><Audio><Codec>opus</Codec><Channels>2</Channels></Audio>',
+      key: 'out/m.mkv',
+      expected: { format: 'matroska,webm', video: { codec_name: 'hevc', width: 160, height: 120 }, audio: { codec_name: 'opus', sample_rate: '48000', channels: 2 } },
+    },
+    {
+      name: 'webm: VP9 and Opus',
+      transcode: '<Container><Format>webm</Format></Container><Video><Codec>VP9</Codec><Width>160</Width></Video><Audio><Codec>opus</Codec></Audio>',
+      key: 'out/vp9.webm',
+      expected: { format: 'matroska,webm', video: { codec_name: 'vp9', width: 160, height: 120 }, audio: { codec_name: 'opus' } },
+    },
+    {
+      name: 'webm: VP8 at a Bitrate, and Vorbis',
+      transcode: '<Container><Format>WebM</Format></Container><Video><Codec>VP8</Codec><Width>160</Width><Bitrate>100</Bitrate></Video><Audio><Codec>Vorbis</Codec></Audio>',
+      key: 'out/vp8.webm',
+      expected: { format: 'matroska,webm', video: { codec_name: 'vp8', width: 160, height: 120 }, audio: { codec_name: 'vorbis' } },
+    },
+    {
+      name: 'mp4: AV1',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>AV1</Codec><Width>128</Width><Preset>8</Preset></Video><Audio><Codec>aac</Codec></Audio>',
+      key: 'out/av1.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'av1', width: 128, height: 96 }, audio: { codec_name: 'aac' } },
+    },
+    {
+      name: 'mp4 with Video/Remove: the audio alone',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Remove>true</Remove></Video><Audio><Codec>aac</Codec><Bitrate>32</Bitrate></Audio>',
+      key: 'out/no-video.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', audio: { codec_name: 'aac', channels: 2 } },
+    },
+    {
+      name: 'mp4 with Audio/Remove: the video alone',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><Audio><Remove>true</Remove></Audio>',
+      key: 'out/no-audio.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 320, height: 240 } },
+    },
+    {
+      name: 'a video without audio into mp4 with an Audio block: the video alone, no failure',
+      input: 'input/silent.mp4',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>160</Width><Preset>ultrafast</Preset></Video><Audio><Codec>aac</Codec></Audio>',
+      key: 'out/silent.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 160, height: 120 } },
+      frames: 60,
+    },
+    { name: 'm4a: AAC', transcode: '<Container><Format>m4a</Format></Container>', key: 'out/a.m4a', expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', audio: { codec_name: 'aac' } } },
+    { name: 'aac: ADTS', transcode: '<Container><Format>aac</Format></Container><Audio><Codec>aac</Codec><Samplerate>48000</Samplerate></Audio>', key: 'out/a.aac', expected: { format: 'aac', audio: { codec_name: 'aac', sample_rate: '48000' } } },
+    { name: 'flac', transcode: '<Container><Format>flac</Format></Container><Audio><Codec>flac</Codec><Channels>1</Channels></Audio>', key: 'out/a.flac', expected: { format: 'flac', audio: { codec_name: 'flac', channels: 1 } } },
+    { name: 'wav: PCM', transcode: '<Container><Format>wav</Format></Container>', key: 'out/a.wav', expected: { format: 'wav', audio: { codec_name: 'pcm_s16le', sample_rate: '44100', channels: 2 } } },
+    { name: 'gif', transcode: '<Container><Format>gif</Format></Container><Video><Width>160</Width></Video>', key: 'out/a.gif', expected: { format: 'gif', video: { codec_name: 'gif', width: 160, height: 120 } } },
+  ];
+
+  it('writes each container with the codecs asked for, its size, rate and length, and the MD5 of what was stored', async () => {
+    const jobs = await Promise.all(cases.map(async (c) => submit(api, transcodeRequest(c.input ?? 'input/demo.mp4', c.transcode, c.key))));
+    for (const [i, c] of cases.entries()) {
+      const detail = await waitForState(api, jobs[i], undefined, 60_000);
+      expect(detail.State, `${c.name}: ${detail.Message as string}`).to.equal('Success');
+      const report = await probe(api, c.key);
+      expect(report.format?.format_name, c.name).to.equal(c.expected.format);
+      expect(report.streams?.map((s) => s.codec_type), c.name).to.deep.equal([...(c.expected.video ? ['video'] : []), ...(c.expected.audio ? ['audio'] : [])]);
+      if (c.expected.video) expect(stream(report, 'video'), c.name).to.include(c.expected.video);
+      if (c.expected.audio) expect(stream(report, 'audio'), c.name).to.include(c.expected.audio);
+      if (c.expected.video) {
+        // The input's 2 s within a frame: 30 at Fps 15 (ffmpeg's rate change may repeat the last), 60 from the 29.97 fps HEVC, 50 otherwise.
+        expect(videoFrames(c.key), c.name).to.be.closeTo(c.frames ?? 50, 1);
+      } else if (c.expected.format !== 'aac') {
+        // ADTS has no duration to read (ffprobe guesses one from the bitrate); the others hold 2 s plus the encoder's priming.
+        expect(Number(report.format?.duration), c.name).to.be.closeTo(2, 0.05);
+      }
+      const md5Info = detail.Operation.MediaResult.OutputFile.Md5Info;
+      expect(md5Info, c.name).to.deep.equal({ Md5: md5(await api.service.storage.get(BUCKET, c.key)), ObjectName: c.key });
+    }
+    // Baseline (x264 writes Constrained Baseline) and a key frame every 15 frames at 15 fps: a second apart.
+    expect(stream(await probe(api, 'out/m.flv'), 'video')?.profile).to.match(/Baseline/);
+    const keys = keyFrameTimes('out/m.flv');
+    expect(keys.length).to.be.at.least(2);
+    expect(keys.slice(1).map((t, i) => Math.round((t - keys[i]) * 1000) / 1000)).to.satisfy((gaps: number[]) => gaps.every((g) => g === 1));
   });
 });
 
