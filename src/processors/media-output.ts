@@ -52,6 +52,18 @@ export function flag(value: XmlValue | undefined, where: string, fallback = fals
   throw invalid(`${where} must be true or false, not ${JSON.stringify(raw)}.`);
 }
 
+/**
+ * `flag` for an element the Go SDK decodes as `bool` (Snapshot/IsCheckCount,
+ * IsCheckBlack, HlsEncrypt/IsHlsEncrypt, AddToHeader): only the spellings
+ * both accept. It is echoed verbatim in every JobsDetail, and text Go's
+ * ParseBool refuses (`tRue`) fails the decode of the whole response.
+ */
+export function goFlag(value: XmlValue | undefined, where: string): boolean {
+  const raw = text(value);
+  if (raw !== undefined && !/^(true|True|TRUE|false|False|FALSE|1|0)$/.test(raw)) throw invalid(`${where} must be true or false, not ${JSON.stringify(raw)}.`);
+  return flag(value, where);
+}
+
 /** A decimal number within [min, max] (exclusive bounds when `open`), or undefined when absent. */
 export function number(value: XmlValue | undefined, where: string, min: number, max: number, options: { integer?: boolean; openMin?: boolean } = {}): number | undefined {
   const raw = text(value);

@@ -35,7 +35,7 @@ import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import {
-  EMPTY_MEDIA_INFO, assertFfmpegHas, asSubmitError, child, expandObject, flag, hasNumber, invalid, mediaDuration, number, numberedKey,
+  EMPTY_MEDIA_INFO, assertFfmpegHas, asSubmitError, child, expandObject, goFlag, hasNumber, invalid, mediaDuration, number, numberedKey,
   probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withWorkDir, type OutputTarget, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
@@ -111,6 +111,8 @@ export function parseSnapshot(snapshot: XmlObject): SnapshotSpec {
       fit: scaleMethod !== 'directscale',
     };
   }
+  // Ignored, but checked: Go decodes it as a bool (see goFlag).
+  goFlag(snapshot.IsCheckBlack, 'Snapshot/IsCheckBlack');
   return {
     mode,
     startSec: number(snapshot.Start, 'Snapshot/Start', 0, 1e7) ?? 0,
@@ -119,7 +121,7 @@ export function parseSnapshot(snapshot: XmlObject): SnapshotSpec {
     width: side(snapshot.Width, 'Snapshot/Width', 128),
     height: side(snapshot.Height, 'Snapshot/Height', 128),
     format,
-    checkCount: flag(snapshot.IsCheckCount, 'Snapshot/IsCheckCount'),
+    checkCount: goFlag(snapshot.IsCheckCount, 'Snapshot/IsCheckCount'),
     snapshots: outMode !== 'OnlySprite',
     sprite,
   };

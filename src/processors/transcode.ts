@@ -42,7 +42,7 @@ import type { FfprobeReport } from '../media/ffprobe.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import {
-  assertFfmpegHas, asSubmitError, child, expandObject, ffmpegFailure, flag, invalid, mediaDuration, number, outputMediaInfo,
+  assertFfmpegHas, asSubmitError, child, expandObject, ffmpegFailure, flag, goFlag, invalid, mediaDuration, number, outputMediaInfo,
   objectKeyOfUrl, probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withLocalFiles, withWorkDir, type OutputTarget, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import { parseWatermarks, watermarkFilters, watermarkGraph, watermarkTemplateBodies, type WatermarkSpec, type WatermarkTemplateLookup } from './watermark.js';
@@ -261,6 +261,8 @@ export function parseTranscode(transcode: XmlObject, bucket?: string): Transcode
   const adj = (text(transConfig.AdjDarMethod) ?? 'none').toLowerCase();
   if (!['scale', 'rescale', 'crop', 'pad', 'none'].includes(adj)) throw invalid('TransConfig/AdjDarMethod must be scale, crop, pad or none.');
   const hlsSegmentSec = number(child(containerXml, 'ClipConfig').Duration, 'Container/ClipConfig/Duration', 1, 3600) ?? 5;
+  // Ignored, but checked: Go decodes it as a bool (see goFlag).
+  goFlag(child(transConfig, 'HlsEncrypt').IsHlsEncrypt, 'TransConfig/HlsEncrypt/IsHlsEncrypt');
   return {
     format,
     container,

@@ -220,6 +220,32 @@ describe('Transcode jobs with the real ffmpeg', function () {
     expect(placeholder.status).to.equal(400);
   });
 
+  it('refuses at submit, in every element Go\'s SDK decodes as a bool, text its ParseBool refuses (the verbatim echo would fail Go\'s decode of the whole answer)', async () => {
+    const output = (object: string) => `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>${object}</Object></Output>`;
+    const jobs: Array<[string, (value: string) => string]> = [
+      ['Snapshot/IsCheckCount', (v) => `<Request><Tag>Snapshot</Tag><Input><Object>input/demo.mp4</Object></Input><Operation><Snapshot><Count>2</Count><IsCheckCount>${v}</IsCheckCount></Snapshot>${output('o/${Number}.jpg')}</Operation></Request>`],
+      ['Snapshot/IsCheckBlack', (v) => `<Request><Tag>Snapshot</Tag><Input><Object>input/demo.mp4</Object></Input><Operation><Snapshot><Count>2</Count><IsCheckBlack>${v}</IsCheckBlack></Snapshot>${output('o/${Number}.jpg')}</Operation></Request>`],
+      ['Segment/HlsEncrypt/IsHlsEncrypt', (v) => `<Request><Tag>Segment</Tag><Input><Object>input/demo.mp4</Object></Input><Operation><Segment><Format>hls</Format><HlsEncrypt><IsHlsEncrypt>${v}</IsHlsEncrypt></HlsEncrypt></Segment>${output('o/p.m3u8')}</Operation></Request>`],
+      ['TransConfig/HlsEncrypt/IsHlsEncrypt', (v) => transcodeRequest('input/demo.mp4', `<Container><Format>hls</Format></Container><TransConfig><HlsEncrypt><IsHlsEncrypt>${v}</IsHlsEncrypt></HlsEncrypt></TransConfig>`, 'o/t.m3u8')],
+    ];
+    for (const [element, body] of jobs) {
+      for (const refused of ['yes', 'tRue']) {
+        const res = await api.request('POST', '/jobs', { body: body(refused) });
+        expect(res.status, `${element} ${refused}`).to.equal(400);
+        expect(res.xml.Error.Message).to.include(element);
+      }
+      const accepted = await api.request('POST', '/jobs', { body: body('False') });
+      expect(accepted.status, `${element}: ${accepted.text}`).to.equal(200);
+    }
+    const template = await api.request('POST', '/template', { body: '<Request><Tag>Snapshot</Tag><Name>black</Name><Snapshot><Count>1</Count><IsCheckBlack>yes</IsCheckBlack></Snapshot></Request>' });
+    expect(template.status).to.equal(400);
+    const hash = await api.request('POST', '/file_jobs', {
+      body: '<Request><Tag>FileHashCode</Tag><Input><Object>input/demo.mp4</Object></Input><Operation><FileHashCodeConfig><Type>MD5</Type><AddToHeader>fAlse</AddToHeader></FileHashCodeConfig></Operation></Request>',
+    });
+    expect(hash.status).to.equal(400);
+    expect(hash.xml.Error.Message).to.include('AddToHeader');
+  });
+
   it('refuses at submit an encoder the configured ffmpeg lacks (H.265 without libx265)', async () => {
     // A wrapper that lists the real binary's encoders without libx265 (and runs it for anything else).
     const real = bundledFfmpegPath();
