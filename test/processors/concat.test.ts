@@ -92,6 +92,29 @@ describe('Concat jobs with the real ffmpeg', function () {
     expect(mean, lastSecond.stderr.slice(-300)).to.be.above(-40);
   });
 
+  it('places fragments by Mode around the job\'s Input (Start before it, End after it) at the Video\'s Width, each piece where its sound says it is', async () => {
+    const body = '<Request><Tag>Concat</Tag><Input><Object>in/b.mp4</Object></Input><Operation><ConcatTemplate>'
+      + '<ConcatFragment><Url>in/a.mp4</Url><Mode>End</Mode></ConcatFragment>'
+      + '<ConcatFragment><Url>in/c.mp4</Url><Mode>Start</Mode><StartTime>0</StartTime><EndTime>3</EndTime></ConcatFragment>'
+      + '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>160</Width><Preset>ultrafast</Preset></Video><Audio><Codec>aac</Codec></Audio></ConcatTemplate>'
+      + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>out/modes.mp4</Object></Output></Operation></Request>`;
+    const detail = await waitForState(api, await submit(api, body));
+    expect(detail.State, detail.Message).to.equal('Success');
+    const report = await probe('out/modes.mp4');
+    expect(Number(report.format?.duration)).to.be.closeTo(3 + 2 + 2, 0.2);
+    const video = report.streams?.find((s) => s.codec_type === 'video');
+    expect([Number(video?.width), Number(video?.height)]).to.deep.equal([160, 120]);
+    // c (Start, 3 s of tone), then the Input b (2 s, no audio: silence), then a (End, 2 s of tone).
+    const meanVolume = (from: number, length: number) => {
+      const run = spawnSync(bundledFfmpegPath(), ['-hide_banner', '-ss', String(from), '-t', String(length), '-i', path.join(api.config.dataDir, 'buckets', BUCKET, 'out/modes.mp4'),
+        '-af', 'volumedetect', '-f', 'null', '-'], { encoding: 'utf8' });
+      return Number(/mean_volume: (-?[\d.]+) dB/.exec(run.stderr)?.[1]);
+    };
+    expect(meanVolume(0.3, 2.4)).to.be.above(-40);
+    expect(meanVolume(3.3, 1.4)).to.be.below(-80);
+    expect(meanVolume(5.3, 1.4)).to.be.above(-40);
+  });
+
   it('puts the job\'s Input at Index among the fragments, and a missing fragment fails NoSuchKey', async () => {
     const body = (frag: string) => '<Request><Tag>Concat</Tag><Input><Object>in/c.mp4</Object></Input><Operation><ConcatTemplate>'
       + `<ConcatFragment><Url>${frag}</Url></ConcatFragment><Index>1</Index>`
