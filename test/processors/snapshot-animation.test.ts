@@ -148,6 +148,26 @@ describe('Snapshot and Animation jobs with the real ffmpeg', function () {
     expect(await image('output/keys.webp')).to.include({ format: 'webp', width: 160, pages: 7 });
   });
 
+  it('Animation: a frame every AnimateTimeIntervalOfFrame seconds, played at Fps (faster or slower than sampled: no frame lost), Height alone keeping the aspect', async () => {
+    const detail = await waitForState(api, await submit(api, request('Animation',
+      '<Animation><Container><Format>gif</Format></Container><Video><Codec>gif</Codec><Height>128</Height><Fps>4</Fps><AnimateTimeIntervalOfFrame>1.5</AnimateTimeIntervalOfFrame></Video>'
+        + '<TimeInterval><Start>1</Start><Duration>6</Duration></TimeInterval></Animation>', '<Object>output/every.gif</Object>')));
+    expect(detail.State, detail.Message).to.equal('Success');
+    // 6 s sampled every 1.5 s: 4 frames, each shown 1/4 s; 160x120 at 128 px high is 170 px wide (even).
+    const meta = await image('output/every.gif');
+    expect(meta).to.include({ format: 'gif', width: 170, pageHeight: 128, pages: 4 });
+    expect(meta.delay).to.deep.equal([250, 250, 250, 250]);
+
+    // Played slower than sampled: 4 s at 2 frames a second are 8 frames of 1 s each, all of them kept.
+    const slow = await waitForState(api, await submit(api, request('Animation',
+      '<Animation><Container><Format>gif</Format></Container><Video><Codec>gif</Codec><Fps>1</Fps><AnimateFramesPerSecond>2</AnimateFramesPerSecond></Video>'
+        + '<TimeInterval><Start>0</Start><Duration>4</Duration></TimeInterval></Animation>', '<Object>output/slow.gif</Object>')));
+    expect(slow.State, slow.Message).to.equal('Success');
+    const slowMeta = await image('output/slow.gif');
+    expect(slowMeta.pages).to.equal(8);
+    expect(slowMeta.delay).to.deep.equal(Array(8).fill(1000));
+  });
+
   it('runs seed 002\'s InvokeMultiJobs (Snapshot + Transcode + Animation) as the Go SDK sends it, and its TaskFinish callbacks carry MediaResult/OutputFile/Md5Info', async () => {
     // The Go SDK's XML for seed 002's CreateMultiMediaJobsOptions, with its bucket renamed to ours (another APPID is refused) and a CallBack added.
     const body = '<Request><Input><Object>input/test.mp4</Object></Input>'
