@@ -1,16 +1,18 @@
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { promises as fs, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, promises as fs, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import sharp from 'sharp';
 import { bundledFfprobePath, runFfprobe, type FfprobeReport } from '../../src/media/ffprobe.js';
 import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { INPUT_OPTIONS, type ToolInput } from '../../src/media/input-policy.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { FfmpegError, runFfmpeg } from '../../src/media/ffmpeg.js';
 import { buildTranscodeArgs, parseTranscode } from '../../src/processors/transcode.js';
-import { BUCKET, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import { freshDatabase } from '../helpers/databases.js';
+import { BUCKET, describeJob, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
 import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
@@ -277,6 +279,26 @@ describe('Transcode jobs with the real ffmpeg', function () {
     }
   });
 
+  it('a shutdown past its grace period kills the running ffmpeg, removes its work folder and leaves no output; the job goes back to the queue', async () => {
+    const database = await freshDatabase();
+    const short = await startTestService({ worker: true, database, env: { MEDIAJOBS_SHUTDOWN_GRACE: '300ms' } });
+    await putFixture(short, 'fixtures/media/clip-12s.mp4', 'input/test.mp4');
+    const jobId = await submit(short, transcodeRequest('input/test.mp4',
+      '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>1920</Width><Preset>veryslow</Preset></Video>', 'output/interrupted.mp4'));
+    await waitFor(async () => (ffmpegPidsOf(jobId).length > 0 ? true : undefined), 20_000, 'ffmpeg to start');
+    await short.stop();
+    await waitFor(async () => (ffmpegPidsOf(jobId).length === 0 ? true : undefined), 5_000, 'ffmpeg to be gone');
+    const dataDir = short.config.dataDir;
+    expect(readdirSync(path.join(dataDir, 'tmp')).filter((d) => d.startsWith(jobId))).to.deep.equal([]);
+    expect(existsSync(path.join(dataDir, 'buckets', BUCKET, 'output/interrupted.mp4'))).to.equal(false);
+    const after = await startTestService({ database });
+    try {
+      expect((await describeJob(after, jobId)).State).to.equal('Submitted');
+    } finally {
+      await after.stop();
+    }
+  });
+
   it('cancel kills ffmpeg and leaves no output', async () => {
     // Slow on purpose: 12 s scaled up to 1920x1440 with x264's slowest preset.
     const jobId = await submit(api, transcodeRequest('input/test.mp4',
@@ -373,6 +395,24 @@ describe('Transcode containers and codecs, checked on the real outputs', functio
       expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 160, height: 120 } },
       frames: 60,
     },
+    {
+      name: 'mp4 padded to a square (AdjDarMethod pad)',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>320</Width><Height>320</Height><Preset>ultrafast</Preset></Video><TransConfig><AdjDarMethod>pad</AdjDarMethod></TransConfig>',
+      key: 'out/pad.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 320, height: 320, sample_aspect_ratio: '1:1' }, audio: { codec_name: 'aac' } },
+    },
+    {
+      name: 'mp4 cropped to a square (AdjDarMethod crop)',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>200</Width><Height>200</Height><Preset>ultrafast</Preset></Video><TransConfig><AdjDarMethod>crop</AdjDarMethod></TransConfig>',
+      key: 'out/crop.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 200, height: 200, sample_aspect_ratio: '1:1' }, audio: { codec_name: 'aac' } },
+    },
+    {
+      name: 'mp4 with IsCheckReso: a Width above the source\'s keeps the source\'s size',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>640</Width><Preset>ultrafast</Preset></Video><TransConfig><IsCheckReso>true</IsCheckReso><ResoAdjMethod>0</ResoAdjMethod></TransConfig>',
+      key: 'out/checked.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 320, height: 240 }, audio: { codec_name: 'aac' } },
+    },
     { name: 'm4a: AAC', transcode: '<Container><Format>m4a</Format></Container>', key: 'out/a.m4a', expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', audio: { codec_name: 'aac' } } },
     { name: 'aac: ADTS', transcode: '<Container><Format>aac</Format></Container><Audio><Codec>aac</Codec><Samplerate>48000</Samplerate></Audio>', key: 'out/a.aac', expected: { format: 'aac', audio: { codec_name: 'aac', sample_rate: '48000' } } },
     { name: 'flac', transcode: '<Container><Format>flac</Format></Container><Audio><Codec>flac</Codec><Channels>1</Channels></Audio>', key: 'out/a.flac', expected: { format: 'flac', audio: { codec_name: 'flac', channels: 1 } } },
@@ -400,6 +440,12 @@ describe('Transcode containers and codecs, checked on the real outputs', functio
       const md5Info = detail.Operation.MediaResult.OutputFile.Md5Info;
       expect(md5Info, c.name).to.deep.equal({ Md5: md5(await api.service.storage.get(BUCKET, c.key)), ObjectName: c.key });
     }
+    // pad keeps the whole 4:3 picture between black bands of 40 px (a stretch would fill the square).
+    const frame = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-i', path.join(api.config.dataDir, 'buckets', BUCKET, 'out/pad.mp4'), '-frames:v', '1', '-f', 'image2', '-c:v', 'png', 'pipe:1']);
+    const { data, info } = await sharp(frame).raw().toBuffer({ resolveWithObject: true });
+    const brightness = (x: number, y: number) => [0, 1, 2].reduce((sum, c) => sum + data[(y * info.width + x) * info.channels + c], 0) / 3;
+    for (const y of [5, 34, 285, 314]) expect(brightness(240, y), `band row ${y}`).to.be.below(20);
+    expect(Math.max(...[60, 100, 140, 180, 220, 260].map((y) => brightness(240, y)))).to.be.above(60);
     // Baseline (x264 writes Constrained Baseline) and a key frame every 15 frames at 15 fps: a second apart.
     expect(stream(await probe(api, 'out/m.flv'), 'video')?.profile).to.match(/Baseline/);
     const keys = keyFrameTimes('out/m.flv');
