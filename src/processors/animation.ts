@@ -145,7 +145,7 @@ async function runAnimation(ctx: ProcessorContext, spawner: Spawner): Promise<Xm
     if (!report.streams?.some((s) => s.codec_type === 'video')) throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} has no video stream to animate.`);
     const duration = mediaDuration(report);
     if (spec.startSec !== undefined && duration !== undefined && spec.startSec >= duration) throw invalid(`Animation/TimeInterval/Start ${spec.startSec} is past the end of the input (${duration.toFixed(3)} s).`);
-    const length = Math.min(spec.durationSec ?? Infinity, (duration ?? 0) - (spec.startSec ?? 0));
+    const length = Math.min(spec.durationSec ?? Infinity, (duration ?? Infinity) - (spec.startSec ?? 0));
     await withToolInput(input, (tool) => ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, buildAnimationArgs(spec, { input: tool, output }), dir,
       Number.isFinite(length) && length > 0 ? length : undefined, inputReplacements(tool, job.inputObject, dir))));
     ctx.setProgress(92);

@@ -635,7 +635,7 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
     if (spec.startSec !== undefined && source.durationSec !== undefined && spec.startSec >= source.durationSec) {
       throw invalid(`TimeInterval/Start ${spec.startSec} is past the end of the input (${source.durationSec.toFixed(3)} s).`);
     }
-    const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? 0) - (spec.startSec ?? 0));
+    const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? Infinity) - (spec.startSec ?? 0));
     await withToolInputs([input, ...images, ...mixFiles, ...subtitleFiles], ([tool, ...more]) => {
       const watermarkInputs = more.slice(0, images.length);
       const audioMixInputs = more.slice(images.length, images.length + mixFiles.length);

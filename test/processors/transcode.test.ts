@@ -279,6 +279,22 @@ describe('Transcode jobs with the real ffmpeg', function () {
     }
   });
 
+  it('reports Progress between 0 and 100 from ffmpeg\'s -progress for a small input too, when TimeInterval/Duration gives the length', async () => {
+    // Inputs under 8 MB are not probed; the length ffmpeg's out_time is measured against comes from the request.
+    const jobId = await submit(api, transcodeRequest('input/test.mp4',
+      '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>1280</Width><Preset>slow</Preset></Video><TimeInterval><Start>0</Start><Duration>12</Duration></TimeInterval>',
+      'output/progress.mp4'));
+    const seen = await waitFor(async () => {
+      const detail = await describeJob(api, jobId);
+      const progress = Number(detail.Progress);
+      if (detail.State !== 'Running') return detail.State === 'Submitted' ? undefined : { state: detail.State as string, progress };
+      return progress > 5 && progress < 90 ? { state: 'Running', progress } : undefined;
+    }, 40_000, 'a Progress between 5 and 90');
+    expect(seen.state, 'the job ended before any progress was seen').to.equal('Running');
+    expect((await api.request('PUT', `/jobs/${jobId}?cancel`)).status).to.equal(200);
+    await waitForState(api, jobId, 'Cancel');
+  });
+
   it('a shutdown past its grace period kills the running ffmpeg, removes its work folder and leaves no output; the job goes back to the queue', async () => {
     const database = await freshDatabase();
     const short = await startTestService({ worker: true, database, env: { MEDIAJOBS_SHUTDOWN_GRACE: '300ms' } });
