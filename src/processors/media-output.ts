@@ -18,8 +18,8 @@ import { CiError } from '../errors.js';
 import { FfmpegError, publicFfmpegMessage } from '../media/ffmpeg.js';
 import { shortRefusal } from '../media/input-policy.js';
 import { ffmpegCapabilities, missingCapabilities } from '../media/ffmpeg-capabilities.js';
-import { FfprobeError, runFfprobe, type FfprobeReport } from '../media/ffprobe.js';
-import { toMediaInfo } from '../media/media-info.js';
+import { FfprobeError, runFfprobe, type FfprobeReport, type FfprobeStream } from '../media/ffprobe.js';
+import { clockwiseRotation, toMediaInfo } from '../media/media-info.js';
 import type { Spawner } from '../media/spawner.js';
 import { assertSafeBucket, assertSafeObjectKey } from '../storage/object-key.js';
 import { ObjectNotFoundError } from '../storage/storage.js';
@@ -225,6 +225,17 @@ export async function probeInput(ctx: ProcessorContext, spawner: Spawner, file: 
 export function mediaDuration(report: FfprobeReport): number | undefined {
   const candidates = [report.format?.duration, ...(report.streams ?? []).map((s) => s.duration)].map(Number).filter((n) => Number.isFinite(n) && n > 0);
   return candidates.length ? Math.max(...candidates) : undefined;
+}
+
+/**
+ * A video stream's size as ffmpeg hands its frames to the filters: turned
+ * upright (ffmpeg's autorotate), so a quarter turn swaps the stored sides.
+ */
+export function displayedSize(stream: FfprobeStream | undefined): { width?: number; height?: number } {
+  const width = Number(stream?.width);
+  const height = Number(stream?.height);
+  if (!stream || !(width > 0) || !(height > 0)) return {};
+  return clockwiseRotation(stream) % 180 === 90 ? { width: height, height: width } : { width, height };
 }
 
 /** `<MediaInfo>` of an output file. */

@@ -42,7 +42,7 @@ import type { FfprobeReport } from '../media/ffprobe.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import {
-  assertFfmpegHas, asSubmitError, child, expandObject, ffmpegFailure, flag, goFlag, invalid, mediaDuration, number, outputMediaInfo,
+  assertFfmpegHas, asSubmitError, child, displayedSize, expandObject, ffmpegFailure, flag, goFlag, invalid, mediaDuration, number, outputMediaInfo,
   objectKeyOfUrl, probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withLocalFiles, withWorkDir, type OutputTarget, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import { parseWatermarks, watermarkFilters, watermarkGraph, watermarkTemplateBodies, type WatermarkSpec, type WatermarkTemplateLookup } from './watermark.js';
@@ -298,8 +298,7 @@ export function sourceInfo(report: FfprobeReport): SourceInfo {
   const num = (x: unknown) => (x === undefined || !Number.isFinite(Number(x)) || Number(x) <= 0 ? undefined : Number(x));
   const [fn, fd] = (v?.avg_frame_rate ?? '').split('/').map(Number);
   return {
-    width: num(v?.width),
-    height: num(v?.height),
+    ...displayedSize(v),
     fps: fd ? num(fn / fd) : undefined,
     videoKbps: num(v?.bit_rate) !== undefined ? Number(v!.bit_rate) / 1000 : undefined,
     audioKbps: num(a?.bit_rate) !== undefined ? Number(a!.bit_rate) / 1000 : undefined,

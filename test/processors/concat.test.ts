@@ -115,6 +115,23 @@ describe('Concat jobs with the real ffmpeg', function () {
     expect(meanVolume(5.3, 1.4)).to.be.above(-40);
   });
 
+  it('joins a phone clip (a 90° display matrix) upright at its displayed size, also with DirectConcat (MPEG-TS would lose the matrix, so it is re-encoded)', async () => {
+    await putFixture(api, 'fixtures/media/rotated-phone.mp4', 'in/phone.mp4');
+    const body = (direct: boolean, second: string, object: string) => `<Request><Tag>Concat</Tag><Operation><ConcatTemplate>${direct ? '<DirectConcat>true</DirectConcat>' : ''}`
+      + `<ConcatFragment><Url>in/phone.mp4</Url></ConcatFragment><ConcatFragment><Url>${second}</Url></ConcatFragment>`
+      + '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><Audio><Codec>aac</Codec></Audio></ConcatTemplate>'
+      + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>${object}</Object></Output></Operation></Request>`;
+    for (const [direct, second, object] of [[false, 'in/a.mp4', 'out/phone-first.mp4'], [true, 'in/phone.mp4', 'out/phones.mp4']] as const) {
+      const detail = await waitForState(api, await submit(api, body(direct, second, object)));
+      expect(detail.State, detail.Message).to.equal('Success');
+      const video = (await probe(object)).streams?.find((s) => s.codec_type === 'video');
+      // Stored 320x240, shown 240x320: the output stands upright with no rotation left for a player to apply.
+      expect([Number(video?.width), Number(video?.height)], object).to.deep.equal([240, 320]);
+      expect(Number(detail.Operation.MediaInfo.Stream.Video.Rotation), object).to.equal(0);
+      expect(Number((await probe(object)).format?.duration), object).to.be.closeTo(4, 0.2);
+    }
+  });
+
   it('puts the job\'s Input at Index among the fragments, and a missing fragment fails NoSuchKey', async () => {
     const body = (frag: string) => '<Request><Tag>Concat</Tag><Input><Object>in/c.mp4</Object></Input><Operation><ConcatTemplate>'
       + `<ConcatFragment><Url>${frag}</Url></ConcatFragment><Index>1</Index>`

@@ -145,7 +145,7 @@ describe('Transcode jobs with the real ffmpeg', function () {
     expect(order.every((at) => at > 0)).to.equal(true);
   });
 
-  it('turns a phone clip (a 90° display matrix) upright, applies Width to what is displayed, and snapshots it upright too', async () => {
+  it('turns a phone clip (a 90° display matrix) upright, applies Width and IsCheckReso to what is displayed, and snapshots it upright too', async () => {
     await putFixture(api, 'fixtures/media/rotated-phone.mp4', 'input/phone.mp4');
     const detail = await waitForState(api, await submit(api, transcodeRequest('input/phone.mp4',
       '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>128</Width><Preset>ultrafast</Preset></Video>', 'output/phone.mp4')));
@@ -154,6 +154,12 @@ describe('Transcode jobs with the real ffmpeg', function () {
     const video = detail.Operation.MediaInfo.Stream.Video;
     expect([video.Width, video.Height]).to.deep.equal(['128', '170']);
     expect(Number(video.Rotation || 0)).to.equal(0);
+    // IsCheckReso compares with the displayed 240x320: 300 px wide would enlarge it, so the source's size is kept.
+    const checked = await waitForState(api, await submit(api, transcodeRequest('input/phone.mp4',
+      '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>300</Width><Preset>ultrafast</Preset></Video><TransConfig><IsCheckReso>true</IsCheckReso></TransConfig>',
+      'output/phone-checked.mp4')));
+    expect(checked.State, checked.Message).to.equal('Success');
+    expect([checked.Operation.MediaInfo.Stream.Video.Width, checked.Operation.MediaInfo.Stream.Video.Height]).to.deep.equal(['240', '320']);
     const shot = await waitForState(api, await submit(api, '<Request><Tag>Snapshot</Tag><Input><Object>input/phone.mp4</Object></Input><Operation>'
       + `<Snapshot><Count>1</Count></Snapshot><Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>output/phone.jpg</Object></Output></Operation></Request>`));
     expect(shot.State, shot.Message).to.equal('Success');
