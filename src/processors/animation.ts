@@ -21,7 +21,7 @@ import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
-  assertFfmpegHas, asSubmitError, child, expandObject, flag, invalid, mediaDuration, number, outputMediaInfo, probeInput, readOutput,
+  assertFfmpegHas, asSubmitError, child, expandObject, flag, invalid, videoDuration, number, outputMediaInfo, probeInput, readOutput,
   safeKey, singleMediaResult, storeFiles, text, withInputFile, withWorkDir, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
@@ -143,7 +143,7 @@ async function runAnimation(ctx: ProcessorContext, spawner: Spawner): Promise<Xm
     // Probed before the tool slot is taken (see transcode.ts).
     const report = await probeInput(ctx, spawner, input);
     if (!report.streams?.some((s) => s.codec_type === 'video')) throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} has no video stream to animate.`);
-    const duration = mediaDuration(report);
+    const duration = videoDuration(report);
     if (spec.startSec !== undefined && duration !== undefined && spec.startSec >= duration) throw invalid(`Animation/TimeInterval/Start ${spec.startSec} is past the end of the input (${duration.toFixed(3)} s).`);
     const length = Math.min(spec.durationSec ?? Infinity, (duration ?? Infinity) - (spec.startSec ?? 0));
     await withToolInput(input, (tool) => ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, buildAnimationArgs(spec, { input: tool, output }), dir,

@@ -227,6 +227,12 @@ export function mediaDuration(report: FfprobeReport): number | undefined {
   return candidates.length ? Math.max(...candidates) : undefined;
 }
 
+/** Seconds of the first video stream when ffprobe knows them (an audio track may run longer), else of the media. */
+export function videoDuration(report: FfprobeReport): number | undefined {
+  const seconds = Number(report.streams?.find((s) => s.codec_type === 'video')?.duration);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : mediaDuration(report);
+}
+
 /**
  * A video stream's size as ffmpeg hands its frames to the filters: turned
  * upright (ffmpeg's autorotate), so a quarter turn swaps the stored sides.

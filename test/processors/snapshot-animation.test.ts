@@ -1,8 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { expect } from 'chai';
 import { XMLParser } from 'fast-xml-parser';
 import sharp from 'sharp';
+import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { runFfprobe } from '../../src/media/ffprobe.js';
 import { INPUT_OPTIONS, type ToolInput } from '../../src/media/input-policy.js';
 import { createSpawner } from '../../src/media/spawner.js';
@@ -87,6 +89,37 @@ describe('Snapshot and Animation jobs with the real ffmpeg', function () {
     expect(keys.State, keys.Message).to.equal('Success');
     // The fixture's key frames: 0, 2, 4, 6, 7.9, 9.9 and 11.9 s (x264 moved the last three to scene cuts).
     expect(asArray(keys.Operation.MediaResult.OutputFile.ObjectName)).to.have.length(7);
+  });
+
+  it('takes each frame at its time: Interval from Start every TimeInterval, Average over the video (PNG frames equal to ffmpeg\'s own decode there)', async () => {
+    const pixels = async (png: Buffer) => (await sharp(png).raw().toBuffer()).toString('base64');
+    /** Whether an output image has exactly the pixels of the input's frame at `seconds`, as ffmpeg decodes it there. */
+    const sameAsFrameAt = async (key: string, seconds: number) => {
+      const frame = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-ss', String(seconds), '-i', path.join(api.config.dataDir, 'buckets', BUCKET, 'input/test.mp4'),
+        '-frames:v', '1', '-f', 'image2', '-c:v', 'png', 'pipe:1']);
+      return (await pixels(frame)) === (await pixels(await api.service.storage.get(BUCKET, key)));
+    };
+    const cases: Array<[string, string, number[]]> = [
+      ['<Mode>Interval</Mode><Start>1</Start><TimeInterval>2</TimeInterval><Count>3</Count>', 'output/at-i-${Number}.png', [1, 3, 5]],
+      ['<Mode>Average</Mode><Count>4</Count>', 'output/at-a-${Number}.png', [0, 3, 6, 9]],
+    ];
+    for (const [snapshot, object, times] of cases) {
+      const detail = await waitForState(api, await submit(api, request('Snapshot', `<Snapshot>${snapshot}</Snapshot>`, `<Object>${object}</Object>`)));
+      expect(detail.State, detail.Message).to.equal('Success');
+      for (const [n, seconds] of times.entries()) {
+        const key = object.replace('${Number}', String(n));
+        expect(await sameAsFrameAt(key, seconds), `${key} at ${seconds} s`).to.equal(true);
+        expect(await sameAsFrameAt(key, seconds + 0.1), `${key} is not the next frame`).to.equal(false);
+      }
+    }
+    // 2 s of video with 12 s of audio: Average spreads its frames over the video, so all 4 exist.
+    const longAudio = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-i', path.resolve('fixtures/media/hevc.mp4'), '-i', path.resolve('fixtures/media/clip-12s.mp4'),
+      '-map', '0:v', '-map', '1:a', '-c', 'copy', '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov', 'pipe:1']);
+    await api.service.storage.put(BUCKET, 'input/long-audio.mp4', longAudio);
+    const spread = await waitForState(api, await submit(api, request('Snapshot', '<Snapshot><Mode>Average</Mode><Count>4</Count></Snapshot>', '<Object>output/spread-${Number}.jpg</Object>')
+      .replace('input/test.mp4', 'input/long-audio.mp4')));
+    expect(spread.State, spread.Message).to.equal('Success');
+    expect(spread.Operation.MediaResult.OutputFile.ObjectName).to.deep.equal(['0.jpg', '1.jpg', '2.jpg', '3.jpg']);
   });
 
   it('writes sprite sheets of the frames (SnapshotAndSprite) and lists them in SpriteOutputFile', async () => {
