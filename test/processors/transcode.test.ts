@@ -435,6 +435,12 @@ describe('Transcode containers and codecs, checked on the real outputs', functio
       key: 'out/checked.mp4',
       expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 320, height: 240 }, audio: { codec_name: 'aac' } },
     },
+    {
+      name: 'mp4 at a video Bitrate of 100 kbps',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Bitrate>100</Bitrate><Preset>veryfast</Preset></Video>',
+      key: 'out/b100.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 320, height: 240 }, audio: { codec_name: 'aac' } },
+    },
     { name: 'm4a: AAC', transcode: '<Container><Format>m4a</Format></Container>', key: 'out/a.m4a', expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', audio: { codec_name: 'aac' } } },
     { name: 'aac: ADTS', transcode: '<Container><Format>aac</Format></Container><Audio><Codec>aac</Codec><Samplerate>48000</Samplerate></Audio>', key: 'out/a.aac', expected: { format: 'aac', audio: { codec_name: 'aac', sample_rate: '48000' } } },
     { name: 'flac', transcode: '<Container><Format>flac</Format></Container><Audio><Codec>flac</Codec><Channels>1</Channels></Audio>', key: 'out/a.flac', expected: { format: 'flac', audio: { codec_name: 'flac', channels: 1 } } },
@@ -462,6 +468,8 @@ describe('Transcode containers and codecs, checked on the real outputs', functio
       const md5Info = detail.Operation.MediaResult.OutputFile.Md5Info;
       expect(md5Info, c.name).to.deep.equal({ Md5: md5(await api.service.storage.get(BUCKET, c.key)), ObjectName: c.key });
     }
+    // ABR over 2 s lands near its target (the input's own video runs at 135 kbps).
+    expect(Number(stream(await probe(api, 'out/b100.mp4'), 'video')?.bit_rate) / 1000).to.be.within(60, 140);
     // pad keeps the whole 4:3 picture between black bands of 40 px (a stretch would fill the square).
     const frame = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-i', path.join(api.config.dataDir, 'buckets', BUCKET, 'out/pad.mp4'), '-frames:v', '1', '-f', 'image2', '-c:v', 'png', 'pipe:1']);
     const { data, info } = await sharp(frame).raw().toBuffer({ resolveWithObject: true });
