@@ -132,6 +132,26 @@ describe('Concat jobs with the real ffmpeg', function () {
     }
   });
 
+  it('writes Concat\'s other containers: ts by stream copy, flv with MP3, aac audio only', async () => {
+    const body = (container: string, object: string) => '<Request><Tag>Concat</Tag><Operation><ConcatTemplate>'
+      + '<ConcatFragment><Url>in/a.mp4</Url></ConcatFragment><ConcatFragment><Url>in/a.mp4</Url></ConcatFragment>'
+      + `${container}</ConcatTemplate><Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>${object}</Object></Output></Operation></Request>`;
+    const cases: Array<[string, string, string, string[]]> = [
+      ['<DirectConcat>true</DirectConcat><Container><Format>ts</Format></Container>', 'out/joined.ts', 'mpegts', ['h264', 'aac']],
+      ['<Container><Format>flv</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><Audio><Codec>mp3</Codec><Samplerate>44100</Samplerate></Audio>', 'out/joined.flv', 'flv', ['h264', 'mp3']],
+      ['<Container><Format>aac</Format></Container><Audio><Codec>aac</Codec></Audio>', 'out/joined.aac', 'aac', ['aac']],
+    ];
+    for (const [container, object, format, codecs] of cases) {
+      const detail = await waitForState(api, await submit(api, body(container, object)));
+      expect(detail.State, `${object}: ${detail.Message as string}`).to.equal('Success');
+      const report = await probe(object);
+      expect(report.format?.format_name, object).to.equal(format);
+      expect(report.streams?.map((s) => s.codec_name), object).to.have.members(codecs);
+      // ADTS carries no duration (ffprobe estimates one from the bitrate): the others hold the two 2 s pieces.
+      if (format !== 'aac') expect(Number(report.streams?.find((s) => s.codec_type === 'video')?.duration ?? report.format?.duration), object).to.be.closeTo(4, 0.15);
+    }
+  });
+
   it('puts the job\'s Input at Index among the fragments, and a missing fragment fails NoSuchKey', async () => {
     const body = (frag: string) => '<Request><Tag>Concat</Tag><Input><Object>in/c.mp4</Object></Input><Operation><ConcatTemplate>'
       + `<ConcatFragment><Url>${frag}</Url></ConcatFragment><Index>1</Index>`
