@@ -179,6 +179,13 @@ describe('Snapshot and Animation jobs with the real ffmpeg', function () {
       '<Object>output/keys.webp</Object>')));
     expect(webp.State, webp.Message).to.equal('Success');
     expect(await image('output/keys.webp')).to.include({ format: 'webp', width: 160, pages: 7 });
+    // Quality is honoured: the same frames at 10 take far fewer bytes than at 60.
+    const low = await waitForState(api, await submit(api, request('Animation',
+      '<Animation><Container><Format>webp</Format></Container><Video><Codec>webp</Codec><AnimateOnlyKeepKeyFrame>true</AnimateOnlyKeepKeyFrame><Quality>10</Quality><Fps>2</Fps></Video></Animation>',
+      '<Object>output/keys-low.webp</Object>')));
+    expect(low.State, low.Message).to.equal('Success');
+    const size = async (key: string) => (await api.service.storage.get(BUCKET, key)).length;
+    expect(await size('output/keys-low.webp')).to.be.below(0.7 * await size('output/keys.webp'));
   });
 
   it('Animation: a frame every AnimateTimeIntervalOfFrame seconds, played at Fps (faster or slower than sampled: no frame lost), Height alone keeping the aspect', async () => {
