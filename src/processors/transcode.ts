@@ -12,8 +12,9 @@
  * IsCheckVideoBitrate, IsCheckAudioBitrate, IsCheckVideoFps with their
  * AdjMethod, DeleteMetadata), Subtitle/Remove.
  * Accepted and ignored: TransConfig/IsHdr2Sdr, TranscodeIndex, HlsEncrypt,
- * DashEncrypt, AIGCMetadata; Video/Roi, Interlaced, ColorParam, and Audio's
- * KeepTwoTracks, SwitchTrack, SampleFormat.
+ * DashEncrypt, AIGCMetadata; Video/Roi, Interlaced, ColorParam, HlsTsTime,
+ * DashSegment, StdExtInfo; Audio's KeepTwoTracks, SwitchTrack, SampleFormat;
+ * Operation/FreeTranscode.
  * AudioMix / AudioMixArray (≤ 2 sources, objects of the bucket): MixMode
  * Repeat (looped to the end) or Once, Replace, EffectConfig start fade-in and
  * end fade-out (EnableBgmFade ignored); mixed by `amix`.
