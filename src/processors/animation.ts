@@ -21,7 +21,7 @@ import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
-  assertFfmpegHas, asSubmitError, child, expandObject, flag, invalid, mediaDuration, number, outputMediaInfo, probeInput, readOutput,
+  assertFfmpegHas, asSubmitError, child, expandObject, flag, invalid, videoDuration, number, outputMediaInfo, probeInput, readOutput,
   safeKey, singleMediaResult, storeFiles, text, withInputFile, withWorkDir, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
@@ -75,21 +75,25 @@ export function parseAnimation(animation: XmlObject): AnimationSpec {
 export function animationNeeds(spec: AnimationSpec): { encoders: string[]; filters: string[] } {
   return {
     encoders: [spec.format === 'webp' ? 'libwebp' : 'gif'],
-    filters: ['fps', 'scale', 'setpts', ...(spec.format === 'hgif' ? ['split', 'palettegen', 'paletteuse'] : [])],
+    filters: ['fps', 'scale', 'settb', 'setpts', ...(spec.format === 'hgif' ? ['split', 'palettegen', 'paletteuse'] : [])],
   };
 }
 
 /** ffmpeg arguments for a parsed Animation, writing `output`. Pure. */
 export function buildAnimationArgs(spec: AnimationSpec, io: { input: ToolInput; output: string }): string[] {
-  const before = [...(spec.startSec ? ['-ss', String(spec.startSec)] : []), ...(spec.sampling.kind === 'keyframes' ? ['-skip_frame', 'nokey'] : [])];
+  // The stretch is cut from the input: an output -t would measure the frames' playback times (Fps) instead.
+  const before = [
+    ...(spec.startSec ? ['-ss', String(spec.startSec)] : []), ...(spec.durationSec ? ['-t', String(spec.durationSec)] : []),
+    ...(spec.sampling.kind === 'keyframes' ? ['-skip_frame', 'nokey'] : []),
+  ];
   const args = inputArgs(io.input, before);
   args.push('-map', '0:v:0');
-  if (spec.durationSec) args.push('-t', String(spec.durationSec));
   const filters: string[] = [];
   if (spec.sampling.kind === 'fps') filters.push(`fps=${spec.sampling.fps}`);
   if (spec.sampling.kind === 'interval') filters.push(`fps=1/${spec.sampling.seconds}`);
-  // Fps is the playback rate of the sampled frames: frame n is shown at n/Fps.
-  if (spec.fps) filters.push(`setpts=N/(${spec.fps}*TB)`);
+  // Fps is the playback rate of the sampled frames: frame n is shown at n/Fps, in microseconds. In the fps
+  // filter's time base (a unit of 1/rate s) n/Fps is rounded to whole units and frames of equal times are dropped.
+  if (spec.fps) filters.push('settb=AVTB', `setpts=N/(${spec.fps}*TB)`);
   if (spec.width || spec.height) filters.push(`scale=${spec.width ?? -2}:${spec.height ?? -2}:flags=lanczos`);
   if (spec.format === 'hgif') filters.push('split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=bayer');
   if (filters.length) args.push('-vf', filters.join(','));
@@ -139,9 +143,9 @@ async function runAnimation(ctx: ProcessorContext, spawner: Spawner): Promise<Xm
     // Probed before the tool slot is taken (see transcode.ts).
     const report = await probeInput(ctx, spawner, input);
     if (!report.streams?.some((s) => s.codec_type === 'video')) throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} has no video stream to animate.`);
-    const duration = mediaDuration(report);
+    const duration = videoDuration(report);
     if (spec.startSec !== undefined && duration !== undefined && spec.startSec >= duration) throw invalid(`Animation/TimeInterval/Start ${spec.startSec} is past the end of the input (${duration.toFixed(3)} s).`);
-    const length = Math.min(spec.durationSec ?? Infinity, (duration ?? 0) - (spec.startSec ?? 0));
+    const length = Math.min(spec.durationSec ?? Infinity, (duration ?? Infinity) - (spec.startSec ?? 0));
     await withToolInput(input, (tool) => ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, buildAnimationArgs(spec, { input: tool, output }), dir,
       Number.isFinite(length) && length > 0 ? length : undefined, inputReplacements(tool, job.inputObject, dir))));
     ctx.setProgress(92);

@@ -12,13 +12,13 @@
  * The join is ffmpeg's concat filter over one input per piece, each read as
  * `media/input-policy.ts` allows (the concat demuxer is not used: it would
  * open the pieces itself, outside that policy). Every piece is scaled and
- * padded to the first piece's size (or Video/Width×Height), its frame rate
+ * padded to the first piece's size as displayed (or Video/Width×Height), its frame rate
  * and audio format made the same, and a piece without audio gets silence, so
  * the filter can join them. Container/Video/Audio are Transcode's (§2), with
  * Concat's formats mp4, flv, ts, mp3, aac (hls not yet).
  * DirectConcat: when no piece is trimmed and every piece has the same streams
- * (H.264 or H.265 video of one size and pixel format, AAC or MP3 audio of one
- * rate and channel count) and the Container is mp4, flv or ts, the streams
+ * (H.264 or H.265 video of one size and pixel format, not rotated, AAC or MP3
+ * audio of one rate and channel count) and the Container is mp4, flv or ts, the streams
  * are copied, not re-encoded (Video/Audio parameters are then not applied):
  * each piece is remuxed to MPEG-TS by its own run, read as the input policy
  * allows, and those files of ours are joined by the concat protocol. Other
@@ -34,13 +34,14 @@ import type { Config } from '../config.js';
 import { withToolInputs, type ToolInput } from '../media/input-policy.js';
 import { inputArgs } from '../media/ffmpeg.js';
 import type { FfprobeReport } from '../media/ffprobe.js';
+import { clockwiseRotation } from '../media/media-info.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 
 /** Kept under its first name for callers that know it. */
 export { objectKeyOfUrl as fragmentKey } from './media-output.js';
 import {
-  asSubmitError, assertFfmpegHas, child, flag, objectKeyOfUrl, withLocalFiles, expandObject, invalid, mediaDuration, number, outputMediaInfo, probeInput, readOutput, safeKey,
+  asSubmitError, assertFfmpegHas, child, displayedSize, flag, objectKeyOfUrl, withLocalFiles, expandObject, invalid, mediaDuration, number, outputMediaInfo, probeInput, readOutput, safeKey,
   singleMediaResult, storeFiles, text, withWorkDir, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
@@ -121,8 +122,7 @@ export function pieceInfo(report: FfprobeReport, piece: ConcatPiece): PieceInfo 
   const [fn, fd] = (v?.avg_frame_rate ?? '').split('/').map(Number);
   const full = mediaDuration(report) ?? 0;
   return {
-    width: v?.width !== undefined ? Number(v.width) : undefined,
-    height: v?.height !== undefined ? Number(v.height) : undefined,
+    ...displayedSize(v),
     fps: fd ? fn / fd : undefined,
     hasVideo: v !== undefined,
     hasAudio: report.streams?.some((s) => s.codec_type === 'audio') ?? false,
@@ -131,11 +131,16 @@ export function pieceInfo(report: FfprobeReport, piece: ConcatPiece): PieceInfo 
   };
 }
 
-/** `h264 160x120 yuv420p | aac 44100 2` for a piece whose first video and audio streams can be copied through MPEG-TS. */
+/**
+ * `h264 160x120 yuv420p | aac 44100 2` for a piece whose first video and audio
+ * streams can be copied through MPEG-TS; not for a rotated video, whose display
+ * matrix MPEG-TS does not carry (the copy would play sideways).
+ */
 function copyKey(report: FfprobeReport): string | undefined {
   const v = report.streams?.find((s) => s.codec_type === 'video');
   const a = report.streams?.find((s) => s.codec_type === 'audio');
   if (!v || !['h264', 'hevc'].includes(v.codec_name ?? '') || (a && !['aac', 'mp3'].includes(a.codec_name ?? ''))) return undefined;
+  if (clockwiseRotation(v) !== 0) return undefined;
   return `${v.codec_name} ${v.width}x${v.height} ${v.pix_fmt} | ${a ? `${a.codec_name} ${a.sample_rate} ${a.channels}` : 'no audio'}`;
 }
 

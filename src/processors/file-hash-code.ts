@@ -15,7 +15,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import type { Config } from '../config.js';
 import { formatCiTime } from '../xml/time.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
-import { asSubmitError, flag, invalid, text, withInputFile } from './media-output.js';
+import { asSubmitError, goFlag, invalid, text, withInputFile } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
 
 const TYPES = { md5: 'MD5', sha1: 'SHA1', sha256: 'SHA256' } as const;
@@ -26,7 +26,7 @@ export function parseFileHashCode(operation: XmlObject): HashType {
   const config = isXmlObject(operation.FileHashCodeConfig) ? operation.FileHashCodeConfig : {};
   const type = text(config.Type)?.toLowerCase();
   if (type === undefined || !Object.hasOwn(TYPES, type)) throw invalid('FileHashCodeConfig/Type must be MD5, SHA1 or SHA256.');
-  if (flag(config.AddToHeader, 'FileHashCodeConfig/AddToHeader')) throw invalid('FileHashCodeConfig/AddToHeader true is not supported here: the hash is reported in the result only.');
+  if (goFlag(config.AddToHeader, 'FileHashCodeConfig/AddToHeader')) throw invalid('FileHashCodeConfig/AddToHeader true is not supported here: the hash is reported in the result only.');
   return type as HashType;
 }
 

@@ -18,8 +18,8 @@ import { CiError } from '../errors.js';
 import { FfmpegError, publicFfmpegMessage } from '../media/ffmpeg.js';
 import { shortRefusal } from '../media/input-policy.js';
 import { ffmpegCapabilities, missingCapabilities } from '../media/ffmpeg-capabilities.js';
-import { FfprobeError, runFfprobe, type FfprobeReport } from '../media/ffprobe.js';
-import { toMediaInfo } from '../media/media-info.js';
+import { FfprobeError, runFfprobe, type FfprobeReport, type FfprobeStream } from '../media/ffprobe.js';
+import { clockwiseRotation, toMediaInfo } from '../media/media-info.js';
 import type { Spawner } from '../media/spawner.js';
 import { assertSafeBucket, assertSafeObjectKey } from '../storage/object-key.js';
 import { ObjectNotFoundError } from '../storage/storage.js';
@@ -50,6 +50,18 @@ export function flag(value: XmlValue | undefined, where: string, fallback = fals
   if (/^(true|1)$/i.test(raw)) return true;
   if (/^(false|0)$/i.test(raw)) return false;
   throw invalid(`${where} must be true or false, not ${JSON.stringify(raw)}.`);
+}
+
+/**
+ * `flag` for an element the Go SDK decodes as `bool` (Snapshot/IsCheckCount,
+ * IsCheckBlack, HlsEncrypt/IsHlsEncrypt, AddToHeader): only the spellings
+ * both accept. It is echoed verbatim in every JobsDetail, and text Go's
+ * ParseBool refuses (`tRue`) fails the decode of the whole response.
+ */
+export function goFlag(value: XmlValue | undefined, where: string): boolean {
+  const raw = text(value);
+  if (raw !== undefined && !/^(true|True|TRUE|false|False|FALSE|1|0)$/.test(raw)) throw invalid(`${where} must be true or false, not ${JSON.stringify(raw)}.`);
+  return flag(value, where);
 }
 
 /** A decimal number within [min, max] (exclusive bounds when `open`), or undefined when absent. */
@@ -213,6 +225,23 @@ export async function probeInput(ctx: ProcessorContext, spawner: Spawner, file: 
 export function mediaDuration(report: FfprobeReport): number | undefined {
   const candidates = [report.format?.duration, ...(report.streams ?? []).map((s) => s.duration)].map(Number).filter((n) => Number.isFinite(n) && n > 0);
   return candidates.length ? Math.max(...candidates) : undefined;
+}
+
+/** Seconds of the first video stream when ffprobe knows them (an audio track may run longer), else of the media. */
+export function videoDuration(report: FfprobeReport): number | undefined {
+  const seconds = Number(report.streams?.find((s) => s.codec_type === 'video')?.duration);
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : mediaDuration(report);
+}
+
+/**
+ * A video stream's size as ffmpeg hands its frames to the filters: turned
+ * upright (ffmpeg's autorotate), so a quarter turn swaps the stored sides.
+ */
+export function displayedSize(stream: FfprobeStream | undefined): { width?: number; height?: number } {
+  const width = Number(stream?.width);
+  const height = Number(stream?.height);
+  if (!stream || !(width > 0) || !(height > 0)) return {};
+  return clockwiseRotation(stream) % 180 === 90 ? { width: height, height: width } : { width, height };
 }
 
 /** `<MediaInfo>` of an output file. */

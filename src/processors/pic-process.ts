@@ -19,103 +19,22 @@
  * `${InputName}` (input file name without extension), `${InputNameAndExt}`,
  * `${InputPath}` (input folder without trailing `/`, empty at the bucket root,
  * where `${InputPath}/` disappears as a whole), `${ext}` (output extension:
- * jpg, png, webp, gif, bmp, tiff, avif) and `${JobId}`. Any other `${…}` is
- * refused. E.g. `thumbs/${InputName}.${ext}` for `photos/deer.jpg` with
+ * jpg, png, webp, gif, bmp, tiff, avif) and `${JobId}`, as media-output.ts
+ * expands them for every Tag (also `${Ext}`, `${Jobid}`). Any other `${…}`,
+ * `${Number}` included, is refused. E.g. `thumbs/${InputName}.${ext}` for `photos/deer.jpg` with
  * `format/webp` writes `thumbs/deer.webp`.
  */
 import { PermanentJobError, toJobError } from '../engine/job-errors.js';
 import { ImageSource } from '../images/image-source.js';
 import { applyMogrRule, type MogrResult } from '../images/mogr-apply.js';
 import { parseMogrRuleWithinLimits } from '../images/mogr-rule.js';
-import { assertSafeBucket, assertSafeObjectKey } from '../storage/object-key.js';
 import { ObjectNotFoundError } from '../storage/storage.js';
-import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
+import { isXmlObject, type XmlObject } from '../xml/tree.js';
+import { expandObject, flag, invalid, readOutput, safeKey, text, type OutputTarget } from './media-output.js';
 import type { Processor, ProcessorContext, ProcessingJob } from './processor.js';
-
-const PLACEHOLDERS = ['InputName', 'InputNameAndExt', 'InputPath', 'ext', 'JobId'] as const;
-type Placeholder = (typeof PLACEHOLDERS)[number];
-
-function invalid(message: string): PermanentJobError {
-  return new PermanentJobError('InvalidArgument', message);
-}
-
-function text(value: XmlValue | undefined): string | undefined {
-  return typeof value === 'string' ? value.trim() : undefined;
-}
-
-/** `true`/`false` as CI writes them (also `1`/`0`); absent or empty is false. */
-function parseIsPicInfo(value: XmlValue | undefined): boolean {
-  const raw = text(value);
-  if (raw === undefined || raw === '') {
-    if (value !== undefined && typeof value !== 'string') throw invalid('PicProcess/IsPicInfo must be true or false.');
-    return false;
-  }
-  if (/^(true|1)$/i.test(raw)) return true;
-  if (/^(false|0)$/i.test(raw)) return false;
-  throw invalid(`PicProcess/IsPicInfo must be true or false, not ${JSON.stringify(raw)}.`);
-}
-
-/** Splits `a/b/c.jpg` into folder `a/b`, name `c`, name with extension `c.jpg`. */
-function inputParts(key: string): Record<'InputName' | 'InputNameAndExt' | 'InputPath', string> {
-  const slash = key.lastIndexOf('/');
-  const base = key.slice(slash + 1);
-  const dot = base.lastIndexOf('.');
-  return { InputPath: slash < 0 ? '' : key.slice(0, slash), InputNameAndExt: base, InputName: dot > 0 ? base.slice(0, dot) : base };
-}
-
-/** Refuses unknown `${…}` placeholders before any work is done. */
-export function checkObjectTemplate(template: string): void {
-  for (const match of template.matchAll(/\$\{([^}]*)\}/g)) {
-    if (!(PLACEHOLDERS as readonly string[]).includes(match[1])) {
-      throw invalid(`Output/Object has an unknown placeholder \${${match[1]}} (known: ${PLACEHOLDERS.map((p) => `\${${p}}`).join(', ')}).`);
-    }
-  }
-}
-
-/** Expands the Output/Object placeholders (see the module comment). */
-export function expandObjectTemplate(template: string, values: { inputObject: string; extension: string; jobId: string }): string {
-  checkObjectTemplate(template);
-  const parts = inputParts(values.inputObject);
-  const value: Record<Placeholder, string> = { ...parts, ext: values.extension, JobId: values.jobId };
-  // At the bucket root `${InputPath}/x` must become `x`, not `/x`.
-  const withPath = template.replace(/\$\{InputPath\}\//g, parts.InputPath === '' ? '' : `${parts.InputPath}/`);
-  return withPath.replace(/\$\{([^}]*)\}/g, (_, name: Placeholder) => value[name]);
-}
-
-function safeKey(key: string): string {
-  try {
-    return assertSafeObjectKey(key, 'Output/Object');
-  } catch (err) {
-    throw toJobError(err);
-  }
-}
 
 function location(bucket: string, region: string, key: string): string {
   return `${bucket}.cos.${region}.myqcloud.com/${key}`;
-}
-
-interface OutputTarget {
-  readonly region: string;
-  readonly bucket: string;
-  readonly objectTemplate: string;
-}
-
-function readOutput(operation: XmlObject, job: ProcessingJob): OutputTarget {
-  const output = operation.Output;
-  if (!isXmlObject(output)) throw invalid('Operation/Output is required.');
-  // Not trimmed: spaces are legal at the ends of an object key.
-  const objectTemplate = typeof output.Object === 'string' ? output.Object : '';
-  if (objectTemplate.trim() === '') throw invalid('Output/Object is required.');
-  const bucket = text(output.Bucket) || job.bucket;
-  const region = text(output.Region) || job.region;
-  try {
-    assertSafeBucket(bucket, 'Output/Bucket');
-  } catch (err) {
-    throw toJobError(err);
-  }
-  // Check the key before any work; only ${ext} is still unknown and cannot make it unsafe.
-  safeKey(expandObjectTemplate(objectTemplate, { inputObject: job.inputObject, extension: 'jpg', jobId: job.jobId }));
-  return { region, bucket, objectTemplate };
 }
 
 /** Runs `use` on the input object, opened where libvips reads it itself. */
@@ -187,11 +106,12 @@ export const picProcessProcessor: Processor = {
     const { job, signal } = ctx;
     const pic = job.operation.PicProcess;
     if (!isXmlObject(pic)) throw invalid('Operation/PicProcess (or a TemplateId) is required.');
-    const isPicInfo = parseIsPicInfo(pic.IsPicInfo);
+    const isPicInfo = flag(pic.IsPicInfo, 'PicProcess/IsPicInfo');
     const rule = text(pic.ProcessRule);
     if (!rule) throw invalid('PicProcess/ProcessRule is required.');
     const steps = parseMogrRuleWithinLimits(rule, ctx.config.picLimits);
-    const target = readOutput(job.operation, job);
+    // ${Number} is for Tags that write several objects; ${ext} is known once the rule has run.
+    const target = readOutput(job.operation, job, false);
 
     const { result, inputEtag } = await withInput(ctx, async (input) => {
       signal.throwIfAborted();
@@ -205,7 +125,7 @@ export const picProcessProcessor: Processor = {
     });
     ctx.setProgress(80);
 
-    const key = safeKey(expandObjectTemplate(target.objectTemplate, { inputObject: job.inputObject, extension: result.output.extension, jobId: job.jobId }));
+    const key = safeKey(expandObject(target.object, { inputObject: job.inputObject, extension: result.output.extension, jobId: job.jobId }));
     signal.throwIfAborted();
     const stored = await ctx.storage.put(target.bucket, key, result.output.data).catch((err: unknown) => {
       throw toJobError(err);

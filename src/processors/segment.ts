@@ -23,7 +23,7 @@ import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
-  assertFfmpegHas, asSubmitError, expandObject, hasNumber, invalid, number, numberedKey, outputMediaInfo, readOutput, safeKey, storeFiles,
+  assertFfmpegHas, asSubmitError, child, expandObject, goFlag, hasNumber, invalid, number, numberedKey, outputMediaInfo, readOutput, safeKey, storeFiles,
   text, withInputFile, withWorkDir, type OutputTarget, type StoredFile, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
@@ -64,6 +64,8 @@ export function parseSegment(segment: XmlObject): SegmentSpec {
   const startSec = number(segment.StartTime, 'Segment/StartTime', 0, 1e7);
   const endSec = number(segment.EndTime, 'Segment/EndTime', 0, 1e7, { openMin: true });
   if (startSec !== undefined && endSec !== undefined && endSec <= startSec) throw invalid('Segment/EndTime must be after StartTime.');
+  // Ignored, but checked: Go decodes it as a bool (see goFlag).
+  goFlag(child(segment, 'HlsEncrypt').IsHlsEncrypt, 'Segment/HlsEncrypt/IsHlsEncrypt');
   return { format, durationSec: number(segment.Duration, 'Segment/Duration', 1, 1e7), startSec, endSec };
 }
 

@@ -21,7 +21,7 @@ import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
-  EMPTY_MEDIA_INFO, asSubmitError, assertFfmpegHas, flag, hasNumber, invalid, mediaDuration, number, probeInput, readOutput, safeKey,
+  EMPTY_MEDIA_INFO, asSubmitError, assertFfmpegHas, flag, hasNumber, invalid, videoDuration, number, probeInput, readOutput, safeKey,
   storeFiles, text, withInputFile, withWorkDir, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
@@ -104,7 +104,7 @@ async function runSmartCover(ctx: ProcessorContext, spawner: Spawner): Promise<X
   return withInputFile(ctx, (input) => withWorkDir(ctx, async (dir) => {
     const report = await probeInput(ctx, spawner, input);
     if (!report.streams?.some((s) => s.codec_type === 'video')) throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} has no video stream to take covers from.`);
-    const duration = mediaDuration(report) ?? 1;
+    const duration = videoDuration(report) ?? 1;
     await withToolInput(input, (tool) => ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, buildSmartCoverArgs(spec, { input: tool, dir }, duration), dir, duration, inputReplacements(tool, job.inputObject, dir))));
     ctx.setProgress(90);
     const files = await numbered(dir, spec.format);

@@ -35,7 +35,7 @@ import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import {
-  EMPTY_MEDIA_INFO, assertFfmpegHas, asSubmitError, child, expandObject, flag, hasNumber, invalid, mediaDuration, number, numberedKey,
+  EMPTY_MEDIA_INFO, assertFfmpegHas, asSubmitError, child, expandObject, goFlag, hasNumber, invalid, videoDuration, number, numberedKey,
   probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withWorkDir, type OutputTarget, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
@@ -111,6 +111,8 @@ export function parseSnapshot(snapshot: XmlObject): SnapshotSpec {
       fit: scaleMethod !== 'directscale',
     };
   }
+  // Ignored, but checked: Go decodes it as a bool (see goFlag).
+  goFlag(snapshot.IsCheckBlack, 'Snapshot/IsCheckBlack');
   return {
     mode,
     startSec: number(snapshot.Start, 'Snapshot/Start', 0, 1e7) ?? 0,
@@ -119,7 +121,7 @@ export function parseSnapshot(snapshot: XmlObject): SnapshotSpec {
     width: side(snapshot.Width, 'Snapshot/Width', 128),
     height: side(snapshot.Height, 'Snapshot/Height', 128),
     format,
-    checkCount: flag(snapshot.IsCheckCount, 'Snapshot/IsCheckCount'),
+    checkCount: goFlag(snapshot.IsCheckCount, 'Snapshot/IsCheckCount'),
     snapshots: outMode !== 'OnlySprite',
     sprite,
   };
@@ -237,7 +239,8 @@ async function runSnapshot(ctx: ProcessorContext, spawner: Spawner): Promise<Xml
     if (spec.mode === 'average' || (spec.mode === 'interval' && spec.checkCount && spec.intervalSec !== undefined)) {
       const report = await probeInput(ctx, spawner, input);
       if (!report.streams?.some((s) => s.codec_type === 'video')) throw new PermanentJobError('InvalidMedia', `The input ${job.inputObject} has no video stream to take snapshots from.`);
-      duration = mediaDuration(report);
+      // Frames are spread over the video, not over an audio track that runs longer.
+      duration = videoDuration(report);
       if (duration !== undefined && spec.startSec >= duration) throw invalid(`Snapshot/Start ${spec.startSec} is past the end of the input (${duration.toFixed(3)} s).`);
     }
     await withToolInput(input, (tool) => ctx.withToolSlot(async () => {

@@ -12,8 +12,9 @@
  * IsCheckVideoBitrate, IsCheckAudioBitrate, IsCheckVideoFps with their
  * AdjMethod, DeleteMetadata), Subtitle/Remove.
  * Accepted and ignored: TransConfig/IsHdr2Sdr, TranscodeIndex, HlsEncrypt,
- * DashEncrypt, AIGCMetadata; Video/Roi, Interlaced, ColorParam, and Audio's
- * KeepTwoTracks, SwitchTrack, SampleFormat.
+ * DashEncrypt, AIGCMetadata; Video/Roi, Interlaced, ColorParam, HlsTsTime,
+ * DashSegment, StdExtInfo; Audio's KeepTwoTracks, SwitchTrack, SampleFormat;
+ * Operation/FreeTranscode.
  * AudioMix / AudioMixArray (≤ 2 sources, objects of the bucket): MixMode
  * Repeat (looped to the end) or Once, Replace, EffectConfig start fade-in and
  * end fade-out (EnableBgmFade ignored); mixed by `amix`.
@@ -42,7 +43,7 @@ import type { FfprobeReport } from '../media/ffprobe.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import {
-  assertFfmpegHas, asSubmitError, child, expandObject, ffmpegFailure, flag, invalid, mediaDuration, number, outputMediaInfo,
+  assertFfmpegHas, asSubmitError, child, displayedSize, expandObject, ffmpegFailure, flag, goFlag, invalid, mediaDuration, number, outputMediaInfo,
   objectKeyOfUrl, probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withLocalFiles, withWorkDir, type OutputTarget, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import { parseWatermarks, watermarkFilters, watermarkGraph, watermarkTemplateBodies, type WatermarkSpec, type WatermarkTemplateLookup } from './watermark.js';
@@ -272,6 +273,8 @@ export function parseTranscode(transcode: XmlObject, bucket?: string): Transcode
   const adj = (text(transConfig.AdjDarMethod) ?? 'none').toLowerCase();
   if (!['scale', 'rescale', 'crop', 'pad', 'none'].includes(adj)) throw invalid('TransConfig/AdjDarMethod must be scale, crop, pad or none.');
   const hlsSegmentSec = number(child(containerXml, 'ClipConfig').Duration, 'Container/ClipConfig/Duration', 1, 3600) ?? 5;
+  // Ignored, but checked: Go decodes it as a bool (see goFlag).
+  goFlag(child(transConfig, 'HlsEncrypt').IsHlsEncrypt, 'TransConfig/HlsEncrypt/IsHlsEncrypt');
   return {
     format,
     container,
@@ -307,8 +310,7 @@ export function sourceInfo(report: FfprobeReport): SourceInfo {
   const num = (x: unknown) => (x === undefined || !Number.isFinite(Number(x)) || Number(x) <= 0 ? undefined : Number(x));
   const [fn, fd] = (v?.avg_frame_rate ?? '').split('/').map(Number);
   return {
-    width: num(v?.width),
-    height: num(v?.height),
+    ...displayedSize(v),
     fps: fd ? num(fn / fd) : undefined,
     videoKbps: num(v?.bit_rate) !== undefined ? Number(v!.bit_rate) / 1000 : undefined,
     audioKbps: num(a?.bit_rate) !== undefined ? Number(a!.bit_rate) / 1000 : undefined,
@@ -644,7 +646,7 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
     if (spec.startSec !== undefined && source.durationSec !== undefined && spec.startSec >= source.durationSec) {
       throw invalid(`TimeInterval/Start ${spec.startSec} is past the end of the input (${source.durationSec.toFixed(3)} s).`);
     }
-    const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? 0) - (spec.startSec ?? 0));
+    const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? Infinity) - (spec.startSec ?? 0));
     await withToolInputs([input, ...images, ...mixFiles, ...subtitleFiles], ([tool, ...more]) => {
       const watermarkInputs = more.slice(0, images.length);
       const audioMixInputs = more.slice(images.length, images.length + mixFiles.length);

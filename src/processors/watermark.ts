@@ -119,7 +119,8 @@ export function watermarkGraph(marks: readonly WatermarkSpec[], firstImageInput:
       const label = `img${i}`;
       const alpha = `format=rgba,colorchannelmixer=aa=${mark.opacity}`;
       if (mark.image.mode === 'proportion') {
-        graph.push(`[${imageInput}:v]${alpha}[${label}raw]`, `[${label}raw][${current}]scale2ref=w=main_w*${mark.image.width! / 100}:h=ow/a[${label}][${current}ref]`);
+        // In scale2ref iw/ih are the reference's (the video's) and main_*/mdar the scaled input's (the image's).
+        graph.push(`[${imageInput}:v]${alpha}[${label}raw]`, `[${label}raw][${current}]scale2ref=w=iw*${mark.image.width! / 100}:h=ow/mdar[${label}][${current}ref]`);
         current = `${current}ref`;
       } else if (mark.image.mode === 'fixed') {
         graph.push(`[${imageInput}:v]scale=${mark.image.width ?? -1}:${mark.image.height ?? -1},${alpha}[${label}]`);

@@ -92,6 +92,66 @@ describe('Concat jobs with the real ffmpeg', function () {
     expect(mean, lastSecond.stderr.slice(-300)).to.be.above(-40);
   });
 
+  it('places fragments by Mode around the job\'s Input (Start before it, End after it) at the Video\'s Width, each piece where its sound says it is', async () => {
+    const body = '<Request><Tag>Concat</Tag><Input><Object>in/b.mp4</Object></Input><Operation><ConcatTemplate>'
+      + '<ConcatFragment><Url>in/a.mp4</Url><Mode>End</Mode></ConcatFragment>'
+      + '<ConcatFragment><Url>in/c.mp4</Url><Mode>Start</Mode><StartTime>0</StartTime><EndTime>3</EndTime></ConcatFragment>'
+      + '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>160</Width><Preset>ultrafast</Preset></Video><Audio><Codec>aac</Codec></Audio></ConcatTemplate>'
+      + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>out/modes.mp4</Object></Output></Operation></Request>`;
+    const detail = await waitForState(api, await submit(api, body));
+    expect(detail.State, detail.Message).to.equal('Success');
+    const report = await probe('out/modes.mp4');
+    expect(Number(report.format?.duration)).to.be.closeTo(3 + 2 + 2, 0.2);
+    const video = report.streams?.find((s) => s.codec_type === 'video');
+    expect([Number(video?.width), Number(video?.height)]).to.deep.equal([160, 120]);
+    // c (Start, 3 s of tone), then the Input b (2 s, no audio: silence), then a (End, 2 s of tone).
+    const meanVolume = (from: number, length: number) => {
+      const run = spawnSync(bundledFfmpegPath(), ['-hide_banner', '-ss', String(from), '-t', String(length), '-i', path.join(api.config.dataDir, 'buckets', BUCKET, 'out/modes.mp4'),
+        '-af', 'volumedetect', '-f', 'null', '-'], { encoding: 'utf8' });
+      return Number(/mean_volume: (-?[\d.]+) dB/.exec(run.stderr)?.[1]);
+    };
+    expect(meanVolume(0.3, 2.4)).to.be.above(-40);
+    expect(meanVolume(3.3, 1.4)).to.be.below(-80);
+    expect(meanVolume(5.3, 1.4)).to.be.above(-40);
+  });
+
+  it('joins a phone clip (a 90° display matrix) upright at its displayed size, also with DirectConcat (MPEG-TS would lose the matrix, so it is re-encoded)', async () => {
+    await putFixture(api, 'fixtures/media/rotated-phone.mp4', 'in/phone.mp4');
+    const body = (direct: boolean, second: string, object: string) => `<Request><Tag>Concat</Tag><Operation><ConcatTemplate>${direct ? '<DirectConcat>true</DirectConcat>' : ''}`
+      + `<ConcatFragment><Url>in/phone.mp4</Url></ConcatFragment><ConcatFragment><Url>${second}</Url></ConcatFragment>`
+      + '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><Audio><Codec>aac</Codec></Audio></ConcatTemplate>'
+      + `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>${object}</Object></Output></Operation></Request>`;
+    for (const [direct, second, object] of [[false, 'in/a.mp4', 'out/phone-first.mp4'], [true, 'in/phone.mp4', 'out/phones.mp4']] as const) {
+      const detail = await waitForState(api, await submit(api, body(direct, second, object)));
+      expect(detail.State, detail.Message).to.equal('Success');
+      const video = (await probe(object)).streams?.find((s) => s.codec_type === 'video');
+      // Stored 320x240, shown 240x320: the output stands upright with no rotation left for a player to apply.
+      expect([Number(video?.width), Number(video?.height)], object).to.deep.equal([240, 320]);
+      expect(Number(detail.Operation.MediaInfo.Stream.Video.Rotation), object).to.equal(0);
+      expect(Number((await probe(object)).format?.duration), object).to.be.closeTo(4, 0.2);
+    }
+  });
+
+  it('writes Concat\'s other containers: ts by stream copy, flv with MP3, aac audio only', async () => {
+    const body = (container: string, object: string) => '<Request><Tag>Concat</Tag><Operation><ConcatTemplate>'
+      + '<ConcatFragment><Url>in/a.mp4</Url></ConcatFragment><ConcatFragment><Url>in/a.mp4</Url></ConcatFragment>'
+      + `${container}</ConcatTemplate><Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>${object}</Object></Output></Operation></Request>`;
+    const cases: Array<[string, string, string, string[]]> = [
+      ['<DirectConcat>true</DirectConcat><Container><Format>ts</Format></Container>', 'out/joined.ts', 'mpegts', ['h264', 'aac']],
+      ['<Container><Format>flv</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><Audio><Codec>mp3</Codec><Samplerate>44100</Samplerate></Audio>', 'out/joined.flv', 'flv', ['h264', 'mp3']],
+      ['<Container><Format>aac</Format></Container><Audio><Codec>aac</Codec></Audio>', 'out/joined.aac', 'aac', ['aac']],
+    ];
+    for (const [container, object, format, codecs] of cases) {
+      const detail = await waitForState(api, await submit(api, body(container, object)));
+      expect(detail.State, `${object}: ${detail.Message as string}`).to.equal('Success');
+      const report = await probe(object);
+      expect(report.format?.format_name, object).to.equal(format);
+      expect(report.streams?.map((s) => s.codec_name), object).to.have.members(codecs);
+      // ADTS carries no duration (ffprobe estimates one from the bitrate): the others hold the two 2 s pieces.
+      if (format !== 'aac') expect(Number(report.streams?.find((s) => s.codec_type === 'video')?.duration ?? report.format?.duration), object).to.be.closeTo(4, 0.15);
+    }
+  });
+
   it('puts the job\'s Input at Index among the fragments, and a missing fragment fails NoSuchKey', async () => {
     const body = (frag: string) => '<Request><Tag>Concat</Tag><Input><Object>in/c.mp4</Object></Input><Operation><ConcatTemplate>'
       + `<ConcatFragment><Url>${frag}</Url></ConcatFragment><Index>1</Index>`

@@ -7,7 +7,8 @@ import { expect } from 'chai';
 import sharp from 'sharp';
 import { loadConfig, type Config } from '../../src/config.js';
 import { PermanentJobError } from '../../src/engine/job-errors.js';
-import { expandObjectTemplate, picProcessProcessor } from '../../src/processors/pic-process.js';
+import { checkObjectTemplate, expandObject } from '../../src/processors/media-output.js';
+import { picProcessProcessor } from '../../src/processors/pic-process.js';
 import type { ProcessorContext } from '../../src/processors/processor.js';
 import { LocalDiskStorage } from '../../src/storage/local-disk.js';
 import type { Storage } from '../../src/storage/storage.js';
@@ -167,6 +168,7 @@ describe('picProcessProcessor', () => {
       [{ IsPicInfo: 'maybe', ProcessRule: 'imageMogr2/rotate/90' }, undefined, 'IsPicInfo'],
       [{ ProcessRule: 'imageMogr2/rotate/90' }, { Region: REGION, Bucket: BUCKET, Object: '../escape.jpg' }, 'Output/Object'],
       [{ ProcessRule: 'imageMogr2/rotate/90' }, { Region: REGION, Bucket: BUCKET, Object: 'out/${Nope}.jpg' }, '${Nope}'],
+      [{ ProcessRule: 'imageMogr2/rotate/90' }, { Region: REGION, Bucket: BUCKET, Object: 'out/${Number}.jpg' }, '${Number}'],
       [{ ProcessRule: 'imageMogr2/rotate/90' }, { Region: REGION, Bucket: 'Bad_Bucket', Object: 'x.jpg' }, 'Output/Bucket'],
       [{ ProcessRule: 'imageMogr2/rotate/90' }, { Region: REGION, Bucket: BUCKET, Object: '' }, 'Output/Object is required'],
     ];
@@ -231,25 +233,28 @@ describe('picProcessProcessor', () => {
   });
 });
 
-describe('expandObjectTemplate', () => {
+describe('Output/Object placeholders (media-output.ts, for every Tag)', () => {
   const values = { inputObject: 'photos/2024/deer.large.jpg', extension: 'webp', jobId: 'j1' };
   const cases: [string, string][] = [
     ['out/${InputName}.${ext}', 'out/deer.large.webp'],
     ['${InputPath}/small/${InputNameAndExt}', 'photos/2024/small/deer.large.jpg'],
     ['${JobId}/${InputName}', 'j1/deer.large'],
+    ['${Jobid}/${InputName}.${Ext}', 'j1/deer.large.webp'],
     ['plain.jpg', 'plain.jpg'],
   ];
   for (const [template, expected] of cases) {
     it(`expands ${template}`, () => {
-      expect(expandObjectTemplate(template, values)).to.equal(expected);
+      checkObjectTemplate(template, 'Output/Object', false);
+      expect(expandObject(template, values)).to.equal(expected);
     });
   }
 
   it('drops ${InputPath}/ for inputs at the bucket root', () => {
-    expect(expandObjectTemplate('${InputPath}/${InputName}_s.${ext}', { ...values, inputObject: 'deer.jpg' })).to.equal('deer_s.webp');
+    expect(expandObject('${InputPath}/${InputName}_s.${ext}', { ...values, inputObject: 'deer.jpg' })).to.equal('deer_s.webp');
   });
 
-  it('refuses unknown placeholders', () => {
-    expect(() => expandObjectTemplate('${Number}.jpg', values)).to.throw(PermanentJobError).with.property('code', 'InvalidArgument');
+  it('refuses unknown placeholders, and ${Number} where one object is written', () => {
+    expect(() => checkObjectTemplate('${Time}.jpg', 'Output/Object', true)).to.throw(PermanentJobError).with.property('code', 'InvalidArgument');
+    expect(() => checkObjectTemplate('${Number}.jpg', 'Output/Object', false)).to.throw(PermanentJobError).with.property('code', 'InvalidArgument');
   });
 });

@@ -43,12 +43,31 @@ describe('Segment jobs with the real ffmpeg', function () {
     expect(detail.Operation.MediaInfo.Stream.Video.CodecName).to.equal('h264');
   });
 
-  it('writes hls (playlist + segments), audio pieces, and refuses pieces without ${Number}', async () => {
+  it('writes hls (a playlist naming its segments) and ts pieces, audio pieces, and refuses pieces without ${Number}', async () => {
     const hls = await waitForState(api, await submit(api, segmentRequest('<Format>hls</Format><Duration>4</Duration>', 'output/seg/index.m3u8')));
     expect(hls.State, hls.Message).to.equal('Success');
     const names = asArray(hls.Operation.MediaResult.OutputFile.ObjectName) as string[];
     expect(names[0]).to.equal('output/seg/index.m3u8');
     expect(names.slice(1)).to.deep.equal(['output/seg/index-0.ts', 'output/seg/index-1.ts', 'output/seg/index-2.ts']);
+    // The playlist names exactly those segments, beside it, and its EXTINFs add up to the input.
+    const playlist = (await api.service.storage.get(BUCKET, 'output/seg/index.m3u8')).toString();
+    expect(playlist.split('\n').filter((line) => line !== '' && !line.startsWith('#'))).to.deep.equal(['index-0.ts', 'index-1.ts', 'index-2.ts']);
+    expect([...playlist.matchAll(/#EXTINF:([\d.]+)/g)].reduce((sum, m) => sum + Number(m[1]), 0)).to.be.closeTo(12, 0.2);
+    expect(playlist).to.include('#EXT-X-ENDLIST');
+
+    const ts = await waitForState(api, await submit(api, segmentRequest('<Format>ts</Format><Duration>4</Duration>', 'output/ts/t-${Number}.ts')));
+    expect(ts.State, ts.Message).to.equal('Success');
+    const pieces = asArray(ts.Operation.MediaResult.OutputFile.ObjectName) as string[];
+    expect(pieces).to.have.length.within(3, 4);
+    let total = 0;
+    for (const name of pieces) {
+      const report = await runFfprobe(path.join(api.config.dataDir, 'buckets', BUCKET, `output/ts/t-${name}`), { spawner });
+      expect(report.format?.format_name).to.equal('mpegts');
+      expect(report.streams?.map((s) => s.codec_name)).to.have.members(['h264', 'aac']);
+      // The video's: a piece's audio may begin a few packets before its first key frame (in sync, as copied).
+      total += Number(report.streams?.find((s) => s.codec_type === 'video')?.duration);
+    }
+    expect(total).to.be.closeTo(12, 0.1);
 
     const mp3 = await waitForState(api, await submit(api, segmentRequest('<Format>mp3</Format><Duration>5</Duration>', 'output/a-${Number}.mp3')));
     expect(mp3.State, mp3.Message).to.equal('Success');

@@ -1,8 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { expect } from 'chai';
 import { XMLParser } from 'fast-xml-parser';
 import sharp from 'sharp';
+import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { runFfprobe } from '../../src/media/ffprobe.js';
 import { INPUT_OPTIONS, type ToolInput } from '../../src/media/input-policy.js';
 import { createSpawner } from '../../src/media/spawner.js';
@@ -89,6 +91,37 @@ describe('Snapshot and Animation jobs with the real ffmpeg', function () {
     expect(asArray(keys.Operation.MediaResult.OutputFile.ObjectName)).to.have.length(7);
   });
 
+  it('takes each frame at its time: Interval from Start every TimeInterval, Average over the video (PNG frames equal to ffmpeg\'s own decode there)', async () => {
+    const pixels = async (png: Buffer) => (await sharp(png).raw().toBuffer()).toString('base64');
+    /** Whether an output image has exactly the pixels of the input's frame at `seconds`, as ffmpeg decodes it there. */
+    const sameAsFrameAt = async (key: string, seconds: number) => {
+      const frame = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-ss', String(seconds), '-i', path.join(api.config.dataDir, 'buckets', BUCKET, 'input/test.mp4'),
+        '-frames:v', '1', '-f', 'image2', '-c:v', 'png', 'pipe:1']);
+      return (await pixels(frame)) === (await pixels(await api.service.storage.get(BUCKET, key)));
+    };
+    const cases: Array<[string, string, number[]]> = [
+      ['<Mode>Interval</Mode><Start>1</Start><TimeInterval>2</TimeInterval><Count>3</Count>', 'output/at-i-${Number}.png', [1, 3, 5]],
+      ['<Mode>Average</Mode><Count>4</Count>', 'output/at-a-${Number}.png', [0, 3, 6, 9]],
+    ];
+    for (const [snapshot, object, times] of cases) {
+      const detail = await waitForState(api, await submit(api, request('Snapshot', `<Snapshot>${snapshot}</Snapshot>`, `<Object>${object}</Object>`)));
+      expect(detail.State, detail.Message).to.equal('Success');
+      for (const [n, seconds] of times.entries()) {
+        const key = object.replace('${Number}', String(n));
+        expect(await sameAsFrameAt(key, seconds), `${key} at ${seconds} s`).to.equal(true);
+        expect(await sameAsFrameAt(key, seconds + 0.1), `${key} is not the next frame`).to.equal(false);
+      }
+    }
+    // 2 s of video with 12 s of audio: Average spreads its frames over the video, so all 4 exist.
+    const longAudio = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-i', path.resolve('fixtures/media/hevc.mp4'), '-i', path.resolve('fixtures/media/clip-12s.mp4'),
+      '-map', '0:v', '-map', '1:a', '-c', 'copy', '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov', 'pipe:1']);
+    await api.service.storage.put(BUCKET, 'input/long-audio.mp4', longAudio);
+    const spread = await waitForState(api, await submit(api, request('Snapshot', '<Snapshot><Mode>Average</Mode><Count>4</Count></Snapshot>', '<Object>output/spread-${Number}.jpg</Object>')
+      .replace('input/test.mp4', 'input/long-audio.mp4')));
+    expect(spread.State, spread.Message).to.equal('Success');
+    expect(spread.Operation.MediaResult.OutputFile.ObjectName).to.deep.equal(['0.jpg', '1.jpg', '2.jpg', '3.jpg']);
+  });
+
   it('writes sprite sheets of the frames (SnapshotAndSprite) and lists them in SpriteOutputFile', async () => {
     const detail = await waitForState(api, await submit(api, request('Snapshot',
       '<Snapshot><Mode>Interval</Mode><TimeInterval>1</TimeInterval><Count>6</Count><SnapshotOutMode>SnapshotAndSprite</SnapshotOutMode>'
@@ -146,6 +179,33 @@ describe('Snapshot and Animation jobs with the real ffmpeg', function () {
       '<Object>output/keys.webp</Object>')));
     expect(webp.State, webp.Message).to.equal('Success');
     expect(await image('output/keys.webp')).to.include({ format: 'webp', width: 160, pages: 7 });
+    // Quality is honoured: the same frames at 10 take far fewer bytes than at 60.
+    const low = await waitForState(api, await submit(api, request('Animation',
+      '<Animation><Container><Format>webp</Format></Container><Video><Codec>webp</Codec><AnimateOnlyKeepKeyFrame>true</AnimateOnlyKeepKeyFrame><Quality>10</Quality><Fps>2</Fps></Video></Animation>',
+      '<Object>output/keys-low.webp</Object>')));
+    expect(low.State, low.Message).to.equal('Success');
+    const size = async (key: string) => (await api.service.storage.get(BUCKET, key)).length;
+    expect(await size('output/keys-low.webp')).to.be.below(0.7 * await size('output/keys.webp'));
+  });
+
+  it('Animation: a frame every AnimateTimeIntervalOfFrame seconds, played at Fps (faster or slower than sampled: no frame lost), Height alone keeping the aspect', async () => {
+    const detail = await waitForState(api, await submit(api, request('Animation',
+      '<Animation><Container><Format>gif</Format></Container><Video><Codec>gif</Codec><Height>128</Height><Fps>4</Fps><AnimateTimeIntervalOfFrame>1.5</AnimateTimeIntervalOfFrame></Video>'
+        + '<TimeInterval><Start>1</Start><Duration>6</Duration></TimeInterval></Animation>', '<Object>output/every.gif</Object>')));
+    expect(detail.State, detail.Message).to.equal('Success');
+    // 6 s sampled every 1.5 s: 4 frames, each shown 1/4 s; 160x120 at 128 px high is 170 px wide (even).
+    const meta = await image('output/every.gif');
+    expect(meta).to.include({ format: 'gif', width: 170, pageHeight: 128, pages: 4 });
+    expect(meta.delay).to.deep.equal([250, 250, 250, 250]);
+
+    // Played slower than sampled: 4 s at 2 frames a second are 8 frames of 1 s each, all of them kept.
+    const slow = await waitForState(api, await submit(api, request('Animation',
+      '<Animation><Container><Format>gif</Format></Container><Video><Codec>gif</Codec><Fps>1</Fps><AnimateFramesPerSecond>2</AnimateFramesPerSecond></Video>'
+        + '<TimeInterval><Start>0</Start><Duration>4</Duration></TimeInterval></Animation>', '<Object>output/slow.gif</Object>')));
+    expect(slow.State, slow.Message).to.equal('Success');
+    const slowMeta = await image('output/slow.gif');
+    expect(slowMeta.pages).to.equal(8);
+    expect(slowMeta.delay).to.deep.equal(Array(8).fill(1000));
   });
 
   it('runs seed 002\'s InvokeMultiJobs (Snapshot + Transcode + Animation) as the Go SDK sends it, and its TaskFinish callbacks carry MediaResult/OutputFile/Md5Info', async () => {

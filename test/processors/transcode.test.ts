@@ -1,15 +1,18 @@
 import { createHash } from 'node:crypto';
-import { promises as fs, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, promises as fs, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { runFfprobe, type FfprobeReport } from '../../src/media/ffprobe.js';
+import sharp from 'sharp';
+import { bundledFfprobePath, runFfprobe, type FfprobeReport } from '../../src/media/ffprobe.js';
 import { bundledFfmpegPath } from '../../src/media/ffmpeg-capabilities.js';
 import { INPUT_OPTIONS, type ToolInput } from '../../src/media/input-policy.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { FfmpegError, runFfmpeg } from '../../src/media/ffmpeg.js';
 import { buildTranscodeArgs, parseTranscode } from '../../src/processors/transcode.js';
-import { BUCKET, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import { freshDatabase } from '../helpers/databases.js';
+import { BUCKET, describeJob, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
 import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
 import { ffmpegPidsOf } from '../helpers/processes.js';
 
@@ -143,7 +146,7 @@ describe('Transcode jobs with the real ffmpeg', function () {
     expect(order.every((at) => at > 0)).to.equal(true);
   });
 
-  it('turns a phone clip (a 90° display matrix) upright, applies Width to what is displayed, and snapshots it upright too', async () => {
+  it('turns a phone clip (a 90° display matrix) upright, applies Width and IsCheckReso to what is displayed, and snapshots it upright too', async () => {
     await putFixture(api, 'fixtures/media/rotated-phone.mp4', 'input/phone.mp4');
     const detail = await waitForState(api, await submit(api, transcodeRequest('input/phone.mp4',
       '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>128</Width><Preset>ultrafast</Preset></Video>', 'output/phone.mp4')));
@@ -152,6 +155,12 @@ describe('Transcode jobs with the real ffmpeg', function () {
     const video = detail.Operation.MediaInfo.Stream.Video;
     expect([video.Width, video.Height]).to.deep.equal(['128', '170']);
     expect(Number(video.Rotation || 0)).to.equal(0);
+    // IsCheckReso compares with the displayed 240x320: 300 px wide would enlarge it, so the source's size is kept.
+    const checked = await waitForState(api, await submit(api, transcodeRequest('input/phone.mp4',
+      '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>300</Width><Preset>ultrafast</Preset></Video><TransConfig><IsCheckReso>true</IsCheckReso></TransConfig>',
+      'output/phone-checked.mp4')));
+    expect(checked.State, checked.Message).to.equal('Success');
+    expect([checked.Operation.MediaInfo.Stream.Video.Width, checked.Operation.MediaInfo.Stream.Video.Height]).to.deep.equal(['240', '320']);
     const shot = await waitForState(api, await submit(api, '<Request><Tag>Snapshot</Tag><Input><Object>input/phone.mp4</Object></Input><Operation>'
       + `<Snapshot><Count>1</Count></Snapshot><Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>output/phone.jpg</Object></Output></Operation></Request>`));
     expect(shot.State, shot.Message).to.equal('Success');
@@ -220,6 +229,32 @@ describe('Transcode jobs with the real ffmpeg', function () {
     expect(placeholder.status).to.equal(400);
   });
 
+  it('refuses at submit, in every element Go\'s SDK decodes as a bool, text its ParseBool refuses (the verbatim echo would fail Go\'s decode of the whole answer)', async () => {
+    const output = (object: string) => `<Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>${object}</Object></Output>`;
+    const jobs: Array<[string, (value: string) => string]> = [
+      ['Snapshot/IsCheckCount', (v) => `<Request><Tag>Snapshot</Tag><Input><Object>input/demo.mp4</Object></Input><Operation><Snapshot><Count>2</Count><IsCheckCount>${v}</IsCheckCount></Snapshot>${output('o/${Number}.jpg')}</Operation></Request>`],
+      ['Snapshot/IsCheckBlack', (v) => `<Request><Tag>Snapshot</Tag><Input><Object>input/demo.mp4</Object></Input><Operation><Snapshot><Count>2</Count><IsCheckBlack>${v}</IsCheckBlack></Snapshot>${output('o/${Number}.jpg')}</Operation></Request>`],
+      ['Segment/HlsEncrypt/IsHlsEncrypt', (v) => `<Request><Tag>Segment</Tag><Input><Object>input/demo.mp4</Object></Input><Operation><Segment><Format>hls</Format><HlsEncrypt><IsHlsEncrypt>${v}</IsHlsEncrypt></HlsEncrypt></Segment>${output('o/p.m3u8')}</Operation></Request>`],
+      ['TransConfig/HlsEncrypt/IsHlsEncrypt', (v) => transcodeRequest('input/demo.mp4', `<Container><Format>hls</Format></Container><TransConfig><HlsEncrypt><IsHlsEncrypt>${v}</IsHlsEncrypt></HlsEncrypt></TransConfig>`, 'o/t.m3u8')],
+    ];
+    for (const [element, body] of jobs) {
+      for (const refused of ['yes', 'tRue']) {
+        const res = await api.request('POST', '/jobs', { body: body(refused) });
+        expect(res.status, `${element} ${refused}`).to.equal(400);
+        expect(res.xml.Error.Message).to.include(element);
+      }
+      const accepted = await api.request('POST', '/jobs', { body: body('False') });
+      expect(accepted.status, `${element}: ${accepted.text}`).to.equal(200);
+    }
+    const template = await api.request('POST', '/template', { body: '<Request><Tag>Snapshot</Tag><Name>black</Name><Snapshot><Count>1</Count><IsCheckBlack>yes</IsCheckBlack></Snapshot></Request>' });
+    expect(template.status).to.equal(400);
+    const hash = await api.request('POST', '/file_jobs', {
+      body: '<Request><Tag>FileHashCode</Tag><Input><Object>input/demo.mp4</Object></Input><Operation><FileHashCodeConfig><Type>MD5</Type><AddToHeader>fAlse</AddToHeader></FileHashCodeConfig></Operation></Request>',
+    });
+    expect(hash.status).to.equal(400);
+    expect(hash.xml.Error.Message).to.include('AddToHeader');
+  });
+
   it('refuses at submit an encoder the configured ffmpeg lacks (H.265 without libx265)', async () => {
     // A wrapper that lists the real binary's encoders without libx265 (and runs it for anything else).
     const real = bundledFfmpegPath();
@@ -251,6 +286,42 @@ describe('Transcode jobs with the real ffmpeg', function () {
     }
   });
 
+  it('reports Progress between 0 and 100 from ffmpeg\'s -progress for a small input too, when TimeInterval/Duration gives the length', async () => {
+    // Inputs under 8 MB are not probed; the length ffmpeg's out_time is measured against comes from the request.
+    const jobId = await submit(api, transcodeRequest('input/test.mp4',
+      '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>1280</Width><Preset>slow</Preset></Video><TimeInterval><Start>0</Start><Duration>12</Duration></TimeInterval>',
+      'output/progress.mp4'));
+    const seen = await waitFor(async () => {
+      const detail = await describeJob(api, jobId);
+      const progress = Number(detail.Progress);
+      if (detail.State !== 'Running') return detail.State === 'Submitted' ? undefined : { state: detail.State as string, progress };
+      return progress > 5 && progress < 90 ? { state: 'Running', progress } : undefined;
+    }, 40_000, 'a Progress between 5 and 90');
+    expect(seen.state, 'the job ended before any progress was seen').to.equal('Running');
+    expect((await api.request('PUT', `/jobs/${jobId}?cancel`)).status).to.equal(200);
+    await waitForState(api, jobId, 'Cancel');
+  });
+
+  it('a shutdown past its grace period kills the running ffmpeg, removes its work folder and leaves no output; the job goes back to the queue', async () => {
+    const database = await freshDatabase();
+    const short = await startTestService({ worker: true, database, env: { MEDIAJOBS_SHUTDOWN_GRACE: '300ms' } });
+    await putFixture(short, 'fixtures/media/clip-12s.mp4', 'input/test.mp4');
+    const jobId = await submit(short, transcodeRequest('input/test.mp4',
+      '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>1920</Width><Preset>veryslow</Preset></Video>', 'output/interrupted.mp4'));
+    await waitFor(async () => (ffmpegPidsOf(jobId).length > 0 ? true : undefined), 20_000, 'ffmpeg to start');
+    await short.stop();
+    await waitFor(async () => (ffmpegPidsOf(jobId).length === 0 ? true : undefined), 5_000, 'ffmpeg to be gone');
+    const dataDir = short.config.dataDir;
+    expect(readdirSync(path.join(dataDir, 'tmp')).filter((d) => d.startsWith(jobId))).to.deep.equal([]);
+    expect(existsSync(path.join(dataDir, 'buckets', BUCKET, 'output/interrupted.mp4'))).to.equal(false);
+    const after = await startTestService({ database });
+    try {
+      expect((await describeJob(after, jobId)).State).to.equal('Submitted');
+    } finally {
+      await after.stop();
+    }
+  });
+
   it('cancel kills ffmpeg and leaves no output', async () => {
     // Slow on purpose: 12 s scaled up to 1920x1440 with x264's slowest preset.
     const jobId = await submit(api, transcodeRequest('input/test.mp4',
@@ -266,3 +337,151 @@ describe('Transcode jobs with the real ffmpeg', function () {
     await waitFor(async () => (workDirs().length === 0 ? true : undefined), 5_000, 'the work folder to be removed');
   });
 });
+
+describe('Transcode containers and codecs, checked on the real outputs', function () {
+  this.timeout(120_000);
+  let api: TestService;
+  before(async () => {
+    api = await startWorkerService({ 'input/demo.mp4': 'fixtures/media/h264-aac.mp4', 'input/silent.mp4': 'fixtures/media/hevc.mp4' });
+  });
+  after(async () => { await api.stop(); });
+
+  /** Times of the video's key frames. */
+  function keyFrameTimes(key: string): number[] {
+    return execFileSync(bundledFfprobePath(), ['-v', 'error', '-skip_frame', 'nokey', '-select_streams', 'v:0', '-show_entries', 'frame=pkt_pts_time', '-of', 'csv=p=0',
+      path.join(api.config.dataDir, 'buckets', BUCKET, key)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+  }
+
+  /** The video frames ffprobe decodes. */
+  function videoFrames(key: string): number {
+    return Number(execFileSync(bundledFfprobePath(), ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_entries', 'stream=nb_read_frames', '-of', 'csv=p=0',
+      path.join(api.config.dataDir, 'buckets', BUCKET, key)], { encoding: 'utf8' }).trim());
+  }
+
+  interface Expected {
+    readonly format: string;
+    readonly video?: Readonly<Record<string, unknown>>;
+    readonly audio?: Readonly<Record<string, unknown>>;
+  }
+
+  // h264-aac.mp4: 2 s of 320x240 at 25 fps with 44.1 kHz stereo AAC; hevc.mp4: 2 s of 320x240 HEVC, no audio.
+  const cases: Array<{ name: string; input?: string; transcode: string; key: string; expected: Expected; frames?: number }> = [
+    {
+      name: 'flv: H.264 Baseline by Height alone (the width follows the aspect), Fps 15, Gop 15; MP3 22.05 kHz mono',
+      transcode: '<Container><Format>flv</Format></Container><Video><Codec>H.264</Codec><Height>180</Height><Fps>15</Fps><Gop>15</Gop><Profile>baseline</Profile><Preset>veryfast</Preset></Video>'
+        + '<Audio><Codec>mp3</Codec><Samplerate>22050</Samplerate><Channels>1</Channels></Audio>',
+      key: 'out/m.flv',
+      expected: { format: 'flv', video: { codec_name: 'h264', width: 240, height: 180, avg_frame_rate: '15/1' }, audio: { codec_name: 'mp3', sample_rate: '22050', channels: 1 } },
+      frames: 30,
+    },
+    {
+      name: 'mkv: H.265 and Opus (48 kHz)',
+      transcode: '<Container><Format>mkv</Format></Container><Video><Codec>H.265</Codec><Width>160</Width></Video><Audio><Codec>opus</Codec><Channels>2</Channels></Audio>',
+      key: 'out/m.mkv',
+      expected: { format: 'matroska,webm', video: { codec_name: 'hevc', width: 160, height: 120 }, audio: { codec_name: 'opus', sample_rate: '48000', channels: 2 } },
+    },
+    {
+      name: 'webm: VP9 and Opus',
+      transcode: '<Container><Format>webm</Format></Container><Video><Codec>VP9</Codec><Width>160</Width></Video><Audio><Codec>opus</Codec></Audio>',
+      key: 'out/vp9.webm',
+      expected: { format: 'matroska,webm', video: { codec_name: 'vp9', width: 160, height: 120 }, audio: { codec_name: 'opus' } },
+    },
+    {
+      name: 'webm: VP8 at a Bitrate, and Vorbis',
+      transcode: '<Container><Format>WebM</Format></Container><Video><Codec>VP8</Codec><Width>160</Width><Bitrate>100</Bitrate></Video><Audio><Codec>Vorbis</Codec></Audio>',
+      key: 'out/vp8.webm',
+      expected: { format: 'matroska,webm', video: { codec_name: 'vp8', width: 160, height: 120 }, audio: { codec_name: 'vorbis' } },
+    },
+    {
+      name: 'mp4: AV1',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>AV1</Codec><Width>128</Width><Preset>8</Preset></Video><Audio><Codec>aac</Codec></Audio>',
+      key: 'out/av1.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'av1', width: 128, height: 96 }, audio: { codec_name: 'aac' } },
+    },
+    {
+      name: 'mp4 with Video/Remove: the audio alone',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Remove>true</Remove></Video><Audio><Codec>aac</Codec><Bitrate>32</Bitrate></Audio>',
+      key: 'out/no-video.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', audio: { codec_name: 'aac', channels: 2 } },
+    },
+    {
+      name: 'mp4 with Audio/Remove: the video alone',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video><Audio><Remove>true</Remove></Audio>',
+      key: 'out/no-audio.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 320, height: 240 } },
+    },
+    {
+      name: 'a video without audio into mp4 with an Audio block: the video alone, no failure',
+      input: 'input/silent.mp4',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>160</Width><Preset>ultrafast</Preset></Video><Audio><Codec>aac</Codec></Audio>',
+      key: 'out/silent.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 160, height: 120 } },
+      frames: 60,
+    },
+    {
+      name: 'mp4 padded to a square (AdjDarMethod pad)',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>320</Width><Height>320</Height><Preset>ultrafast</Preset></Video><TransConfig><AdjDarMethod>pad</AdjDarMethod></TransConfig>',
+      key: 'out/pad.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 320, height: 320, sample_aspect_ratio: '1:1' }, audio: { codec_name: 'aac' } },
+    },
+    {
+      name: 'mp4 cropped to a square (AdjDarMethod crop)',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>200</Width><Height>200</Height><Preset>ultrafast</Preset></Video><TransConfig><AdjDarMethod>crop</AdjDarMethod></TransConfig>',
+      key: 'out/crop.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 200, height: 200, sample_aspect_ratio: '1:1' }, audio: { codec_name: 'aac' } },
+    },
+    {
+      name: 'mp4 with IsCheckReso: a Width above the source\'s keeps the source\'s size',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Width>640</Width><Preset>ultrafast</Preset></Video><TransConfig><IsCheckReso>true</IsCheckReso><ResoAdjMethod>0</ResoAdjMethod></TransConfig>',
+      key: 'out/checked.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 320, height: 240 }, audio: { codec_name: 'aac' } },
+    },
+    {
+      name: 'mp4 at a video Bitrate of 100 kbps',
+      transcode: '<Container><Format>mp4</Format></Container><Video><Codec>H.264</Codec><Bitrate>100</Bitrate><Preset>veryfast</Preset></Video>',
+      key: 'out/b100.mp4',
+      expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', video: { codec_name: 'h264', width: 320, height: 240 }, audio: { codec_name: 'aac' } },
+    },
+    { name: 'm4a: AAC', transcode: '<Container><Format>m4a</Format></Container>', key: 'out/a.m4a', expected: { format: 'mov,mp4,m4a,3gp,3g2,mj2', audio: { codec_name: 'aac' } } },
+    { name: 'aac: ADTS', transcode: '<Container><Format>aac</Format></Container><Audio><Codec>aac</Codec><Samplerate>48000</Samplerate></Audio>', key: 'out/a.aac', expected: { format: 'aac', audio: { codec_name: 'aac', sample_rate: '48000' } } },
+    { name: 'flac', transcode: '<Container><Format>flac</Format></Container><Audio><Codec>flac</Codec><Channels>1</Channels></Audio>', key: 'out/a.flac', expected: { format: 'flac', audio: { codec_name: 'flac', channels: 1 } } },
+    { name: 'wav: PCM', transcode: '<Container><Format>wav</Format></Container>', key: 'out/a.wav', expected: { format: 'wav', audio: { codec_name: 'pcm_s16le', sample_rate: '44100', channels: 2 } } },
+    { name: 'gif', transcode: '<Container><Format>gif</Format></Container><Video><Width>160</Width></Video>', key: 'out/a.gif', expected: { format: 'gif', video: { codec_name: 'gif', width: 160, height: 120 } } },
+  ];
+
+  it('writes each container with the codecs asked for, its size, rate and length, and the MD5 of what was stored', async () => {
+    const jobs = await Promise.all(cases.map(async (c) => submit(api, transcodeRequest(c.input ?? 'input/demo.mp4', c.transcode, c.key))));
+    for (const [i, c] of cases.entries()) {
+      const detail = await waitForState(api, jobs[i], undefined, 60_000);
+      expect(detail.State, `${c.name}: ${detail.Message as string}`).to.equal('Success');
+      const report = await probe(api, c.key);
+      expect(report.format?.format_name, c.name).to.equal(c.expected.format);
+      expect(report.streams?.map((s) => s.codec_type), c.name).to.deep.equal([...(c.expected.video ? ['video'] : []), ...(c.expected.audio ? ['audio'] : [])]);
+      if (c.expected.video) expect(stream(report, 'video'), c.name).to.include(c.expected.video);
+      if (c.expected.audio) expect(stream(report, 'audio'), c.name).to.include(c.expected.audio);
+      if (c.expected.video) {
+        // The input's 2 s within a frame: 30 at Fps 15 (ffmpeg's rate change may repeat the last), 60 from the 29.97 fps HEVC, 50 otherwise.
+        expect(videoFrames(c.key), c.name).to.be.closeTo(c.frames ?? 50, 1);
+      } else if (c.expected.format !== 'aac') {
+        // ADTS has no duration to read (ffprobe guesses one from the bitrate); the others hold 2 s plus the encoder's priming.
+        expect(Number(report.format?.duration), c.name).to.be.closeTo(2, 0.05);
+      }
+      const md5Info = detail.Operation.MediaResult.OutputFile.Md5Info;
+      expect(md5Info, c.name).to.deep.equal({ Md5: md5(await api.service.storage.get(BUCKET, c.key)), ObjectName: c.key });
+    }
+    // ABR over 2 s lands near its target (the input's own video runs at 135 kbps).
+    expect(Number(stream(await probe(api, 'out/b100.mp4'), 'video')?.bit_rate) / 1000).to.be.within(60, 140);
+    // pad keeps the whole 4:3 picture between black bands of 40 px (a stretch would fill the square).
+    const frame = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-i', path.join(api.config.dataDir, 'buckets', BUCKET, 'out/pad.mp4'), '-frames:v', '1', '-f', 'image2', '-c:v', 'png', 'pipe:1']);
+    const { data, info } = await sharp(frame).raw().toBuffer({ resolveWithObject: true });
+    const brightness = (x: number, y: number) => [0, 1, 2].reduce((sum, c) => sum + data[(y * info.width + x) * info.channels + c], 0) / 3;
+    for (const y of [5, 34, 285, 314]) expect(brightness(240, y), `band row ${y}`).to.be.below(20);
+    expect(Math.max(...[60, 100, 140, 180, 220, 260].map((y) => brightness(240, y)))).to.be.above(60);
+    // Baseline (x264 writes Constrained Baseline) and a key frame every 15 frames at 15 fps: a second apart.
+    expect(stream(await probe(api, 'out/m.flv'), 'video')?.profile).to.match(/Baseline/);
+    const keys = keyFrameTimes('out/m.flv');
+    expect(keys.length).to.be.at.least(2);
+    expect(keys.slice(1).map((t, i) => Math.round((t - keys[i]) * 1000) / 1000)).to.satisfy((gaps: number[]) => gaps.every((g) => g === 1));
+  });
+});
+

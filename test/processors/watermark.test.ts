@@ -23,7 +23,7 @@ describe('Transcode watermarks and AudioMix', function () {
     ], BUCKET);
     expect(watermarkGraph(marks, 1)).to.deep.equal([
       '[1:v]format=rgba,colorchannelmixer=aa=0.5[img0raw]',
-      '[img0raw][base]scale2ref=w=main_w*0.2:h=ow/a[img0][baseref]',
+      '[img0raw][base]scale2ref=w=iw*0.2:h=ow/mdar[img0][baseref]',
       '[baseref][img0]overlay=x=main_w-overlay_w-main_w*0.1:y=main_h-overlay_h-main_h*0.05[wm0]',
       "[wm0]drawtext=text='demo':fontsize=12:fontcolor=0x00ff00@0.7:x=(w-text_w)/2:y=4:enable='between(t,1,2)'[vout]",
     ]);
@@ -38,9 +38,9 @@ describe('Transcode watermarks and AudioMix', function () {
     });
     after(async () => { await api.stop(); });
 
-    /** The RGB of one pixel of the output's first frame. */
-    async function pixel(key: string, x: number, y: number): Promise<number[]> {
-      const png = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-i', path.join(api.config.dataDir, 'buckets', BUCKET, key), '-frames:v', '1', '-f', 'image2', '-c:v', 'png', 'pipe:1']);
+    /** The RGB of one pixel of the output's frame at `seconds` (the first by default). */
+    async function pixel(key: string, x: number, y: number, seconds = 0): Promise<number[]> {
+      const png = execFileSync(bundledFfmpegPath(), ['-v', 'error', '-ss', String(seconds), '-i', path.join(api.config.dataDir, 'buckets', BUCKET, key), '-frames:v', '1', '-f', 'image2', '-c:v', 'png', 'pipe:1']);
       const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
       const at = (y * info.width + x) * info.channels;
       return [data[at], data[at + 1], data[at + 2]];
@@ -56,6 +56,24 @@ describe('Transcode watermarks and AudioMix', function () {
       expect(r).to.be.above(200);
       expect(g + b).to.be.below(120);
       expect(detail.Operation.Watermark).to.have.length(2);
+    });
+
+    it('scales an image mark by Mode Proportion, places it BottomRight less Dx/Dy, and shows it from StartTime to EndTime only', async () => {
+      // 50 % of the 160 px frame: the 40x20 logo becomes 80x40, at x 76-155 and y 76-115 of the 160x120 frame.
+      const mark = '<Watermark><Type>Image</Type><Pos>BottomRight</Pos><LocMode>Absolute</LocMode><Dx>4</Dx><Dy>4</Dy><StartTime>2</StartTime><EndTime>4</EndTime>'
+        + `<Image><Url>marks/logo.png</Url><Mode>Proportion</Mode><Width>50</Width><Transparency>100</Transparency></Image></Watermark>`;
+      const body = request(mark, 'out/timed.mp4').replace('<Duration>2</Duration>', '<Duration>6</Duration>');
+      const detail = await waitForState(api, await submit(api, body));
+      expect(detail.State, detail.Message).to.equal('Success');
+      const red = ([r, g, b]: number[]) => r > 200 && g + b < 120;
+      // Near the scaled mark's top-left and bottom-right corners (where the test pattern is not red at 1 or 5 s).
+      for (const [x, y] of [[78, 78], [154, 114]]) {
+        expect(red(await pixel('out/timed.mp4', x, y, 3)), `(${x}, ${y}) at 3 s`).to.equal(true);
+        expect(red(await pixel('out/timed.mp4', x, y, 1)), `(${x}, ${y}) at 1 s`).to.equal(false);
+        expect(red(await pixel('out/timed.mp4', x, y, 5)), `(${x}, ${y}) at 5 s`).to.equal(false);
+      }
+      // Just outside it.
+      expect(red(await pixel('out/timed.mp4', 74, 80, 3))).to.equal(false);
     });
 
     it('draws the marks of WatermarkTemplateId (which win over an inline Watermark), echoes the ids, and refuses an unknown or non-Watermark id at submit', async () => {
