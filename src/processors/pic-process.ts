@@ -30,7 +30,7 @@ import { applyMogrRule, type MogrResult } from '../images/mogr-apply.js';
 import { parseMogrRuleWithinLimits } from '../images/mogr-rule.js';
 import { ObjectNotFoundError } from '../storage/storage.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
-import { expandObject, flag, invalid, readOutput, safeKey, text, type OutputTarget } from './media-output.js';
+import { asSubmitError, checkObjectTemplate, child, expandObject, flag, invalid, readOutput, safeKey, text, type OutputTarget } from './media-output.js';
 import type { Processor, ProcessorContext, ProcessingJob } from './processor.js';
 
 function location(bucket: string, region: string, key: string): string {
@@ -96,6 +96,15 @@ function buildResult(
   };
   pic.UploadResult = upload;
   return { PicProcessResult: pic };
+}
+
+/** Submit-time check of Output/Object's placeholders (the rule is checked by submit.ts, against the bucket's templates). */
+export function checkPicProcessOperation(operation: XmlObject, _config: unknown, where: string): void {
+  try {
+    checkObjectTemplate(text(child(operation, 'Output').Object) ?? '', 'Output/Object', false);
+  } catch (err) {
+    throw asSubmitError(err, where);
+  }
 }
 
 /** Processes `PicProcess` jobs; see the module comment for codes and placeholders. */

@@ -12,6 +12,7 @@ import { checkSmartCoverOperation } from './smart-cover.js';
 import { checkVideoMontageOperation } from './video-montage.js';
 import { checkTranscodeOperation } from './transcode.js';
 import { checkFileHashCodeOperation } from './file-hash-code.js';
+import { checkPicProcessOperation } from './pic-process.js';
 import { checkWatermarkJobOperation } from './watermark-job.js';
 import { checkVideoEnhanceOperation } from './video-enhance.js';
 import { checkSplitVideoPartsOperation } from './split-video-parts.js';
@@ -41,7 +42,7 @@ interface TagSpec {
  */
 export const SUPPORTED_TAGS = {
   MediaInfo: { operationSchema: 'operation.media-info.json', needsOutput: false },
-  PicProcess: { operationSchema: 'operation.pic-process.json', needsOutput: true },
+  PicProcess: { operationSchema: 'operation.pic-process.json', needsOutput: true, check: checkPicProcessOperation },
   Transcode: { operationSchema: 'operation.transcode.json', needsOutput: true, container: 'Transcode', echoes: ['Watermark', 'WatermarkTemplateId', 'RemoveWatermark', 'Subtitles'], check: checkTranscodeOperation },
   Snapshot: { operationSchema: 'operation.snapshot.json', needsOutput: true, container: 'Snapshot', check: checkSnapshotOperation },
   Animation: { operationSchema: 'operation.animation.json', needsOutput: true, container: 'Animation', check: checkAnimationOperation },

@@ -78,6 +78,14 @@ describe('PicProcess jobs through the API and a worker', () => {
     expect(res.xml.Error.Message).to.include('Request/Operation/PicProcess/ProcessRule').and.include('frobnicate');
   });
 
+  it('refuses at submit an unknown placeholder and ${Number} in Output/Object, storing no job', async () => {
+    for (const [output, message] of [['out/${Unknown}.jpg', 'has an unknown placeholder ${Unknown}'], ['out/${Number}.jpg', '${Number} is for Tags that write several objects']]) {
+      const res = await api.request('POST', '/jobs', { body: picRequest('input/photo.jpg', 'imageMogr2/rotate/90', output) });
+      expect(res.status, res.text).to.equal(400);
+      expect(res.xml.Error.Message).to.include('Request/Operation/Output/Object').and.include(message);
+    }
+  });
+
   describe('bounded work: rules over the limits are refused at submit with InvalidArgument naming the limit', () => {
     const refused: [string, string, string][] = [
       ['the blur rule of issue 20', 'imageMogr2/thumbnail/9999x9999' + '|imageMogr2/blur/50x50'.repeat(91), 'the rule has 92 image operations; at most 20 are allowed in one rule'],
