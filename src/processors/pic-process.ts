@@ -30,7 +30,7 @@ import { applyMogrRule, type MogrResult } from '../images/mogr-apply.js';
 import { parseMogrRuleWithinLimits } from '../images/mogr-rule.js';
 import { ObjectNotFoundError } from '../storage/storage.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
-import { asSubmitError, checkObjectTemplate, child, expandObject, flag, invalid, readOutput, safeKey, text, type OutputTarget } from './media-output.js';
+import { asSubmitError, expandObject, flag, invalid, readOutput, safeKey, SUBMIT_CHECK_JOB, text, type OutputTarget } from './media-output.js';
 import type { Processor, ProcessorContext, ProcessingJob } from './processor.js';
 
 function location(bucket: string, region: string, key: string): string {
@@ -98,10 +98,10 @@ function buildResult(
   return { PicProcessResult: pic };
 }
 
-/** Submit-time check of Output/Object's placeholders (the rule is checked by submit.ts, against the bucket's templates). */
+/** Submit-time check of the Output (the rule is checked by submit.ts, against the bucket's templates). */
 export function checkPicProcessOperation(operation: XmlObject, _config: unknown, where: string): void {
   try {
-    checkObjectTemplate(text(child(operation, 'Output').Object) ?? '', 'Output/Object', false);
+    readOutput(operation, SUBMIT_CHECK_JOB, false);
   } catch (err) {
     throw asSubmitError(err, where);
   }
