@@ -50,6 +50,14 @@ import type { Processor, ProcessorContext } from './processor.js';
 const MAX_KEYS = 1000;
 const MAX_SOURCE_FILES = 10_000;
 const LEVELS: Readonly<Record<string, number>> = { faster: 1, default: 6, better: 9 };
+/** The longest UrlList line that can name a key: an object URL with an 850-byte key percent-encoded, with room to spare. */
+const MAX_URL_LIST_LINE_BYTES = 4096;
+/**
+ * The largest UrlList index read: its lines are read whole, and a line of
+ * hundreds of MB would not only fill memory but overflow V8's longest string
+ * inside readline, an exception no caller can catch (the process would end).
+ */
+export const MAX_URL_LIST_BYTES = MAX_SOURCE_FILES * MAX_URL_LIST_LINE_BYTES;
 
 type Source =
   | { readonly kind: 'urlList'; readonly indexKey: string }
@@ -180,6 +188,7 @@ async function readUrlList(ctx: ProcessorContext, spec: FileCompressSpec, indexK
   const refused: string[] = [];
   try {
     await ctx.storage.withLocalFile(ctx.job.bucket, indexKey, async (file) => {
+      if ((await fs.stat(file)).size > MAX_URL_LIST_BYTES) throw limitExceeded(`The UrlList index ${indexKey} is larger than ${MAX_URL_LIST_BYTES} bytes (${MAX_SOURCE_FILES} lines of at most ${MAX_URL_LIST_LINE_BYTES}); nothing was stored.`);
       const lines = createInterface({ input: createReadStream(file, { signal: ctx.signal }), crlfDelay: Infinity });
       let number = 0;
       for await (const raw of lines) {
@@ -187,6 +196,8 @@ async function readUrlList(ctx: ProcessorContext, spec: FileCompressSpec, indexK
         const line = raw.trim().replace(/^"(.*)"$/, '$1').trim();
         if (line === '') continue;
         if (keys.length + refused.length >= MAX_SOURCE_FILES) throw tooManyFiles();
+        // Not a URL at all, and not kept in ErrorDetail even with IgnoreError: the job's result would carry it whole.
+        if (Buffer.byteLength(line) > MAX_URL_LIST_LINE_BYTES) throw invalid(`UrlList ${indexKey} line ${number} is longer than ${MAX_URL_LIST_LINE_BYTES} bytes: not an object URL.`);
         try {
           keys.push(requestKey(objectKeyOfUrl(line, ctx.job.bucket, `UrlList ${indexKey} line ${number}`), `UrlList ${indexKey} line ${number}`));
         } catch (err) {

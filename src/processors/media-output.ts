@@ -270,8 +270,10 @@ export interface StoredFile {
 
 /**
  * Stores local files under their keys (each write is atomic in the storage),
- * in order. If the job is aborted meanwhile, everything stored is removed and
- * the abort rethrown (processor contract: no partial outputs after a cancel).
+ * in order. If the job is aborted meanwhile, or a later file cannot be stored
+ * (a key that collides with a folder, an archive's `a` beside `a/b`), what was
+ * stored is removed and the failure rethrown: a failed or cancelled job leaves
+ * no partial outputs (an object one of them replaced is not brought back).
  */
 export async function storeFiles(ctx: ProcessorContext, bucket: string, files: ReadonlyArray<{ key: string; file: string }>): Promise<StoredFile[]> {
   const stored: StoredFile[] = [];
@@ -295,10 +297,8 @@ export async function storeFiles(ctx: ProcessorContext, bucket: string, files: R
     ctx.signal.throwIfAborted();
     return stored;
   } catch (err) {
-    if (ctx.signal.aborted) {
-      const inputKey = bucket === ctx.job.bucket ? ctx.job.inputObject : undefined;
-      await Promise.all(stored.filter((s) => s.key !== inputKey).map((s) => ctx.storage.delete(bucket, s.key).catch(() => undefined)));
-    }
+    const inputKey = bucket === ctx.job.bucket ? ctx.job.inputObject : undefined;
+    await Promise.all(stored.filter((s) => s.key !== inputKey).map((s) => ctx.storage.delete(bucket, s.key).catch(() => undefined)));
     throw err;
   }
 }

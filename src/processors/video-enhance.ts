@@ -66,10 +66,11 @@ function encodeOf(operation: XmlObject, bucket?: string): TranscodeSpec {
 }
 
 /** Submit-time checks of a VideoEnhance Operation (a TemplateId's or TranscodeTemplateId's parameters are checked where they are read). */
-export function checkVideoEnhanceOperation(operation: XmlObject, config: Config, where: string): void {
+export function checkVideoEnhanceOperation(operation: XmlObject, config: Config, where: string, bucket: string): void {
   try {
     readOutput(operation, SUBMIT_CHECK_JOB, false);
-    const watermarks = parseWatermarks(operation.Watermark, undefined);
+    // The job's bucket, as the run reads them (watermark-job.ts).
+    const watermarks = parseWatermarks(operation.Watermark, bucket);
     if (operation.VideoEnhance === undefined) return;
     const enhance = parseEnhanceFilters(child(operation, 'VideoEnhance'));
     const needs = operation.TranscodeTemplateId === undefined ? transcodeNeeds(encodeOf(operation)) : { encoders: [], filters: [] };

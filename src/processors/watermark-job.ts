@@ -57,10 +57,11 @@ export function watermarkTranscode(format: string, input: { video?: string; audi
 }
 
 /** Submit-time checks of a Watermark Operation (marks of WatermarkTemplateId are checked by template-refs.ts). */
-export function checkWatermarkJobOperation(operation: XmlObject, config: Config, where: string): void {
+export function checkWatermarkJobOperation(operation: XmlObject, config: Config, where: string, bucket: string): void {
   try {
     const target = readOutput(operation, SUBMIT_CHECK_JOB, false);
-    const marks = parseWatermarks(operation.Watermark, undefined);
+    // With the job's bucket, as the run reads them: a mark's image in another bucket is a 400 now, not a job that can only fail.
+    const marks = parseWatermarks(operation.Watermark, bucket);
     if (marks.length === 0 && operation.WatermarkTemplateId === undefined) throw invalid('Watermark or WatermarkTemplateId is required.');
     const spec = parseTranscode({ Container: { Format: watermarkOutputFormat(target.object, '') } });
     assertFfmpegHas(config.ffmpegPath, { encoders: transcodeNeeds(spec).encoders, filters: watermarkFilters(marks) });

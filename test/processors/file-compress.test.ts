@@ -4,6 +4,7 @@ import { asArray } from '../helpers/service.js';
 import { tarEntries, zipEntries } from '../helpers/archives.js';
 import { BUCKET, waitForState } from '../helpers/jobs.js';
 import { startTestService, type TestService } from '../helpers/service.js';
+import { MAX_URL_LIST_BYTES } from '../../src/processors/file-compress.js';
 
 const OTHER_BUCKET = 'other-1250000000';
 const COMPRESS_MAX_BYTES = 300_000;
@@ -121,6 +122,19 @@ describe('FileCompress jobs (/file_jobs)', function () {
 
     const noIndex = await run(request('<Flatten>0</Flatten><Format>zip</Format><UrlList>lists/none.csv</UrlList>', 'out/none.zip'));
     expect([noIndex.State, noIndex.Code]).to.deep.equal(['Failed', 'NoSuchKey']);
+  });
+
+  it('refuses a UrlList index too large to be 10,000 URLs (LimitExceeded) and a line no URL could be (InvalidArgument, even with IgnoreError), storing nothing', async () => {
+    // One line longer than any URL: read whole, a few hundred MB of it would end the process (readline overflowing V8's longest string).
+    await api.service.storage.put(BUCKET, 'lists/huge.csv', Buffer.concat([Buffer.from('docs/a.txt\n'), Buffer.alloc(MAX_URL_LIST_BYTES, 'a')]));
+    const huge = await run(request('<Flatten>0</Flatten><Format>zip</Format><UrlList>lists/huge.csv</UrlList><IgnoreError>true</IgnoreError>', 'out/huge.zip'));
+    expect([huge.State, huge.Code], JSON.stringify(huge).slice(0, 500)).to.deep.equal(['Failed', 'LimitExceeded']);
+    expect(huge.Message).to.include('lists/huge.csv');
+    await api.service.storage.put(BUCKET, 'lists/long-line.csv', Buffer.from(`docs/a.txt\n${'a'.repeat(5000)}\n`));
+    const long = await run(request('<Flatten>0</Flatten><Format>zip</Format><UrlList>lists/long-line.csv</UrlList><IgnoreError>true</IgnoreError>', 'out/long.zip'));
+    expect([long.State, long.Code], JSON.stringify(long).slice(0, 500)).to.deep.equal(['Failed', 'InvalidArgument']);
+    expect(long.Message).to.match(/line 2 is longer than/);
+    for (const key of ['out/huge.zip', 'out/long.zip']) expect(await api.service.storage.stat(BUCKET, key)).to.equal(undefined);
   });
 
   it('stops at MEDIAJOBS_FILE_COMPRESS_MAX_BYTES with LimitExceeded and stores nothing', async () => {

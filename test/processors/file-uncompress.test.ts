@@ -123,6 +123,22 @@ describe('FileUncompress jobs (/file_jobs)', function () {
     await expectRefused('hostile/many.tar', many, 'LimitExceeded', /MEDIAJOBS_FILE_UNCOMPRESS_MAX_FILES/);
   });
 
+  it('stores nothing when one entry cannot be stored: an entry that is also another one\'s folder, or an existing object\'s folder', async () => {
+    await api.service.storage.put(BUCKET, 'taken/file/deep.txt', Buffer.from('deep'));
+    const clashes: Array<[key: string, archive: Buffer, prefix: string]> = [
+      ['hostile/file-and-folder.zip', await zipBuffer([{ name: 'a', data: Buffer.from('1') }, { name: 'a/b', data: Buffer.from('2') }]), 'clash/'],
+      ['hostile/over-folder.tar', tarBuffer([{ name: 'first.txt', data: Buffer.from('1') }, { name: 'file', data: Buffer.from('2') }]), 'taken/'],
+    ];
+    for (const [key, archive, prefix] of clashes) {
+      await api.service.storage.put(BUCKET, key, archive);
+      const detail = await run(uncompressRequest(key, `<Prefix>${prefix}</Prefix>`));
+      expect([detail.State, detail.Code], JSON.stringify(detail)).to.deep.equal(['Failed', 'InvalidArgument']);
+      expect(detail.Message).to.match(/collides/);
+    }
+    expect(await keysUnder('clash/')).to.deep.equal([]);
+    expect(await keysUnder('taken/')).to.deep.equal(['taken/file/deep.txt']);
+  });
+
   it('fails InvalidMedia on corrupt archives: garbage, a truncated tar.gz, a zip whose data fails its CRC, a tar with a bad checksum', async () => {
     await expectRefused('hostile/garbage.zip', randomBytes(4096), 'InvalidMedia', /cannot be read/);
     await expectRefused('hostile/garbage.bin', randomBytes(4096), 'InvalidMedia', /not a zip, tar or tar.gz/);

@@ -123,6 +123,8 @@ describe('Tag=VideoEnhance', function () {
         [`<VideoEnhance>${FAST.replace('<Codec>H.264</Codec>', '<Remove>true</Remove>')}<MsSharpen/></VideoEnhance>`, /Transcode that keeps the video/],
         ['<VideoEnhance><MsSharpen/></VideoEnhance><DigitalWatermark><Type>Text</Type></DigitalWatermark>', /DigitalWatermark/],
         ['<UserData>x</UserData>', /needs one of: VideoEnhance, TemplateId/],
+        [`<VideoEnhance><MsSharpen/></VideoEnhance><Watermark><Type>Image</Type><Pos>TopLeft</Pos><LocMode>Absolute</LocMode><Dx>1</Dx><Dy>1</Dy>`
+          + '<Image><Url>https://other-1250000000.cos.ap-local.myqcloud.com/logo.png</Url><Mode>Original</Mode></Image></Watermark>', /Watermark\/Image\/Url must name an object of the job's bucket/],
       ];
       for (const [operation, message] of cases) {
         const res = await api.request('POST', '/jobs', { body: request(operation, 'out/x.mp4') });

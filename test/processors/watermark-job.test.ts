@@ -144,6 +144,8 @@ describe('Tag=Watermark', function () {
         [LOGO.replace('TopLeft', 'Middle'), 'out/x.mp4', /Watermark\/Pos must be one of/],
         [`${LOGO}<Transcode><Container><Format>mp4</Format></Container></Transcode>`, 'out/x.mp4', /Transcode/],
         ['<WatermarkTemplateId>t1000000000000000000000000000000000</WatermarkTemplateId>', 'out/x.mp4', /WatermarkTemplateId t1000000000000000000000000000000000 is not a Watermark template/],
+        // Read only from the job's bucket when it runs: another bucket's image is refused before, not a job that can only fail.
+        [LOGO.replace('marks/logo.png', 'https://other-1250000000.cos.ap-local.myqcloud.com/marks/logo.png'), 'out/x.mp4', /Watermark\/Image\/Url must name an object of the job's bucket/],
       ];
       for (const [operation, object, message] of cases) {
         const res = await api.request('POST', '/jobs', { body: request(operation, object) });
