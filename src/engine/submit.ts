@@ -145,7 +145,7 @@ async function planOperation(tx: Executor, config: Config, bucket: string, tag: 
   assertMatchesSchema(spec.operationSchema, operation, where);
   spec.check?.(operation, config, where, bucket);
   // WatermarkTemplateId and TranscodeTemplateId (template-refs.ts), read in this transaction.
-  if (hasTemplateRefs(operation)) await checkTemplateRefs(operation, (id) => findTemplateOrPreset(tx, bucket, id), config, where);
+  if (hasTemplateRefs(operation)) await checkTemplateRefs(operation, (id) => findTemplateOrPreset(tx, bucket, id), config, where, bucket);
 
   // The echo keeps CI's element order: Tag (multi form), TemplateId, TemplateName, the type container, Output, UserData, JobLevel.
   const echo: XmlObject = {};

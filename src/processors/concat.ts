@@ -229,11 +229,11 @@ function concatOf(operation: XmlObject, bucket: string | undefined): ConcatSpec 
 }
 
 /** Submit-time checks of a Concat Operation with an inline ConcatTemplate. */
-export function checkConcatOperation(operation: XmlObject, config: Config, where: string): void {
+export function checkConcatOperation(operation: XmlObject, config: Config, where: string, bucket: string): void {
   try {
     if (operation.ConcatTemplate === undefined) return;
-    // The job's bucket is not known here: fragment URLs are held to it when the job runs.
-    const spec = concatOf(operation, undefined);
+    // Fragment URLs are held to the job's bucket now, as the run holds them: another bucket's is a 400, not a job that can only fail.
+    const spec = concatOf(operation, bucket);
     readOutput(operation, SUBMIT_CHECK_JOB, false);
     const needs = transcodeNeeds(spec.transcode);
     assertFfmpegHas(config.ffmpegPath, { encoders: needs.encoders, filters: ['concat', 'scale', 'pad', 'fps', 'aresample', 'anullsrc'] });

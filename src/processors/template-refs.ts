@@ -32,13 +32,13 @@ export async function resolveTemplateRefs(operation: XmlObject, find: WatermarkT
 }
 
 /** Submit-time checks of the templates an Operation names (400 InvalidArgument naming the id). */
-export async function checkTemplateRefs(operation: XmlObject, find: WatermarkTemplateLookup, config: Config, where: string): Promise<void> {
+export async function checkTemplateRefs(operation: XmlObject, find: WatermarkTemplateLookup, config: Config, where: string, bucket: string): Promise<void> {
   try {
     await transcodeTemplate(operation, find);
   } catch (err) {
     throw asSubmitError(err, where);
   }
-  if (operation.WatermarkTemplateId !== undefined) await checkWatermarkTemplates(operation, find, config, where);
+  if (operation.WatermarkTemplateId !== undefined) await checkWatermarkTemplates(operation, find, config, where, bucket);
 }
 
 /** Whether an Operation names templates this module resolves. */

@@ -532,14 +532,15 @@ function transcodeOf(operation: XmlObject, bucket?: string): TranscodeSpec {
 }
 
 /** Submit-time checks of a Transcode Operation (with an inline container): 400 InvalidArgument on what would fail. */
-export function checkTranscodeOperation(operation: XmlObject, config: Config, where: string): void {
+export function checkTranscodeOperation(operation: XmlObject, config: Config, where: string, bucket: string): void {
   try {
-    const watermarks = parseWatermarks(operation.Watermark, undefined);
+    // Objects named by URL (marks, subtitles, AudioMix) are held to the job's bucket now, as the run holds them.
+    const watermarks = parseWatermarks(operation.Watermark, bucket);
     if (operation.Transcode === undefined) return;
-    const spec = transcodeOf(operation);
+    const spec = transcodeOf(operation, bucket);
     if (watermarks.length && !spec.video) throw invalid('Watermark needs a Transcode that keeps the video.');
     const delogo = removeWatermarkFilter(operation.RemoveWatermark, spec) ? ['delogo'] : [];
-    const subtitles = parseSubtitles(operation.Subtitles, undefined);
+    const subtitles = parseSubtitles(operation.Subtitles, bucket);
     if (subtitles.length && !spec.video) throw invalid('Subtitles need a Transcode that keeps the video.');
     const needs = transcodeNeeds(spec);
     assertFfmpegHas(config.ffmpegPath, {
@@ -557,11 +558,11 @@ export function checkTranscodeOperation(operation: XmlObject, config: Config, wh
  * of the bucket whose marks parse and can be drawn by the binary (400
  * InvalidArgument otherwise). `find` looks a template up in the submit's transaction.
  */
-export async function checkWatermarkTemplates(operation: XmlObject, find: WatermarkTemplateLookup, config: Config, where: string): Promise<void> {
+export async function checkWatermarkTemplates(operation: XmlObject, find: WatermarkTemplateLookup, config: Config, where: string, bucket: string): Promise<void> {
   try {
     const bodies = await watermarkTemplateBodies(operation.WatermarkTemplateId, find);
     if (!bodies) return;
-    const marks = parseWatermarks(bodies, undefined);
+    const marks = parseWatermarks(bodies, bucket);
     assertFfmpegHas(config.ffmpegPath, { filters: watermarkFilters(marks) });
   } catch (err) {
     throw asSubmitError(err, where);

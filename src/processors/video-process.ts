@@ -63,16 +63,16 @@ function parts(operation: XmlObject, bucket?: string): { spec: TranscodeSpec; fi
 }
 
 /** Submit-time checks of a VideoProcess Operation. */
-export function checkVideoProcessOperation(operation: XmlObject, config: Config, where: string): void {
+export function checkVideoProcessOperation(operation: XmlObject, config: Config, where: string, bucket: string): void {
   try {
     readOutput(operation, SUBMIT_CHECK_JOB, false);
     // With a TranscodeTemplateId the encode is the template's, checked when it was stored.
     if (operation.TranscodeTemplateId !== undefined && operation.Transcode === undefined) {
       videoProcessFilters(isXmlObject(operation.VideoProcess) ? operation.VideoProcess : {});
-      parseWatermarks(operation.Watermark, undefined);
+      parseWatermarks(operation.Watermark, bucket);
       return;
     }
-    const { spec, filters, watermarks } = parts(operation);
+    const { spec, filters, watermarks } = parts(operation, bucket);
     const needs = transcodeNeeds(spec);
     assertFfmpegHas(config.ffmpegPath, { encoders: needs.encoders, filters: [...needs.filters, ...filters.map((f) => f.split('=')[0]), ...watermarkFilters(watermarks)] });
   } catch (err) {

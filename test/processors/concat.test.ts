@@ -162,6 +162,9 @@ describe('Concat jobs with the real ffmpeg', function () {
     expect(Number((await probe('out/both.mp3')).format?.duration)).to.be.closeTo(14, 0.2);
     const missing = await waitForState(api, await submit(api, body('in/none.mp4')));
     expect([missing.State, missing.Code]).to.deep.equal(['Failed', 'NoSuchKey']);
+    const foreign = await api.request('POST', '/jobs', { body: body('https://other-1250000001.cos.ap-local.myqcloud.com/in/a.mp4') });
+    expect(foreign.status, foreign.text).to.equal(400);
+    expect(foreign.xml.Error.Message).to.match(/job's bucket/);
     const noInput = await api.request('POST', '/jobs', { body: `<Request><Tag>Transcode</Tag><Operation><Transcode/><Output><Region>ap-local</Region><Bucket>${BUCKET}</Bucket><Object>o.mp4</Object></Output></Operation></Request>` });
     expect(noInput.status).to.equal(400);
     expect(noInput.xml.Error.Message).to.match(/Request\/Input is required/);

@@ -101,6 +101,18 @@ describe('Transcode watermarks and AudioMix', function () {
       const notMark = await api.request('POST', '/jobs', { body: request(`<WatermarkTemplateId>${snapshot.xml.Response.Template.TemplateId as string}</WatermarkTemplateId>`, 'out/x.mp4') });
       expect(notMark.status).to.equal(400);
       expect(notMark.xml.Error.Message).to.match(/not a Watermark template/);
+
+      // Another bucket's image is refused at submit, inline or through a template, as the run would refuse it.
+      const foreign = '<Watermark><Type>Image</Type><Pos>TopLeft</Pos><LocMode>Absolute</LocMode>'
+        + '<Image><Url>https://other-1250000009.cos.ap-local.myqcloud.com/marks/logo.png</Url><Mode>Original</Mode></Image></Watermark>';
+      const inlineForeign = await api.request('POST', '/jobs', { body: request(foreign, 'out/x.mp4') });
+      expect(inlineForeign.status, inlineForeign.text).to.equal(400);
+      expect(inlineForeign.xml.Error.Message).to.match(/Watermark\/Image\/Url must name an object of the job's bucket/);
+      const foreignTemplate = await api.request('POST', '/template', { body: `<Request><Tag>Watermark</Tag><Name>foreign</Name>${foreign}</Request>` });
+      expect(foreignTemplate.status, foreignTemplate.text).to.equal(200);
+      const templated = await api.request('POST', '/jobs', { body: request(`<WatermarkTemplateId>${foreignTemplate.xml.Response.Template.TemplateId as string}</WatermarkTemplateId>`, 'out/x.mp4') });
+      expect(templated.status, templated.text).to.equal(400);
+      expect(templated.xml.Error.Message).to.match(/job's bucket/);
     });
 
     it('RemoveWatermark blurs its box away with delogo (in the input\'s pixels, before scaling), and is refused with H.265 or without Height', async () => {
