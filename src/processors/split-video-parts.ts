@@ -58,8 +58,10 @@ async function runSplitVideoParts(ctx: ProcessorContext, spawner: Spawner): Prom
   const parts = await withInputFile(ctx, (input) => withWorkDir(ctx, async (dir) => {
     const report = await probeInput(ctx, spawner, input);
     if (!report.streams?.some((s) => s.codec_type === 'video')) throw invalid(`The input ${job.inputObject} has no video to split.`);
-    const lengthSec = mediaDuration(report) ?? 0;
-    return splitParts(lengthSec, await sceneChanges(ctx, spawner, input, dir, lengthSec || undefined));
+    // A raw elementary stream (.h264) has none: its one part would read 0–0, a Success that says nothing.
+    const lengthSec = mediaDuration(report);
+    if (!lengthSec) throw invalid(`The input ${job.inputObject} has no length ffprobe can read (a raw stream without a container?), so its parts cannot be timed.`);
+    return splitParts(lengthSec, await sceneChanges(ctx, spawner, input, dir, lengthSec));
   }));
   ctx.setProgress(100);
   return {

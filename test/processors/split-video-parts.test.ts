@@ -33,6 +33,10 @@ describe('Tag=SplitVideoParts', function () {
         '-f', 'lavfi', '-i', 'color=c=red:size=160x120:rate=10:duration=2', '-filter_complex', '[0:v][1:v][2:v]concat=n=3:v=1:a=0', '-c:v', 'libx264', '-preset', 'ultrafast', shots]);
       api = await startWorkerService({ 'in/truncated.mp4': 'fixtures/media/truncated.mp4', 'in/not-media.mp4': 'fixtures/media/not-media.mp4', 'in/audio.mp3': 'fixtures/media/audio-only.mp3' });
       await putFixture(api, shots, 'in/shots.mp4');
+      // The same shots as a raw H.264 stream: no container, so no length ffprobe can read.
+      const raw = path.join(dir, 'shots.h264');
+      execFileSync(bundledFfmpegPath(), ['-v', 'error', '-i', shots, '-c:v', 'copy', '-bsf:v', 'h264_mp4toannexb', '-f', 'h264', raw]);
+      await putFixture(api, raw, 'in/shots.h264');
     });
     after(async () => {
       await api.stop();
@@ -73,6 +77,9 @@ describe('Tag=SplitVideoParts', function () {
       const audio = await waitForState(api, await submit(api, request('in/audio.mp3')));
       expect([audio.State, audio.Code]).to.deep.equal(['Failed', 'InvalidArgument']);
       expect(audio.Message).to.match(/no video to split/);
+      const raw = await waitForState(api, await submit(api, request('in/shots.h264')));
+      expect([raw.State, raw.Code], raw.Message).to.deep.equal(['Failed', 'InvalidArgument']);
+      expect(raw.Message).to.match(/has no length ffprobe can read/);
     });
   });
 });
