@@ -55,6 +55,8 @@ const TEMPLATE_CHECKS: Partial<Record<TemplateTag, (params: XmlObject) => XmlObj
 };
 
 const MAX_IDS = 100;
+/** CI's largest templates (Transcode with every block, three watermarks) are a few KiB. */
+const MAX_PARAMS_CHARS = 64 * 1024;
 
 /** `POST /template` — CreateMediaTemplate. */
 export const createMediaTemplate: Handler = async (ctx, deps) => {
@@ -117,6 +119,8 @@ function parseTemplateRequest(request: XmlObject): { tag: TemplateTag; name: str
   if (!isXmlObject(params) || Object.keys(params).length === 0) {
     throw new CiError('InvalidArgument', shape.params === FLAT ? 'Request: the parameters of the template are required.' : `Request/${shape.params} is required.`);
   }
+  // Bodies stored as sent could otherwise each be as large as a request (1 MiB), and a page of 100 a 100 MB answer.
+  if (JSON.stringify(params).length > MAX_PARAMS_CHARS) throw new CiError('InvalidArgument', `Request: the parameters of a template are at most ${MAX_PARAMS_CHARS / 1024} KiB.`);
   try {
     return { tag, name: request.Name as string, body: TEMPLATE_CHECKS[tag]?.(params) ?? params };
   } catch (err) {

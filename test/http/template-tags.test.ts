@@ -111,6 +111,14 @@ describe('templates of every template Tag, stored as sent', () => {
     expect(unknown.xml.Error.Message).to.match(/"Hologram" is not supported; supported template Tags: .*HighSpeedHd.*ImageOCR/);
   });
 
+  it('refuses parameters over 64 KiB, which would be stored as sent and answered a page at a time', async () => {
+    const big = await api.request('POST', '/template', { body: `<Request><Tag>VideoTargetRec</Tag><Name>big</Name><VideoTargetRec><Note>${'x'.repeat(70_000)}</Note></VideoTargetRec></Request>` });
+    expect(big.status, big.text).to.equal(400);
+    expect(big.xml.Error.Message).to.match(/at most 64 KiB/);
+    const fits = await api.request('POST', '/template', { body: `<Request><Tag>VideoTargetRec</Tag><Name>fits</Name><VideoTargetRec><Note>${'x'.repeat(60_000)}</Note></VideoTargetRec></Request>` });
+    expect(fits.status, fits.text).to.equal(200);
+  });
+
   it('refuses to change a template\'s Tag on update', async () => {
     const created = await api.request('POST', '/template', { body: `<Request><Tag>Tts</Tag><Name>voice</Name>${CASES[1]!.params}</Request>` });
     const id = created.xml.Response.Template.TemplateId as string;
