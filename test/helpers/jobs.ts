@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { newId } from '../../src/ids.js';
 import type { NewJob } from '../../src/store/jobs.repository.js';
+import { ffmpegPidsOf } from './processes.js';
 import type { TestService } from './service.js';
 import { startTestService, waitFor } from './service.js';
 
@@ -76,4 +77,22 @@ export function newJobRecord(bucket: string, priority = 0): NewJob {
     maxAttempts: 3,
     expiresAt: new Date(Date.now() + 3_600_000),
   };
+}
+
+/**
+ * For a long ffmpeg job just submitted: waits for its ffmpeg and for a
+ * progress ffmpeg reported (between 5 and 100), cancels the job, and checks
+ * that ffmpeg is gone and `outputKey` was never stored.
+ */
+export async function expectProgressThenCancel(api: TestService, jobId: string, outputKey: string): Promise<void> {
+  await waitFor(async () => (ffmpegPidsOf(jobId).length > 0 ? true : undefined), 20_000, 'ffmpeg to start');
+  await waitFor(async () => {
+    const progress = Number((await describeJob(api, jobId)).Progress);
+    return progress > 5 && progress < 100 ? true : undefined;
+  }, 30_000, 'progress from ffmpeg');
+  const res = await api.request('PUT', `/jobs/${jobId}?cancel`);
+  expect(res.status, res.text).to.equal(200);
+  await waitForState(api, jobId, 'Cancel');
+  await waitFor(async () => (ffmpegPidsOf(jobId).length === 0 ? true : undefined), 5_000, 'ffmpeg to be gone');
+  expect(await api.service.storage.stat(BUCKET, outputKey)).to.equal(undefined);
 }

@@ -5,9 +5,9 @@ import { loadConfig } from '../../src/config.js';
 import { runFfprobe } from '../../src/media/ffprobe.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { watermarkOutputFormat, watermarkTranscode } from '../../src/processors/watermark-job.js';
-import { BUCKET, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
-import { decodedFrame, ffmpegPidsOf, makeSlowClip } from '../helpers/processes.js';
-import { waitFor, type TestService } from '../helpers/service.js';
+import { BUCKET, expectProgressThenCancel, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import { decodedFrame, makeSlowClip } from '../helpers/processes.js';
+import type { TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
 after(() => spawner.close());
@@ -167,17 +167,7 @@ describe('Tag=Watermark', function () {
     it('reports progress from ffmpeg while it runs, and cancel kills ffmpeg and leaves no output', async () => {
       await putFixture(api, slowClip, 'in/slow.mp4');
       const jobId = await submit(api, request(LOGO, 'out/cancelled.mp4', 'in/slow.mp4'));
-      await waitFor(async () => (ffmpegPidsOf(jobId).length > 0 ? true : undefined), 20_000, 'ffmpeg to start');
-      await waitFor(async () => {
-        const res = await api.request('GET', `/jobs/${jobId}`);
-        const progress = Number(res.xml.Response.JobsDetail.Progress);
-        return progress > 5 && progress < 100 ? true : undefined;
-      }, 20_000, 'progress from ffmpeg');
-      const res = await api.request('PUT', `/jobs/${jobId}?cancel`);
-      expect(res.status, res.text).to.equal(200);
-      await waitForState(api, jobId, 'Cancel');
-      await waitFor(async () => (ffmpegPidsOf(jobId).length === 0 ? true : undefined), 5_000, 'ffmpeg to be gone');
-      expect(await api.service.storage.stat(BUCKET, 'out/cancelled.mp4')).to.equal(undefined);
+      await expectProgressThenCancel(api, jobId, 'out/cancelled.mp4');
     });
   });
 });
