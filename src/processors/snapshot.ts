@@ -12,6 +12,19 @@
  * Each frame is the first whose time is at or after its mark (ffmpeg's
  * `select='gte(t,selected_n*T)'`, so picks never drift).
  *
+ * IsCheckBlack (CI: "skip leading black frames; only with Start=0"): a first
+ * ffmpeg pass, in the same tool slot, finds the input's first frame that is
+ * not black, and the frames are then taken as if Start were its time (Average
+ * spreads them from there to the end, KeyFrame takes the key frames from
+ * there). A frame is black when at least BlackLevel % [30,100] of its pixels
+ * have a luma below PixelBlackThreshold [0,255] (ffmpeg's `blackframe`; CI
+ * publishes no defaults, so ffmpeg's: 98 and 32). The pass stops at that
+ * frame, so it decodes the leading black only (all of an input black
+ * throughout), and runs only with IsCheckBlack. With Start above 0
+ * the check is ignored (CI's "only with Start=0"); an input black throughout
+ * has nothing to skip to and gets its frames from 0 as without the check (a
+ * very dark video is still a video, not an error).
+ *
  * Image format: `CIParam` `imageMogr2/format/jpg|png|webp`, else the Output
  * object's extension when it is one of those, else jpg (seed 002 writes
  * JPEGs under `.mp4` names, as CI does). Width/Height scale each frame (one
@@ -19,7 +32,6 @@
  * SnapshotAndSprite, `SpriteSnapshotConfig`): Columns×Lines cells of
  * CellWidth×CellHeight (default: the frame's size), Margin, Padding, Color;
  * ScaleMethod DirectScale stretches, MaxWHScaleAndPad and MaxWHScale fit and pad.
- * Accepted and ignored: IsCheckBlack, BlackLevel, PixelBlackThreshold.
  * Other CIParam rules are refused.
  *
  * Result (CI's callback sample): an empty `MediaInfo`, `MediaResult/OutputFile`
@@ -55,6 +67,15 @@ export interface SpriteSpec {
   readonly fit: boolean;
 }
 
+/** IsCheckBlack's test of a frame: ffmpeg `blackframe`'s amount (percent of pixels) and threshold (luma). */
+export interface BlackCheck {
+  readonly blackLevel: number;
+  readonly pixelThreshold: number;
+}
+
+/** ffmpeg `blackframe`'s defaults, since CI documents none. */
+const DEFAULT_BLACK_CHECK: BlackCheck = { blackLevel: 98, pixelThreshold: 32 };
+
 export interface SnapshotSpec {
   readonly mode: 'interval' | 'average' | 'keyframe';
   readonly startSec: number;
@@ -67,6 +88,8 @@ export interface SnapshotSpec {
   readonly checkCount: boolean;
   readonly snapshots: boolean;
   readonly sprite?: SpriteSpec;
+  /** IsCheckBlack with Start 0: skip the input's leading black frames. */
+  readonly skipBlack?: BlackCheck;
 }
 
 function side(value: XmlValue | undefined, where: string, min: number): number | undefined {
@@ -111,11 +134,16 @@ export function parseSnapshot(snapshot: XmlObject): SnapshotSpec {
       fit: scaleMethod !== 'directscale',
     };
   }
-  // Ignored, but checked: Go decodes it as a bool (see goFlag).
-  goFlag(snapshot.IsCheckBlack, 'Snapshot/IsCheckBlack');
+  const checkBlack = goFlag(snapshot.IsCheckBlack, 'Snapshot/IsCheckBlack');
+  // Checked even without IsCheckBlack: a template keeps them, and a later IsCheckBlack would run with them.
+  const black: BlackCheck = {
+    blackLevel: number(snapshot.BlackLevel, 'Snapshot/BlackLevel', 30, 100, { integer: true }) ?? DEFAULT_BLACK_CHECK.blackLevel,
+    pixelThreshold: number(snapshot.PixelBlackThreshold, 'Snapshot/PixelBlackThreshold', 0, 255, { integer: true }) ?? DEFAULT_BLACK_CHECK.pixelThreshold,
+  };
+  const startSec = number(snapshot.Start, 'Snapshot/Start', 0, 1e7) ?? 0;
   return {
     mode,
-    startSec: number(snapshot.Start, 'Snapshot/Start', 0, 1e7) ?? 0,
+    startSec,
     intervalSec: number(snapshot.TimeInterval, 'Snapshot/TimeInterval', 0, 3600, { openMin: true }),
     count,
     width: side(snapshot.Width, 'Snapshot/Width', 128),
@@ -124,6 +152,8 @@ export function parseSnapshot(snapshot: XmlObject): SnapshotSpec {
     checkCount: goFlag(snapshot.IsCheckCount, 'Snapshot/IsCheckCount'),
     snapshots: outMode !== 'OnlySprite',
     sprite,
+    // CI applies the check only from Start 0: a Start chosen by the caller is kept.
+    skipBlack: checkBlack && startSec === 0 ? black : undefined,
   };
 }
 
@@ -159,6 +189,31 @@ export function buildSnapshotArgs(spec: SnapshotSpec, io: { input: ToolInput; di
   if (io.format === 'jpg') args.push('-q:v', '2', '-pix_fmt', 'yuvj420p');
   args.push('-f', 'image2', '-start_number', '0', path.join(io.dir, `%d.${io.format}`));
   return args;
+}
+
+/**
+ * ffmpeg arguments of IsCheckBlack's pass: `metadata=print` writes to `file`
+ * the first frame that is not black, timed in microseconds (`settb=AVTB`,
+ * exact where a printed pts_time would be rounded to 6 digits), and nothing
+ * if every frame is black. `blackframe` with amount 0 tags every frame with its
+ * black percentage, so that the frames below BlackLevel can be selected; the
+ * first one ends the run (`-frames:v 1`). Pure.
+ */
+export function buildBlackEndArgs(check: BlackCheck, input: ToolInput, file: string): string[] {
+  const filters = [
+    `blackframe=amount=0:threshold=${check.pixelThreshold}`,
+    `metadata=mode=select:key=lavfi.blackframe.pblack:value=${check.blackLevel}:function=less`,
+    'settb=AVTB',
+    `metadata=print:file=${file}`,
+  ];
+  return [...inputArgs(input), '-map', '0:v:0', '-vf', filters.join(','), '-frames:v', '1', '-an', '-sn', '-dn', '-f', 'null', '-'];
+}
+
+/** The time (s) where the leading black ends, from the pass's printout; undefined when no frame was other than black. Pure. */
+export function blackEnd(printed: string): number | undefined {
+  const pts = /pts:(-?\d+)/.exec(printed)?.[1];
+  // A first frame timed before 0 (an edit list) starts the video: nothing to skip.
+  return pts === undefined ? undefined : Math.max(0, Number(pts) / 1e6);
 }
 
 /** ffmpeg arguments tiling `<framesDir>/<n>.<format>` into sheets `<spriteDir>/<n>.<format>`. Pure. */
@@ -210,7 +265,10 @@ export function checkSnapshotOperation(operation: XmlObject, config: Config, whe
     const spec = snapshotOf(operation);
     readTargets(spec, operation, SUBMIT_CHECK_JOB);
     const format = snapshotFormat(spec, typeof (operation.Output as XmlObject)?.Object === 'string' ? ((operation.Output as XmlObject).Object as string) : '');
-    assertFfmpegHas(config.ffmpegPath, { encoders: [IMAGE_ENCODERS[format]], filters: ['select', 'scale', ...(spec.sprite ? ['tile', 'pad'] : [])] });
+    assertFfmpegHas(config.ffmpegPath, {
+      encoders: [IMAGE_ENCODERS[format]],
+      filters: ['select', 'scale', ...(spec.sprite ? ['tile', 'pad'] : []), ...(spec.skipBlack ? ['blackframe', 'metadata', 'settb'] : [])],
+    });
   } catch (err) {
     throw asSubmitError(err, where);
   }
@@ -245,7 +303,17 @@ async function runSnapshot(ctx: ProcessorContext, spawner: Spawner): Promise<Xml
     }
     await withToolInput(input, (tool) => ctx.withToolSlot(async () => {
       const replacements = inputReplacements(tool, job.inputObject, dir);
-      await runTranscodeFfmpeg(ctx, spawner, buildSnapshotArgs(spec, { input: tool, dir: framesDir, format }, pickInterval(spec, duration)), dir, undefined, replacements);
+      let picks = spec;
+      if (spec.skipBlack) {
+        const printout = path.join(dir, 'black.txt');
+        await runTranscodeFfmpeg(ctx, spawner, buildBlackEndArgs(spec.skipBlack, tool, printout), dir, undefined, replacements);
+        const printed = await fs.readFile(printout, 'utf8').catch(() => '');
+        // Removed now: the work folder is then empty once the frames are stored, and a plain rmdir removes it.
+        await fs.rm(printout, { force: true });
+        // Black throughout: the frames from 0, as without the check (see the module comment).
+        picks = { ...spec, startSec: blackEnd(printed) ?? 0 };
+      }
+      await runTranscodeFfmpeg(ctx, spawner, buildSnapshotArgs(picks, { input: tool, dir: framesDir, format }, pickInterval(picks, duration)), dir, undefined, replacements);
       if (spec.sprite) await runTranscodeFfmpeg(ctx, spawner, buildSpriteArgs(spec.sprite, { framesDir, spriteDir, format }), dir, undefined, replacements);
     }));
     ctx.setProgress(90);

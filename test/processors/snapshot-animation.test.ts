@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { XMLParser } from 'fast-xml-parser';
@@ -9,8 +11,9 @@ import { runFfprobe } from '../../src/media/ffprobe.js';
 import { INPUT_OPTIONS, type ToolInput } from '../../src/media/input-policy.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { buildAnimationArgs, parseAnimation } from '../../src/processors/animation.js';
-import { buildSnapshotArgs, parseSnapshot, pickInterval } from '../../src/processors/snapshot.js';
-import { BUCKET, putFixture, submit, waitForState } from '../helpers/jobs.js';
+import { blackEnd, buildBlackEndArgs, buildSnapshotArgs, parseSnapshot, pickInterval } from '../../src/processors/snapshot.js';
+import { BUCKET, describeJob, putFixture, submit, waitForState } from '../helpers/jobs.js';
+import { decodedFrame, ffmpegPidsOf } from '../helpers/processes.js';
 import { startReceiver, type Receiver } from '../helpers/receiver.js';
 import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
 
@@ -35,6 +38,26 @@ describe('Snapshot and Animation command lines', () => {
     expect(pickInterval(parseSnapshot({ Mode: 'Interval', TimeInterval: '5', Count: '4', IsCheckCount: 'true' }), 12)).to.equal(3);
     expect(() => parseSnapshot({ Mode: 'Sometimes', Count: '1' })).to.throw(/Mode/);
     expect(() => parseSnapshot({ Mode: 'Interval' })).to.throw(/Count is required/);
+  });
+
+  it('IsCheckBlack: only from Start 0, BlackLevel [30,100] and PixelBlackThreshold [0,255] with ffmpeg blackframe\'s defaults, a pass that stops at the first frame not black', () => {
+    expect(parseSnapshot({ Count: '1', IsCheckBlack: 'true' }).skipBlack).to.deep.equal({ blackLevel: 98, pixelThreshold: 32 });
+    expect(parseSnapshot({ Count: '1', IsCheckBlack: 'True', Start: '0', BlackLevel: '30', PixelBlackThreshold: '0' }).skipBlack).to.deep.equal({ blackLevel: 30, pixelThreshold: 0 });
+    expect(parseSnapshot({ Count: '1', IsCheckBlack: '1', BlackLevel: '100', PixelBlackThreshold: '255' }).skipBlack).to.deep.equal({ blackLevel: 100, pixelThreshold: 255 });
+    expect(parseSnapshot({ Count: '1', IsCheckBlack: 'true', Start: '1' }).skipBlack).to.equal(undefined);
+    expect(parseSnapshot({ Count: '1', BlackLevel: '50' }).skipBlack).to.equal(undefined);
+    for (const [element, value] of [['BlackLevel', '29'], ['BlackLevel', '101'], ['BlackLevel', '50.5'], ['PixelBlackThreshold', '256'], ['PixelBlackThreshold', '-1']]) {
+      expect(() => parseSnapshot({ Count: '1', IsCheckBlack: 'true', [element]: value }), `${element} ${value}`).to.throw(`Snapshot/${element}`);
+    }
+    expect(buildBlackEndArgs({ blackLevel: 90, pixelThreshold: 20 }, INPUT, '/w/black.txt')).to.deep.equal([
+      ...INPUT_OPTIONS, '-i', 'file:/d/in.mp4', '-map', '0:v:0',
+      '-vf', 'blackframe=amount=0:threshold=20,metadata=mode=select:key=lavfi.blackframe.pblack:value=90:function=less,settb=AVTB,metadata=print:file=/w/black.txt',
+      '-frames:v', '1', '-an', '-sn', '-dn', '-f', 'null', '-',
+    ]);
+    // ffmpeg may print a frame or two more before it stops: the first is the one.
+    expect(blackEnd('frame:0    pts:2033333 pts_time:2.03333\nlavfi.blackframe.pblack=3\nframe:1    pts:2100000 pts_time:2.1\n')).to.equal(2.033333);
+    expect(blackEnd('frame:0    pts:-40000 pts_time:-0.04\n')).to.equal(0);
+    expect(blackEnd('')).to.equal(undefined);
   });
 
   it('samples Animation frames by the doc\'s priority and needs one way to sample', () => {
@@ -162,6 +185,128 @@ describe('Snapshot and Animation jobs with the real ffmpeg', function () {
     const late = await waitForState(api, await submit(api, request('Snapshot', '<Snapshot><Start>30</Start><Count>1</Count></Snapshot>', '<Object>output/late.jpg</Object>')));
     expect([late.State, late.Code]).to.deep.equal(['Failed', 'InvalidArgument']);
     expect(late.Message).to.include('Start 30');
+  });
+
+  describe('IsCheckBlack', () => {
+    const made = mkdtempSync(path.join(os.tmpdir(), 'mediajobs-black-'));
+    /** An mp4 made by the bundled ffmpeg from lavfi sources joined end to end, stored under `key`. */
+    async function putClip(key: string, sources: string[], extra: string[] = []): Promise<string> {
+      const file = path.join(made, path.basename(key));
+      const inputs = sources.flatMap((s) => ['-f', 'lavfi', '-i', s]);
+      const joined = `${sources.map((_, i) => `[${i}:v]`).join('')}concat=n=${sources.length}:v=1:a=0`;
+      execFileSync(bundledFfmpegPath(), ['-v', 'error', '-y', ...inputs, '-filter_complex', joined, '-c:v', 'libx264', '-pix_fmt', 'yuv420p', ...extra, file]);
+      await api.service.storage.put(BUCKET, key, readFileSync(file));
+      return path.join(api.config.dataDir, 'buckets', BUCKET, key);
+    }
+    let intro: string;
+    let allBlack: string;
+    let halfBlack: string;
+    before(async () => {
+      // 2 s of black then 4 s of test pattern, 160x120 at 10 fps, a key frame every second.
+      intro = await putClip('input/intro.mp4', ['color=black:s=160x120:r=10:d=2', 'testsrc2=s=160x120:r=10:d=4'], ['-g', '10', '-keyint_min', '10']);
+      allBlack = await putClip('input/all-black.mp4', ['color=black:s=160x120:r=10:d=3']);
+      // 2 s whose left half is black and right half white (50 % black), then the test pattern.
+      halfBlack = await putClip('input/half-black.mp4', ['color=black:s=80x120:r=10:d=2,pad=160:120:0:0:white', 'testsrc2=s=160x120:r=10:d=4']);
+    });
+
+    const raw = async (png: Buffer) => (await sharp(png).removeAlpha().raw().toBuffer()).toString('base64');
+    /** Whether the stored PNG `key` has exactly the pixels ffmpeg decodes from `file` at `seconds`. */
+    const sameAsFrameAt = async (key: string, file: string, seconds: number) =>
+      (await raw(await api.service.storage.get(BUCKET, key))) === (await decodedFrame(file, seconds)).data.toString('base64');
+    const meanLuma = async (key: string) => (await sharp(await api.service.storage.get(BUCKET, key)).greyscale().stats()).channels[0].mean;
+    async function snapshot(input: string, fields: string, object: string) {
+      const detail = await waitForState(api, await submit(api, request('Snapshot', `<Snapshot>${fields}</Snapshot>`, `<Object>${object}</Object>`).replace('input/test.mp4', input)));
+      expect(detail.State, detail.Message).to.equal('Success');
+      return detail;
+    }
+
+    it('Interval: the frames start at the first frame after the leading black, and from 0 without the check', async () => {
+      const detail = await snapshot('input/intro.mp4', '<Mode>Interval</Mode><Count>2</Count><TimeInterval>1</TimeInterval><IsCheckBlack>true</IsCheckBlack>', 'output/cb-i-${Number}.png');
+      expect(detail.Operation.MediaResult.OutputFile.ObjectName).to.deep.equal(['0.png', '1.png']);
+      expect(await meanLuma('output/cb-i-0.png')).to.be.above(60);
+      expect(await sameAsFrameAt('output/cb-i-0.png', intro, 2), 'first frame at 2 s').to.equal(true);
+      expect(await sameAsFrameAt('output/cb-i-1.png', intro, 3), 'second frame at 3 s').to.equal(true);
+      expect(await sameAsFrameAt('output/cb-i-0.png', intro, 2.1), 'not the frame after').to.equal(false);
+
+      await snapshot('input/intro.mp4', '<Mode>Interval</Mode><Count>2</Count><TimeInterval>1</TimeInterval>', 'output/nb-i-${Number}.png');
+      expect(await meanLuma('output/nb-i-0.png')).to.be.below(20);
+      expect(await sameAsFrameAt('output/nb-i-0.png', intro, 0)).to.equal(true);
+      expect(await sameAsFrameAt('output/nb-i-1.png', intro, 1)).to.equal(true);
+    });
+
+    it('Average spreads the frames from the end of the black to the end of the video; KeyFrame takes the key frames from there', async () => {
+      // 6 s, black to 2 s: 2 frames over the 4 s left, at 2 and 4 s (without the check: 0 and 3 s).
+      await snapshot('input/intro.mp4', '<Mode>Average</Mode><Count>2</Count><IsCheckBlack>true</IsCheckBlack>', 'output/cb-a-${Number}.png');
+      expect(await meanLuma('output/cb-a-0.png')).to.be.above(60);
+      expect(await sameAsFrameAt('output/cb-a-0.png', intro, 2)).to.equal(true);
+      expect(await sameAsFrameAt('output/cb-a-1.png', intro, 4)).to.equal(true);
+      await snapshot('input/intro.mp4', '<Mode>Average</Mode><Count>2</Count>', 'output/nb-a-${Number}.png');
+      expect(await meanLuma('output/nb-a-0.png')).to.be.below(20);
+      expect(await sameAsFrameAt('output/nb-a-1.png', intro, 3)).to.equal(true);
+
+      await snapshot('input/intro.mp4', '<Mode>KeyFrame</Mode><Count>2</Count><IsCheckBlack>true</IsCheckBlack>', 'output/cb-k-${Number}.png');
+      expect(await sameAsFrameAt('output/cb-k-0.png', intro, 2)).to.equal(true);
+      expect(await sameAsFrameAt('output/cb-k-1.png', intro, 3)).to.equal(true);
+      await snapshot('input/intro.mp4', '<Mode>KeyFrame</Mode><Count>1</Count>', 'output/nb-k-${Number}.png');
+      expect(await meanLuma('output/nb-k-0.png')).to.be.below(20);
+    });
+
+    it('ignores the check with a Start above 0, and takes the frames from 0 of an input black throughout', async () => {
+      await snapshot('input/intro.mp4', '<Mode>Interval</Mode><Start>1</Start><Count>2</Count><TimeInterval>1</TimeInterval><IsCheckBlack>true</IsCheckBlack>', 'output/cb-s-${Number}.png');
+      expect(await meanLuma('output/cb-s-0.png')).to.be.below(20);
+      expect(await sameAsFrameAt('output/cb-s-0.png', intro, 1)).to.equal(true);
+      expect(await sameAsFrameAt('output/cb-s-1.png', intro, 2)).to.equal(true);
+
+      const detail = await snapshot('input/all-black.mp4', '<Mode>Interval</Mode><Count>2</Count><TimeInterval>1</TimeInterval><IsCheckBlack>true</IsCheckBlack>', 'output/cb-b-${Number}.png');
+      expect(detail.Operation.MediaResult.OutputFile.ObjectName).to.deep.equal(['0.png', '1.png']);
+      expect(await sameAsFrameAt('output/cb-b-0.png', allBlack, 0)).to.equal(true);
+      expect(await sameAsFrameAt('output/cb-b-1.png', allBlack, 1)).to.equal(true);
+    });
+
+    it('BlackLevel and PixelBlackThreshold decide what is black: half a frame is black at BlackLevel 40 only, and not with PixelBlackThreshold 0', async () => {
+      const cases: Array<[string, string, number]> = [
+        ['', 'dflt', 0],
+        ['<BlackLevel>40</BlackLevel>', 'l40', 2],
+        ['<BlackLevel>40</BlackLevel><PixelBlackThreshold>0</PixelBlackThreshold>', 'l40t0', 0],
+      ];
+      for (const [fields, name, seconds] of cases) {
+        await snapshot('input/half-black.mp4', `<Mode>Interval</Mode><Count>1</Count><IsCheckBlack>true</IsCheckBlack>${fields}`, `output/cb-h-${name}.png`);
+        expect(await sameAsFrameAt(`output/cb-h-${name}.png`, halfBlack, seconds), `${name}: the frame at ${seconds} s`).to.equal(true);
+      }
+    });
+
+    it('refuses at submit a BlackLevel outside [30,100] or a PixelBlackThreshold outside [0,255]', async () => {
+      for (const [element, value] of [['BlackLevel', '29'], ['BlackLevel', '101'], ['BlackLevel', 'dark'], ['PixelBlackThreshold', '256'], ['PixelBlackThreshold', '-3']]) {
+        const res = await api.request('POST', '/jobs', {
+          body: request('Snapshot', `<Snapshot><Count>1</Count><IsCheckBlack>true</IsCheckBlack><${element}>${value}</${element}></Snapshot>`, '<Object>output/never.jpg</Object>'),
+        });
+        expect(res.status, `${element} ${value}`).to.equal(400);
+        expect(res.xml.Error.Code).to.equal('InvalidArgument');
+        expect(res.xml.Error.Message).to.include(`Snapshot/${element}`);
+      }
+      const template = await api.request('POST', '/template', { body: '<Request><Tag>Snapshot</Tag><Name>black</Name><Snapshot><Count>1</Count><BlackLevel>20</BlackLevel></Snapshot></Request>' });
+      expect(template.status).to.equal(400);
+    });
+
+    it('runs the black pass in the job\'s ffmpeg run: a cancel kills it and stores nothing', async () => {
+      // 120 s of 1080p black: copies of a 1 s clip, made in well under a second, that take the pass seconds to read.
+      const one = path.join(made, 'one.mp4');
+      const long = path.join(made, 'long.mp4');
+      execFileSync(bundledFfmpegPath(), ['-v', 'error', '-y', '-f', 'lavfi', '-i', 'color=black:s=1920x1080:r=25:d=1', '-c:v', 'libx264', '-preset', 'ultrafast', one]);
+      execFileSync(bundledFfmpegPath(), ['-v', 'error', '-y', '-stream_loop', '119', '-i', one, '-c', 'copy', long]);
+      await api.service.storage.put(BUCKET, 'input/long-black.mp4', readFileSync(long));
+      const jobId = await submit(api, request('Snapshot', '<Snapshot><Count>1</Count><IsCheckBlack>true</IsCheckBlack></Snapshot>', '<Object>output/cancelled.jpg</Object>')
+        .replace('input/test.mp4', 'input/long-black.mp4'));
+      const argv = (pid: number) => { try { return readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return ''; } };
+      await waitFor(async () => (ffmpegPidsOf(jobId).some((pid) => argv(pid).includes('blackframe')) ? true : undefined), 20_000, 'the black pass to start');
+      // The pass has no length to report progress against: the job is not past 5 % before the frames are taken.
+      expect(Number((await describeJob(api, jobId)).Progress)).to.be.at.most(5);
+      const res = await api.request('PUT', `/jobs/${jobId}?cancel`);
+      expect(res.status, res.text).to.equal(200);
+      await waitForState(api, jobId, 'Cancel');
+      await waitFor(async () => (ffmpegPidsOf(jobId).length === 0 ? true : undefined), 5_000, 'ffmpeg to be gone');
+      expect(await api.service.storage.stat(BUCKET, 'output/cancelled.jpg')).to.equal(undefined);
+    });
   });
 
   it('Animation: a GIF at 2 frames a second over 4 s, and a WebP of the key frames at Quality 60', async () => {
