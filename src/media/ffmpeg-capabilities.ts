@@ -107,3 +107,45 @@ export function missingCapabilities(caps: FfmpegCapabilities, needs: { encoders?
   ];
   return `this service's ffmpeg (${caps.version || caps.binary}) has no ${parts.join(' and no ')}`;
 }
+
+/**
+ * How `chromakey` and `colorkey` measure the distance their `similarity` and
+ * `blend` are compared with, as multiples of the 2018 bundled binary's
+ * (Euclidean distance over 255 of U,V for chromakey, of R,G,B for colorkey).
+ * Later FFmpeg releases divide by √2 and √3 (Debian's 5.1.9 does), which
+ * turned a key that left white opaque into one that made it a quarter
+ * transparent; SegmentVideoBody scales its values by these so that both key alike.
+ */
+export interface KeyDistanceUnits {
+  readonly chroma: number;
+  readonly colour: number;
+}
+
+const keyUnitsCache = new Map<string, KeyDistanceUnits>();
+
+/**
+ * Measured, not read from the version (the bundled one calls itself `N-47683`):
+ * grey keyed against green at similarity 0.45 and against black at 0.7 stays
+ * opaque in the old units (distances ≈ 0.53 and 0.87) and turns transparent in
+ * the new (≈ 0.38 and 0.50). Read once per binary; a binary that cannot run
+ * this gets the old units (its job then fails with ffmpeg's own reason).
+ */
+export function keyDistanceUnits(configured: string): KeyDistanceUnits {
+  const binary = resolveFfmpegPath(configured);
+  let units = keyUnitsCache.get(binary);
+  if (!units) {
+    units = { chroma: 1, colour: 1 };
+    try {
+      const graph = 'color=c=0x808080:s=8x8:d=1,format=yuva444p,split[a][b];[a]chromakey=color=0x00FF00:similarity=0.45[ca];'
+        + '[b]format=rgba,colorkey=color=0x000000:similarity=0.7,format=yuva444p[cb];[ca][cb]hstack,alphaextract';
+      const pixels = execFileSync(binary, ['-hide_banner', '-nostdin', '-loglevel', 'error', '-filter_complex', graph, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'gray', 'pipe:1'],
+        { timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] });
+      // Row 4 of the 16x8 picture, a pixel inside each half: the 2018 chromakey misreads some edge pixels.
+      units = { chroma: pixels[4 * 16 + 4] === 255 ? 1 : Math.SQRT1_2, colour: pixels[4 * 16 + 12] === 255 ? 1 : 1 / Math.sqrt(3) };
+    } catch {
+      // As said above.
+    }
+    keyUnitsCache.set(binary, units);
+  }
+  return units;
+}

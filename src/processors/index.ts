@@ -16,6 +16,7 @@ import { fileHashCodeProcessor } from './file-hash-code.js';
 import { createWatermarkJobProcessor } from './watermark-job.js';
 import { createVideoEnhanceProcessor } from './video-enhance.js';
 import { createSplitVideoPartsProcessor } from './split-video-parts.js';
+import { createSegmentVideoBodyProcessor } from './segment-video-body.js';
 import { fileCompressProcessor } from './file-compress.js';
 import { fileUncompressProcessor } from './file-uncompress.js';
 
@@ -36,6 +37,7 @@ export function createProcessorRegistry(deps: { readonly spawner: Spawner }): Re
     createWatermarkJobProcessor,
     createVideoEnhanceProcessor,
     createSplitVideoPartsProcessor,
+    createSegmentVideoBodyProcessor,
   ].map((create): Processor => ({ ...create(deps.spawner), runsFfmpeg: true }));
   return new Map([
     createMediaInfoProcessor(deps.spawner),

@@ -30,6 +30,15 @@ export function invalid(message: string): PermanentJobError {
   return new PermanentJobError('InvalidArgument', message);
 }
 
+/**
+ * InvalidArgument for a part of `tag`'s Operation that needs a model
+ * (VideoEnhance's SuperResolution, SegmentVideoBody's HumanSeg): it says where
+ * such jobs can go instead, the task API's external workers.
+ */
+export function needsAiModel(what: string, tag: string): PermanentJobError {
+  return invalid(`${what} needs an AI model this service does not run; name ${tag} in MEDIAJOBS_EXTERNAL_TAGS to hand ${tag} jobs to your own workers through the task API (get_next_task).`);
+}
+
 /** Trimmed text of an element; absent and empty are both `undefined` (CI: empty = default). */
 export function text(value: XmlValue | undefined): string | undefined {
   if (typeof value !== 'string') return undefined;

@@ -16,6 +16,7 @@ import { checkPicProcessOperation } from './pic-process.js';
 import { checkWatermarkJobOperation } from './watermark-job.js';
 import { checkVideoEnhanceOperation } from './video-enhance.js';
 import { checkSplitVideoPartsOperation } from './split-video-parts.js';
+import { checkSegmentVideoBodyOperation } from './segment-video-body.js';
 import { checkFileCompressOperation } from './file-compress.js';
 import { checkFileUncompressOperation } from './file-uncompress.js';
 
@@ -56,6 +57,7 @@ export const SUPPORTED_TAGS = {
   VideoEnhance: { operationSchema: 'operation.video-enhance.json', needsOutput: true, container: 'VideoEnhance', echoes: ['TranscodeTemplateId', 'Watermark', 'WatermarkTemplateId'], check: checkVideoEnhanceOperation },
   SplitVideoParts: { operationSchema: 'operation.split-video-parts.json', needsOutput: false, container: 'SplitVideoParts', check: checkSplitVideoPartsOperation },
   Watermark: { operationSchema: 'operation.watermark.json', needsOutput: true, echoes: ['Watermark', 'WatermarkTemplateId'], check: checkWatermarkJobOperation },
+  SegmentVideoBody: { operationSchema: 'operation.segment-video-body.json', needsOutput: true, container: 'SegmentVideoBody', check: checkSegmentVideoBodyOperation },
   // The /file_jobs family (also accepted at /jobs, as /pic_jobs and /jobs share their jobs).
   FileHashCode: { operationSchema: 'operation.file-hash-code.json', needsOutput: false, container: 'FileHashCodeConfig', check: checkFileHashCodeOperation, jobIdPrefix: 'f' },
   FileCompress: { operationSchema: 'operation.file-compress.json', needsOutput: true, container: 'FileCompressConfig', check: checkFileCompressOperation, inputOptional: true, jobIdPrefix: 'f' },

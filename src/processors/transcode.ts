@@ -385,7 +385,7 @@ function videoFilters(video: VideoSpec, spec: TranscodeSpec, source: SourceInfo)
  */
 export function buildTranscodeArgs(
   spec: TranscodeSpec,
-  io: { input: ToolInput; output: string; segmentPattern?: string; extra?: ExtraFilters; watermarkInputs?: readonly ToolInput[]; audioMixInputs?: readonly ToolInput[] },
+  io: { input: ToolInput; output: string; segmentPattern?: string; extra?: ExtraFilters; watermarkInputs?: readonly ToolInput[]; audioMixInputs?: readonly ToolInput[]; videoGraphInputs?: readonly ToolInput[] },
   source: SourceInfo = {},
 ): string[] {
   const args = inputArgs(io.input, spec.startSec ? ['-ss', String(spec.startSec)] : []);
@@ -396,12 +396,18 @@ export function buildTranscodeArgs(
   for (const image of io.watermarkInputs ?? []) args.push(...inputArgs(image));
   const firstMix = 1 + (io.watermarkInputs?.length ?? 0);
   (io.audioMixInputs ?? []).forEach((mix, i) => args.push(...inputArgs(mix, mixes[i]?.repeat ? ['-stream_loop', '-1'] : [])));
+  // The video graph's objects come last, so the watermark images and AudioMix sources keep the input numbers their graphs use.
+  const graph = video ? io.extra?.videoGraph : undefined;
+  const firstGraphInput = firstMix + (io.audioMixInputs?.length ?? 0);
+  if (graph) for (const input of io.videoGraphInputs ?? []) args.push(...inputArgs(input, ['-stream_loop', '-1']));
   const complex: string[] = [];
   const maps: string[] = [];
   if (video) {
     const filters = [...(io.extra?.videoFirst ?? []), ...videoFilters(video, spec, source), ...(io.extra?.video ?? [])];
-    if (marks.length) {
-      complex.push(`[0:v:0]${filters.length ? filters.join(',') : 'null'}[base]`, ...watermarkGraph(marks, 1));
+    if (marks.length || graph) {
+      complex.push(`[0:v:0]${filters.length ? filters.join(',') : 'null'}[${graph ? 'pre' : 'base'}]`);
+      if (graph) complex.push(...graph.build('pre', marks.length ? 'base' : 'vout', firstGraphInput));
+      complex.push(...watermarkGraph(marks, 1));
       maps.push('-map', '[vout]');
     } else {
       maps.push('-map', '0:v:0?');
@@ -614,6 +620,19 @@ export interface ExtraFilters {
   readonly watermarks?: readonly WatermarkSpec[];
   /** Burned in after the `-vf` chain, before the watermarks (runTranscodeSpec converts each object to ASS first). */
   readonly subtitles?: readonly SubtitleSpec[];
+  /** A graph of several streams after the `-vf` chain, before the watermarks (SegmentVideoBody's keying and background). */
+  readonly videoGraph?: VideoGraph;
+}
+
+/**
+ * A part of the `-filter_complex` graph that turns `[from]` (the video after
+ * its `-vf` chain) into `[to]`, reading objects of the job's bucket as further
+ * inputs: `[n:v]` from `firstInput` on, in the order of `inputs`.
+ */
+export interface VideoGraph {
+  /** Each object is read as the input policy allows and looped (`-stream_loop -1`), so that it lasts as long as the input; the graph ends it. */
+  readonly inputs: ReadonlyArray<{ readonly key: string; readonly where: string }>;
+  build(from: string, to: string, firstInput: number): string[];
 }
 
 /** A Transcode run of `spec` (with `extra` filters) on the job's input into its Output: Transcode, VideoProcess and NoiseReduction share it. */
@@ -627,10 +646,12 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
   const mixKeys = (spec.audio ? spec.audioMix : []).map((mix) => safeKey(mix.key, 'AudioMix/AudioSource'));
   const subtitles = spec.video ? extra.subtitles ?? [] : [];
   const subtitleKeys = subtitles.map((sub) => safeKey(sub.key, 'Subtitles/Subtitle/Url'));
-  return withInputFile(ctx, (input) => withLocalFiles(ctx, [...imageKeys, ...mixKeys, ...subtitleKeys], (others) => withWorkDir(ctx, async (dir) => {
+  const graphKeys = (spec.video ? extra.videoGraph?.inputs ?? [] : []).map((input) => safeKey(input.key, input.where));
+  return withInputFile(ctx, (input) => withLocalFiles(ctx, [...imageKeys, ...mixKeys, ...subtitleKeys, ...graphKeys], (others) => withWorkDir(ctx, async (dir) => {
     const images = others.slice(0, imageKeys.length);
     const mixFiles = others.slice(imageKeys.length, imageKeys.length + mixKeys.length);
-    const subtitleFiles = others.slice(imageKeys.length + mixKeys.length);
+    const subtitleFiles = others.slice(imageKeys.length + mixKeys.length, imageKeys.length + mixKeys.length + subtitleKeys.length);
+    const graphFiles = others.slice(imageKeys.length + mixKeys.length + subtitleKeys.length);
     const assFiles = subtitleFiles.map((_, i) => path.join(dir, `sub-${i}.ass`));
     const runExtra: ExtraFilters = subtitles.length ? { ...extra, video: [...(extra.video ?? []), ...subtitles.map((sub, i) => subtitleFilter(sub, assFiles[i]))] } : extra;
     const base = path.posix.basename(key).replace(/\.[^.]*$/, '') || 'out';
@@ -648,12 +669,13 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
       throw invalid(`TimeInterval/Start ${spec.startSec} is past the end of the input (${source.durationSec.toFixed(3)} s).`);
     }
     const length = Math.min(spec.durationSec ?? Infinity, (source.durationSec ?? Infinity) - (spec.startSec ?? 0));
-    await withToolInputs([input, ...images, ...mixFiles, ...subtitleFiles], ([tool, ...more]) => {
+    await withToolInputs([input, ...images, ...mixFiles, ...subtitleFiles, ...graphFiles], ([tool, ...more]) => {
       const watermarkInputs = more.slice(0, images.length);
       const audioMixInputs = more.slice(images.length, images.length + mixFiles.length);
-      const subtitleInputs = more.slice(images.length + mixFiles.length);
-      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern, extra: runExtra, watermarkInputs, audioMixInputs }, source);
-      const otherKeys = [...imageKeys, ...mixKeys, ...subtitleKeys];
+      const subtitleInputs = more.slice(images.length + mixFiles.length, images.length + mixFiles.length + subtitleFiles.length);
+      const videoGraphInputs = more.slice(images.length + mixFiles.length + subtitleFiles.length);
+      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern, extra: runExtra, watermarkInputs, audioMixInputs, videoGraphInputs }, source);
+      const otherKeys = [...imageKeys, ...mixKeys, ...subtitleKeys, ...graphKeys];
       const replacements = [...inputReplacements(tool, job.inputObject, dir), ...more.flatMap((w, i) => inputReplacements(w, otherKeys[i], dir))];
       return ctx.withToolSlot(async () => {
         // Each subtitle object read as the input policy allows, into an ASS file of ours for the subtitles filter.

@@ -22,7 +22,7 @@
 import type { Config } from '../config.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
-import { asSubmitError, assertFfmpegHas, child, flag, invalid, probeInput, readOutput, text, withInputFile, SUBMIT_CHECK_JOB } from './media-output.js';
+import { asSubmitError, assertFfmpegHas, child, flag, invalid, needsAiModel, probeInput, readOutput, text, withInputFile, SUBMIT_CHECK_JOB } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
 import { parseTranscode, runTranscodeSpec, transcodeNeeds, type TranscodeSpec } from './transcode.js';
 import { colourAndSharpenFilters } from './video-process.js';
@@ -42,7 +42,7 @@ export interface EnhanceFilters {
 export function parseEnhanceFilters(enhance: XmlObject): EnhanceFilters {
   for (const name of NEEDS_AI) {
     if (isXmlObject(enhance[name]) || text(enhance[name]) !== undefined) {
-      throw invalid(`VideoEnhance/${name} needs an AI model this service does not run; name VideoEnhance in MEDIAJOBS_EXTERNAL_TAGS to hand VideoEnhance jobs to your own workers through the task API (get_next_task).`);
+      throw needsAiModel(`VideoEnhance/${name}`, 'VideoEnhance');
     }
   }
   const colourAndSharpen = colourAndSharpenFilters(enhance, true);

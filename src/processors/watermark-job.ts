@@ -31,14 +31,15 @@ function extensionOf(key: string): string {
 }
 
 /**
- * The Container/Format of a Watermark job's output: the Output object's
- * extension's, else the input object's, else mp4. An extension of a format
- * without video (`.mp3`) is InvalidArgument: there would be nothing to draw on.
+ * The Container/Format of a Watermark job's output (and of SegmentVideoBody's,
+ * named by `tag`): the Output object's extension's, else the input object's,
+ * else mp4. An extension of a format without video (`.mp3`) is
+ * InvalidArgument: there would be nothing to draw on.
  */
-export function watermarkOutputFormat(outputObject: string, inputObject: string): string {
+export function watermarkOutputFormat(outputObject: string, inputObject: string, tag = 'Watermark'): string {
   const fromOutput = formatOfExtension(extensionOf(outputObject));
   if (fromOutput && containerCodecs(fromOutput)!.video.length === 0) {
-    throw invalid(`Output/Object ends in .${extensionOf(outputObject)}, a format without video: a Watermark job writes video.`);
+    throw invalid(`Output/Object ends in .${extensionOf(outputObject)}, a format without video: a ${tag} job writes video.`);
   }
   const fromInput = formatOfExtension(extensionOf(inputObject));
   return fromOutput ?? (fromInput && containerCodecs(fromInput)!.video.length > 0 ? fromInput : 'mp4');
@@ -75,13 +76,22 @@ export function createWatermarkJobProcessor(spawner: Spawner): Processor {
 }
 
 async function runWatermarkJob(ctx: ProcessorContext, spawner: Spawner): Promise<XmlObject> {
-  const { job } = ctx;
-  const marks = parseWatermarks(job.operation.Watermark, job.bucket);
+  const marks = parseWatermarks(ctx.job.operation.Watermark, ctx.job.bucket);
   if (marks.length === 0) throw invalid('Watermark or WatermarkTemplateId is required.');
-  const format = watermarkOutputFormat(readOutput(job.operation, job, false).object, job.inputObject);
+  return runTranscodeSpec(ctx, spawner, await inputFollowingTranscode(ctx, spawner, 'Watermark', 'to draw a Watermark on'), { watermarks: marks });
+}
+
+/**
+ * The encode of a job that follows its input (Watermark, SegmentVideoBody):
+ * `watermarkOutputFormat` and `watermarkTranscode` on the codecs ffprobe finds
+ * in the input. An input without video is InvalidArgument, `purpose` saying
+ * what the video was for.
+ */
+export async function inputFollowingTranscode(ctx: ProcessorContext, spawner: Spawner, tag: string, purpose: string): Promise<TranscodeSpec> {
+  const { job } = ctx;
+  const format = watermarkOutputFormat(readOutput(job.operation, job, false).object, job.inputObject, tag);
   const streams = await withInputFile(ctx, async (input) => (await probeInput(ctx, spawner, input)).streams ?? []);
   const video = streams.find((s) => s.codec_type === 'video');
-  if (!video) throw invalid(`The input ${job.inputObject} has no video to draw a Watermark on.`);
-  const spec = watermarkTranscode(format, { video: video.codec_name, audio: streams.find((s) => s.codec_type === 'audio')?.codec_name }, ctx.config);
-  return runTranscodeSpec(ctx, spawner, spec, { watermarks: marks });
+  if (!video) throw invalid(`The input ${job.inputObject} has no video ${purpose}.`);
+  return watermarkTranscode(format, { video: video.codec_name, audio: streams.find((s) => s.codec_type === 'audio')?.codec_name }, ctx.config);
 }

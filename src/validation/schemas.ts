@@ -55,6 +55,7 @@ export type XmlSchemaId =
   | 'operation.watermark.json'
   | 'operation.video-enhance.json'
   | 'operation.split-video-parts.json'
+  | 'operation.segment-video-body.json'
   | 'operation.file-compress.json'
   | 'operation.file-uncompress.json'
   | 'update-media-queue.request.json'
