@@ -7,7 +7,10 @@
  * at key frames, so each is Duration long give or take a GOP, as any
  * copy-based cutter makes them), mp3, aac, flac (audio only, re-encoded to
  * that codec, cut exactly); Duration; StartTime/EndTime as a clip range.
- * Accepted, ignored: TranscodeIndex, HlsEncrypt, AIGCMetadata.
+ * HlsEncrypt{IsHlsEncrypt, UriKey} with hls/m3u8: the segments AES-128
+ * encrypted, the key stored beside the playlist (hls-output.ts); other
+ * formats ignore it, as CI's "hls only" says.
+ * Accepted, ignored: TranscodeIndex, AIGCMetadata.
  *
  * Output: `${Number}` (from 0) is required when Duration is set and the
  * format is not hls. Result: `MediaInfo` of the first piece, and
@@ -23,10 +26,11 @@ import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
-  assertFfmpegHas, asSubmitError, child, expandObject, goFlag, hasNumber, invalid, number, numberedKey, outputMediaInfo, readOutput, safeKey, storeFiles,
+  assertFfmpegHas, asSubmitError, child, expandObject, hasNumber, invalid, number, numberedKey, outputMediaInfo, readOutput, safeKey, storeFiles,
   text, withInputFile, withWorkDir, type OutputTarget, type StoredFile, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
+import { hlsFiles, hlsKeyArgs, parseHlsEncrypt, prepareHlsKey, storeHls, withClearSegment, type HlsEncryption } from './hls-output.js';
 import { inputReplacements, runTranscodeFfmpeg } from './transcode.js';
 
 interface FormatSpec {
@@ -53,6 +57,7 @@ export interface SegmentSpec {
   readonly durationSec?: number;
   readonly startSec?: number;
   readonly endSec?: number;
+  readonly hlsEncrypt?: HlsEncryption;
 }
 
 /** Parses `<Segment>`; throws InvalidArgument naming the element. */
@@ -64,16 +69,16 @@ export function parseSegment(segment: XmlObject): SegmentSpec {
   const startSec = number(segment.StartTime, 'Segment/StartTime', 0, 1e7);
   const endSec = number(segment.EndTime, 'Segment/EndTime', 0, 1e7, { openMin: true });
   if (startSec !== undefined && endSec !== undefined && endSec <= startSec) throw invalid('Segment/EndTime must be after StartTime.');
-  // Ignored, but checked: Go decodes it as a bool (see goFlag).
-  goFlag(child(segment, 'HlsEncrypt').IsHlsEncrypt, 'Segment/HlsEncrypt/IsHlsEncrypt');
-  return { format, durationSec: number(segment.Duration, 'Segment/Duration', 1, 1e7), startSec, endSec };
+  const hlsEncrypt = parseHlsEncrypt(child(segment, 'HlsEncrypt'), 'Segment/HlsEncrypt', format.muxer === 'hls');
+  return { format, durationSec: number(segment.Duration, 'Segment/Duration', 1, 1e7), startSec, endSec, hlsEncrypt };
 }
 
 /**
  * ffmpeg arguments for a parsed Segment, writing `<dir>/<n>.<ext>` pieces (or
- * `<dir>/<base>.m3u8` + `<base>-<n>.ts` for hls, or `<dir>/out.<ext>` whole). Pure.
+ * `<dir>/<base>.m3u8` + `<base>-<n>.ts` for hls, encrypted by the key info
+ * file `hlsKeyInfo` when given, or `<dir>/out.<ext>` whole). Pure.
  */
-export function buildSegmentArgs(spec: SegmentSpec, io: { input: ToolInput; dir: string; base: string }): string[] {
+export function buildSegmentArgs(spec: SegmentSpec, io: { input: ToolInput; dir: string; base: string; hlsKeyInfo?: string }): string[] {
   const args = inputArgs(io.input, spec.startSec ? ['-ss', String(spec.startSec)] : []);
   if (spec.endSec !== undefined) args.push('-t', String(spec.endSec - (spec.startSec ?? 0)));
   const { format } = spec;
@@ -81,7 +86,7 @@ export function buildSegmentArgs(spec: SegmentSpec, io: { input: ToolInput; dir:
   else args.push('-map', '0:v?', '-map', '0:a?', '-c', 'copy', '-sn', '-dn');
   if (format.muxer === 'hls') {
     args.push('-f', 'hls', '-hls_time', String(spec.durationSec ?? 10), '-hls_list_size', '0', '-hls_playlist_type', 'vod',
-      '-hls_segment_filename', path.join(io.dir, `${io.base}-%d.ts`), path.join(io.dir, `${io.base}.m3u8`));
+      '-hls_segment_filename', path.join(io.dir, `${io.base}-%d.ts`), ...hlsKeyArgs(io.hlsKeyInfo), path.join(io.dir, `${io.base}.m3u8`));
   } else if (spec.durationSec) {
     args.push('-f', 'segment', '-segment_time', String(spec.durationSec), '-segment_format', format.muxer, '-reset_timestamps', '1',
       '-segment_start_number', '0', ...(format.muxer === 'mp4' ? ['-segment_format_options', 'movflags=+faststart'] : []),
@@ -128,18 +133,26 @@ async function runSegment(ctx: ProcessorContext, spawner: Spawner): Promise<XmlO
   return withInputFile(ctx, (input) => withWorkDir(ctx, async (dir) => {
     const hls = spec.format.muxer === 'hls';
     const base = hls ? (path.posix.basename(expanded).replace(/\.[^.]*$/, '') || 'out') : '';
-    await withToolInput(input, (tool) => ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, buildSegmentArgs(spec, { input: tool, dir, base }), dir, undefined, inputReplacements(tool, job.inputObject, dir))));
+    const hlsKey = hls && spec.hlsEncrypt ? await prepareHlsKey(dir, base, spec.hlsEncrypt) : undefined;
+    const args = (tool: ToolInput) => buildSegmentArgs(spec, { input: tool, dir, base, hlsKeyInfo: hlsKey?.infoFile });
+    await withToolInput(input, (tool) => ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, args(tool), dir, undefined, inputReplacements(tool, job.inputObject, dir))));
     ctx.setProgress(90);
+    if (hls) {
+      const written = await hlsFiles(dir, base, safeKey(expanded));
+      const playlist = written.listed[0].file;
+      const first = written.segmentFiles[0];
+      const mediaInfo = first
+        ? await withClearSegment(dir, playlist, first, hlsKey, (file) => outputMediaInfo(ctx, spawner, file))
+        : await outputMediaInfo(ctx, spawner, playlist);
+      const stored = await storeHls(ctx, target.bucket, written, hlsKey);
+      ctx.setProgress(100);
+      return { MediaInfo: mediaInfo, MediaResult: { OutputFile: outputFile(target, stored, stored.map((s) => s.key), '') } };
+    }
     const names = await fs.readdir(dir);
     let files: Array<{ key: string; file: string }>;
     let prefix = '';
     let relative: string[];
-    if (hls) {
-      const folder = expanded.includes('/') ? expanded.slice(0, expanded.lastIndexOf('/') + 1) : '';
-      const segments = names.filter((f) => f.startsWith(`${base}-`) && f.endsWith('.ts')).sort((a, b) => Number(a.slice(base.length + 1, -3)) - Number(b.slice(base.length + 1, -3)));
-      files = [{ key: safeKey(expanded), file: path.join(dir, `${base}.m3u8`) }, ...segments.map((s) => ({ key: safeKey(folder + s), file: path.join(dir, s) }))];
-      relative = files.map((f) => f.key);
-    } else if (spec.durationSec) {
+    if (spec.durationSec) {
       const pieces = names.filter((f) => new RegExp(`^\\d+\\.${spec.format.ext}$`).test(f)).map((f) => Number(f.split('.')[0])).sort((a, b) => a - b);
       const keys = pieces.map((_, i) => numberedKey(expanded, i));
       prefix = keys[0]?.prefix ?? '';
@@ -151,7 +164,7 @@ async function runSegment(ctx: ProcessorContext, spawner: Spawner): Promise<XmlO
       relative = [key];
     }
     if (files.length === 0) throw invalid('Segment wrote no piece: the input has nothing in the range asked for.');
-    const mediaInfo = await outputMediaInfo(ctx, spawner, files[hls ? Math.min(1, files.length - 1) : 0].file);
+    const mediaInfo = await outputMediaInfo(ctx, spawner, files[0].file);
     const stored = await storeFiles(ctx, target.bucket, files);
     ctx.setProgress(100);
     return { MediaInfo: mediaInfo, MediaResult: { OutputFile: outputFile(target, stored, relative, prefix) } };

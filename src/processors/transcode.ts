@@ -10,11 +10,13 @@
  * Vorbis/pcm_s16le/amr, Samplerate, Bitrate, Channels, Remove),
  * TimeInterval (Start, Duration), TransConfig (AdjDarMethod, IsCheckReso,
  * IsCheckVideoBitrate, IsCheckAudioBitrate, IsCheckVideoFps with their
- * AdjMethod, DeleteMetadata), Subtitle/Remove.
- * Accepted and ignored: TransConfig/IsHdr2Sdr, TranscodeIndex, HlsEncrypt,
- * DashEncrypt, AIGCMetadata; Video/Roi, Interlaced, ColorParam, HlsTsTime,
- * DashSegment, StdExtInfo; Audio's KeepTwoTracks, SwitchTrack, SampleFormat;
- * Operation/FreeTranscode.
+ * AdjMethod, DeleteMetadata, HlsEncrypt with hls: the segments AES-128
+ * encrypted, the job's key stored beside the playlist, see hls-output.ts;
+ * other containers ignore it, as CI's "hls only" says), Subtitle/Remove.
+ * Accepted and ignored: TransConfig/IsHdr2Sdr, TranscodeIndex, DashEncrypt
+ * with IsEncrypt false, AIGCMetadata; Video/Roi, Interlaced, ColorParam,
+ * HlsTsTime, DashSegment, StdExtInfo; Audio's KeepTwoTracks, SwitchTrack,
+ * SampleFormat; Operation/FreeTranscode.
  * AudioMix / AudioMixArray (≤ 2 sources, objects of the bucket): MixMode
  * Repeat (looped to the end) or Once, Replace, EffectConfig start fade-in and
  * end fade-out (EnableBgmFade ignored); mixed by `amix`.
@@ -24,7 +26,9 @@
  * the input's pixels, before any scaling (not with H.265, as in CI; a box
  * outside the frame fails the job with ffmpeg's reason).
  * Subtitles/Subtitle[]: burned in by the `subtitles` filter, see subtitles.ts.
- * Refused at submit (the schema has no place for it): DigitalWatermark.
+ * Refused at submit: DigitalWatermark (the schema has no place for it);
+ * DashEncrypt/IsEncrypt true (no dash output is produced here, and an
+ * encryption request is not to be dropped silently).
  *
  * An absent Video or Audio block keeps that stream with the container's
  * default codec (CI's template doc says an absent block drops the stream, but
@@ -43,11 +47,12 @@ import type { FfprobeReport } from '../media/ffprobe.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import {
-  assertFfmpegHas, asSubmitError, child, displayedSize, expandObject, ffmpegFailure, flag, goFlag, invalid, mediaDuration, number, outputMediaInfo,
+  assertFfmpegHas, asSubmitError, child, displayedSize, expandObject, ffmpegFailure, flag, invalid, mediaDuration, number, outputMediaInfo,
   objectKeyOfUrl, probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withLocalFiles, withWorkDir, type OutputTarget, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import { parseWatermarks, watermarkFilters, watermarkGraph, watermarkTemplateBodies, type WatermarkSpec, type WatermarkTemplateLookup } from './watermark.js';
 import type { Processor, ProcessorContext } from './processor.js';
+import { hlsFiles, hlsKeyArgs, parseHlsEncrypt, prepareHlsKey, storeHls, withClearSegment, type HlsEncryption, type HlsKey } from './hls-output.js';
 import { parseSubtitles, subtitleConversionArgs, subtitleFilter, type SubtitleSpec } from './subtitles.js';
 
 /** Inputs from this size on are probed before the run, so that progress can be reported (see runTranscode). */
@@ -140,6 +145,8 @@ export interface TranscodeSpec {
   readonly startSec?: number;
   readonly durationSec?: number;
   readonly hlsSegmentSec: number;
+  /** TransConfig/HlsEncrypt on an hls output: its segments AES-128 encrypted (hls-output.ts). */
+  readonly hlsEncrypt?: HlsEncryption;
   readonly adjDar: 'scale' | 'crop' | 'pad' | 'none';
   readonly checkReso: Check;
   readonly checkVideoBitrate: Check;
@@ -273,8 +280,11 @@ export function parseTranscode(transcode: XmlObject, bucket?: string): Transcode
   const adj = (text(transConfig.AdjDarMethod) ?? 'none').toLowerCase();
   if (!['scale', 'rescale', 'crop', 'pad', 'none'].includes(adj)) throw invalid('TransConfig/AdjDarMethod must be scale, crop, pad or none.');
   const hlsSegmentSec = number(child(containerXml, 'ClipConfig').Duration, 'Container/ClipConfig/Duration', 1, 3600) ?? 5;
-  // Ignored, but checked: Go decodes it as a bool (see goFlag).
-  goFlag(child(transConfig, 'HlsEncrypt').IsHlsEncrypt, 'TransConfig/HlsEncrypt/IsHlsEncrypt');
+  const hlsEncrypt = parseHlsEncrypt(child(transConfig, 'HlsEncrypt'), 'TransConfig/HlsEncrypt', container.muxer === 'hls');
+  // Without a dash output there is nothing to encrypt, but a request for encryption is refused rather than ignored.
+  if (flag(child(transConfig, 'DashEncrypt').IsEncrypt, 'TransConfig/DashEncrypt/IsEncrypt')) {
+    throw invalid('TransConfig/DashEncrypt/IsEncrypt true asks for encrypted DASH, which this service does not produce (no dash Container/Format); use hls with HlsEncrypt, or leave it false.');
+  }
   return {
     format,
     container,
@@ -283,6 +293,7 @@ export function parseTranscode(transcode: XmlObject, bucket?: string): Transcode
     startSec: number(time.Start, 'TimeInterval/Start', 0, 1e7),
     durationSec: number(time.Duration, 'TimeInterval/Duration', 0, 1e7, { openMin: true }),
     hlsSegmentSec,
+    hlsEncrypt,
     adjDar: adj === 'rescale' ? 'scale' : (adj as TranscodeSpec['adjDar']),
     checkReso: check(transConfig, 'IsCheckReso', 'ResoAdjMethod'),
     checkVideoBitrate: check(transConfig, 'IsCheckVideoBitrate', 'VideoBitrateAdjMethod'),
@@ -381,11 +392,12 @@ function videoFilters(video: VideoSpec, spec: TranscodeSpec, source: SourceInfo)
 /**
  * The ffmpeg arguments (after the global ones) for a parsed Transcode:
  * pure, so it is unit-tested as a list. `segmentPattern` is the local name of
- * hls segments (`…/out-%d.ts`), beside the playlist `output`.
+ * hls segments (`…/out-%d.ts`), beside the playlist `output`; `hlsKeyInfo` the
+ * key info file of an encrypted hls output (hls-output.ts).
  */
 export function buildTranscodeArgs(
   spec: TranscodeSpec,
-  io: { input: ToolInput; output: string; segmentPattern?: string; extra?: ExtraFilters; watermarkInputs?: readonly ToolInput[]; audioMixInputs?: readonly ToolInput[]; videoGraphInputs?: readonly ToolInput[] },
+  io: { input: ToolInput; output: string; segmentPattern?: string; hlsKeyInfo?: string; extra?: ExtraFilters; watermarkInputs?: readonly ToolInput[]; audioMixInputs?: readonly ToolInput[]; videoGraphInputs?: readonly ToolInput[] },
   source: SourceInfo = {},
 ): string[] {
   const args = inputArgs(io.input, spec.startSec ? ['-ss', String(spec.startSec)] : []);
@@ -462,7 +474,7 @@ export function audioMixGraph(mixes: readonly AudioMixSpec[], firstInput: number
  * The output half of a Transcode command: encoders and their settings, the
  * muxer and the output file. Concat puts it after its own inputs and filter graph.
  */
-export function encodeArgs(spec: TranscodeSpec, io: { output: string; segmentPattern?: string }, source: SourceInfo = {}): string[] {
+export function encodeArgs(spec: TranscodeSpec, io: { output: string; segmentPattern?: string; hlsKeyInfo?: string }, source: SourceInfo = {}): string[] {
   const args: string[] = [];
   const { video, audio } = spec;
   if (video) {
@@ -525,6 +537,7 @@ export function encodeArgs(spec: TranscodeSpec, io: { output: string; segmentPat
     if (video) args.push('-force_key_frames', `expr:gte(t,n_forced*${spec.hlsSegmentSec})`);
     args.push('-hls_time', String(spec.hlsSegmentSec), '-hls_list_size', '0', '-hls_playlist_type', 'vod');
     if (io.segmentPattern) args.push('-hls_segment_filename', io.segmentPattern);
+    args.push(...hlsKeyArgs(io.hlsKeyInfo));
   }
   args.push('-f', spec.container.muxer, io.output);
   return args;
@@ -657,6 +670,7 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
     const base = path.posix.basename(key).replace(/\.[^.]*$/, '') || 'out';
     const output = path.join(dir, spec.container.muxer === 'hls' ? `${base}.m3u8` : `out.${spec.container.ext}`);
     const segmentPattern = spec.container.muxer === 'hls' ? path.join(dir, `${base}-%d.ts`) : undefined;
+    const hlsKey = spec.hlsEncrypt ? await prepareHlsKey(dir, base, spec.hlsEncrypt) : undefined;
     // The input is probed first only when something needs its values: a TransConfig check, or
     // progress worth reporting (a file large enough to take more than a few seconds). A probe costs
     // ~20 ms of CPU, a tenth of a small transcode on a busy machine; without it, ffmpeg's own
@@ -674,7 +688,7 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
       const audioMixInputs = more.slice(images.length, images.length + mixFiles.length);
       const subtitleInputs = more.slice(images.length + mixFiles.length, images.length + mixFiles.length + subtitleFiles.length);
       const videoGraphInputs = more.slice(images.length + mixFiles.length + subtitleFiles.length);
-      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern, extra: runExtra, watermarkInputs, audioMixInputs, videoGraphInputs }, source);
+      const args = buildTranscodeArgs(spec, { input: tool, output, segmentPattern, hlsKeyInfo: hlsKey?.infoFile, extra: runExtra, watermarkInputs, audioMixInputs, videoGraphInputs }, source);
       const otherKeys = [...imageKeys, ...mixKeys, ...subtitleKeys, ...graphKeys];
       const replacements = [...inputReplacements(tool, job.inputObject, dir), ...more.flatMap((w, i) => inputReplacements(w, otherKeys[i], dir))];
       return ctx.withToolSlot(async () => {
@@ -686,23 +700,13 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
       });
     });
     ctx.setProgress(92);
-    const files = [{ key, file: output }];
-    let mediaInfo: XmlObject;
-    if (segmentPattern) {
-      // The playlist names its segments relative to itself: store them beside it.
-      const folder = key.includes('/') ? key.slice(0, key.lastIndexOf('/') + 1) : '';
-      const segments = (await fs.readdir(dir)).filter((f) => f.startsWith(`${base}-`) && f.endsWith('.ts'))
-        .sort((a, b) => Number(a.slice(base.length + 1, -3)) - Number(b.slice(base.length + 1, -3)));
-      for (const name of segments) files.push({ key: safeKey(folder + name), file: path.join(dir, name) });
-      mediaInfo = await hlsMediaInfo(ctx, spawner, output, path.join(dir, segments[0] ?? 'none'));
-    } else {
-      mediaInfo = await outputMediaInfo(ctx, spawner, output);
-    }
+    const hls = segmentPattern ? await hlsFiles(dir, base, key) : undefined;
+    const mediaInfo = hls ? await hlsMediaInfo(ctx, spawner, dir, output, hls.segmentFiles[0], hlsKey) : await outputMediaInfo(ctx, spawner, output);
     if (!isXmlObject(mediaInfo.Stream) || (mediaInfo.Stream.Video === '' && mediaInfo.Stream.Audio === '')) {
       // ffmpeg wrote a file without a single frame: TimeInterval/Start lies past the input's end.
       throw invalid('The output holds no audio or video: TimeInterval/Start is past the end of the input.');
     }
-    const stored = await storeFiles(ctx, target.bucket, files);
+    const stored = hls ? await storeHls(ctx, target.bucket, hls, hlsKey) : await storeFiles(ctx, target.bucket, [{ key, file: output }]);
     ctx.setProgress(100);
     return { MediaInfo: mediaInfo, MediaResult: mediaResult(target, stored) };
   })));
@@ -711,10 +715,13 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
 /**
  * MediaInfo of an hls output: ffprobe reads no playlist (input-policy.ts
  * refuses the demuxer, rightly for user input), so the streams are those of
- * the first segment and Format/Duration is the playlist's total.
+ * the first segment (decrypted when encrypted) and Format/Duration is the
+ * playlist's total.
  */
-async function hlsMediaInfo(ctx: ProcessorContext, spawner: Spawner, playlist: string, firstSegment: string): Promise<XmlObject> {
-  const info = await outputMediaInfo(ctx, spawner, firstSegment);
+async function hlsMediaInfo(ctx: ProcessorContext, spawner: Spawner, dir: string, playlist: string, firstSegment: string | undefined, hlsKey: HlsKey | undefined): Promise<XmlObject> {
+  const info = firstSegment
+    ? await withClearSegment(dir, playlist, firstSegment, hlsKey, (file) => outputMediaInfo(ctx, spawner, file))
+    : await outputMediaInfo(ctx, spawner, path.join(dir, 'none'));
   const total = [...(await fs.readFile(playlist, 'utf8')).matchAll(/^#EXTINF:([\d.]+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
   return isXmlObject(info.Format) ? { ...info, Format: { ...info.Format, Duration: total.toFixed(6) } } : info;
 }

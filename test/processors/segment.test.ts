@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import { runFfprobe } from '../../src/media/ffprobe.js';
 import { createSpawner } from '../../src/media/spawner.js';
 import { BUCKET, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
+import { expectEncryptedHls } from '../helpers/hls.js';
 import { asArray, type TestService } from '../helpers/service.js';
 
 const spawner = createSpawner();
@@ -77,5 +78,21 @@ describe('Segment jobs with the real ffmpeg', function () {
     const refused = await api.request('POST', '/jobs', { body: segmentRequest('<Format>mp4</Format><Duration>4</Duration>', 'output/one.mp4') });
     expect(refused.status).to.equal(400);
     expect(refused.xml.Error.Message).to.match(/\$\{Number\}/);
+  });
+
+  it('encrypts hls segments with AES-128 under HlsEncrypt (the job\'s key stored beside the playlist, unlisted), and refuses it without UriKey', async () => {
+    const hlsEncrypt = '<HlsEncrypt><IsHlsEncrypt>true</IsHlsEncrypt><UriKey>https://keys.example.com/seg.key</UriKey></HlsEncrypt>';
+    const hls = await waitForState(api, await submit(api, segmentRequest(`<Format>m3u8</Format><Duration>4</Duration>${hlsEncrypt}`, 'output/segenc/index.m3u8')));
+    expect(hls.State, hls.Message).to.equal('Success');
+    await expectEncryptedHls(api, spawner, 'output/segenc/index.m3u8', 'https://keys.example.com/seg.key', 12);
+    const file = hls.Operation.MediaResult.OutputFile;
+    expect(file.ObjectName).to.deep.equal(['output/segenc/index.m3u8', 'output/segenc/index-0.ts', 'output/segenc/index-1.ts', 'output/segenc/index-2.ts']);
+    expect(asArray(file.Md5Info).map((m: { ObjectName: string }) => m.ObjectName)).to.deep.equal(file.ObjectName);
+    // MediaInfo comes from the decrypted first segment.
+    expect(hls.Operation.MediaInfo.Stream.Video.CodecName).to.equal('h264');
+
+    const refused = await api.request('POST', '/jobs', { body: segmentRequest('<Format>hls</Format><HlsEncrypt><IsHlsEncrypt>true</IsHlsEncrypt></HlsEncrypt>', 'output/x.m3u8') });
+    expect(refused.status).to.equal(400);
+    expect(refused.xml.Error.Message).to.match(/Segment\/HlsEncrypt\/UriKey is required/);
   });
 });

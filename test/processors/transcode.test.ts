@@ -14,6 +14,7 @@ import { buildTranscodeArgs, parseTranscode } from '../../src/processors/transco
 import { freshDatabase } from '../helpers/databases.js';
 import { BUCKET, describeJob, putFixture, startWorkerService, submit, waitForState } from '../helpers/jobs.js';
 import { asArray, startTestService, waitFor, type TestService } from '../helpers/service.js';
+import { expectEncryptedHls, isClearTs } from '../helpers/hls.js';
 import { ffmpegPidsOf } from '../helpers/processes.js';
 
 const spawner = createSpawner();
@@ -62,6 +63,17 @@ describe('Transcode command lines', () => {
     expect(buildTranscodeArgs(checked, { input: INPUT, output: 'o' }, { width: 320, height: 240 })).to.not.include('-vf');
     const strict = parseTranscode({ Video: { Width: '640' }, TransConfig: { IsCheckReso: 'true', ResoAdjMethod: '1' } });
     expect(() => buildTranscodeArgs(strict, { input: INPUT, output: 'o' }, { width: 320, height: 240 })).to.throw(/exceeds/);
+  });
+
+  it('encrypts hls through a key info file only when HlsEncrypt asks for it on an hls container', () => {
+    const encrypt = { HlsEncrypt: { IsHlsEncrypt: 'true', UriKey: 'https://k.example.com/k' } };
+    const hls = parseTranscode({ Container: { Format: 'hls' }, TransConfig: encrypt });
+    expect(hls.hlsEncrypt).to.deep.equal({ uriKey: 'https://k.example.com/k' });
+    expect(buildTranscodeArgs(hls, { input: INPUT, output: '/w/p.m3u8', segmentPattern: '/w/p-%d.ts', hlsKeyInfo: '/w/keyinfo.txt' }).slice(-7))
+      .to.deep.equal(['-hls_segment_filename', '/w/p-%d.ts', '-hls_key_info_file', '/w/keyinfo.txt', '-f', 'hls', '/w/p.m3u8']);
+    expect(parseTranscode({ Container: { Format: 'mp4' }, TransConfig: encrypt }).hlsEncrypt).to.equal(undefined);
+    expect(parseTranscode({ Container: { Format: 'hls' }, TransConfig: { HlsEncrypt: { IsHlsEncrypt: 'false', UriKey: 'k' } } }).hlsEncrypt).to.equal(undefined);
+    expect(parseTranscode({ Container: { Format: 'hls' }, TransConfig: { HlsEncrypt: { IsHlsEncrypt: 'true', UriKey: '../keys/p.key' } } }).hlsEncrypt).to.deep.equal({ uriKey: '../keys/p.key' });
   });
 
   it('refuses codecs a container cannot hold, odd sizes and unknown formats', () => {
@@ -192,6 +204,67 @@ describe('Transcode jobs with the real ffmpeg', function () {
     expect(extinf).to.be.closeTo(12, 0.2);
     expect(Number(hls.Operation.MediaInfo.Format.Duration)).to.be.closeTo(12, 0.2);
     expect(stream(await probe(api, `output/hls/${segments[1]}`), 'video')?.codec_name).to.equal('h264');
+    // Without HlsEncrypt: segments in the clear, no key named or stored.
+    expect(playlist).to.not.include('#EXT-X-KEY');
+    expect(isClearTs(await api.service.storage.get(BUCKET, `output/hls/${segments[0]}`))).to.equal(true);
+    expect(await api.service.storage.stat(BUCKET, 'output/hls/play.key')).to.equal(undefined);
+  });
+
+  it('encrypts hls segments with AES-128 under HlsEncrypt: the playlist names UriKey, the job\'s own key is stored beside it and unlisted', async () => {
+    const hlsEncrypt = (uri: string) => '<Container><Format>hls</Format><ClipConfig><Duration>4</Duration></ClipConfig></Container><Video><Codec>H.264</Codec><Preset>ultrafast</Preset></Video>'
+      + `<TransConfig><HlsEncrypt><IsHlsEncrypt>true</IsHlsEncrypt><UriKey>${uri}</UriKey></HlsEncrypt></TransConfig>`;
+    const uri = 'https://keys.example.com/hls/key?id=42&amp;v=1';
+    const job = await waitForState(api, await submit(api, transcodeRequest('input/test.mp4', hlsEncrypt(uri), 'output/enc/play.m3u8')));
+    expect(job.State, job.Message).to.equal('Success');
+    const key = await expectEncryptedHls(api, spawner, 'output/enc/play.m3u8', 'https://keys.example.com/hls/key?id=42&v=1', 12);
+    // The result lists the playlist and segments as without encryption: CI names no key object.
+    const file = job.Operation.MediaResult.OutputFile;
+    const names = asArray(file.ObjectName) as string[];
+    expect(names[0]).to.equal('output/enc/play.m3u8');
+    expect(names.slice(1)).to.have.length(3).and.satisfy((n: string[]) => n.every((k) => /^output\/enc\/play-\d\.ts$/.test(k)));
+    expect(asArray(file.Md5Info).map((m: { ObjectName: string }) => m.ObjectName)).to.deep.equal(names);
+    // MediaInfo comes from the decrypted first segment.
+    expect(job.Operation.MediaInfo.Stream.Video.CodecName).to.equal('h264');
+    expect(Number(job.Operation.MediaInfo.Format.Duration)).to.be.closeTo(12, 0.2);
+    expect(job.Operation.Transcode.TransConfig.HlsEncrypt.UriKey).to.equal('https://keys.example.com/hls/key?id=42&v=1');
+
+    // A relative UriKey naming the stored key: a local player (here ffprobe) plays the encrypted playlist from the bucket's folder.
+    const local = await waitForState(api, await submit(api, transcodeRequest('input/test.mp4', hlsEncrypt('rel.key'), 'output/enc/rel.m3u8')));
+    expect(local.State, local.Message).to.equal('Success');
+    const localKey = await expectEncryptedHls(api, spawner, 'output/enc/rel.m3u8', 'rel.key', 12);
+    expect(localKey.equals(key), 'a fresh key per job').to.equal(false);
+    const playlistFile = path.join(api.config.dataDir, 'buckets', BUCKET, 'output/enc/rel.m3u8');
+    const whole = JSON.parse(execFileSync(bundledFfprobePath(), ['-v', 'error', '-allowed_extensions', 'ALL', '-show_entries', 'format=duration', '-of', 'json', playlistFile]).toString());
+    expect(Number(whole.format.duration)).to.be.closeTo(12, 0.2);
+  });
+
+  it('refuses at submit HlsEncrypt without a usable UriKey and DashEncrypt/IsEncrypt true; ignores HlsEncrypt on a container other than hls', async () => {
+    const transConfig = (format: string, config: string) => `<Container><Format>${format}</Format></Container><TransConfig>${config}</TransConfig>`;
+    const cases: Array<[string, RegExp]> = [
+      [transConfig('hls', '<HlsEncrypt><IsHlsEncrypt>true</IsHlsEncrypt></HlsEncrypt>'), /TransConfig\/HlsEncrypt\/UriKey is required/],
+      [transConfig('hls', '<HlsEncrypt><IsHlsEncrypt>1</IsHlsEncrypt><UriKey> </UriKey></HlsEncrypt>'), /TransConfig\/HlsEncrypt\/UriKey is required/],
+      [transConfig('hls', '<HlsEncrypt><IsHlsEncrypt>true</IsHlsEncrypt><UriKey>file:///etc/key</UriKey></HlsEncrypt>'), /UriKey must be an http\(s\) URL/],
+      [transConfig('hls', '<HlsEncrypt><IsHlsEncrypt>true</IsHlsEncrypt><UriKey>https://k.example.com/a"b</UriKey></HlsEncrypt>'), /UriKey must be a URI without/],
+      [transConfig('hls', `<HlsEncrypt><IsHlsEncrypt>true</IsHlsEncrypt><UriKey>https://k.example.com/${'a'.repeat(1024)}</UriKey></HlsEncrypt>`), /at most 1024/],
+      [transConfig('mp4', '<DashEncrypt><IsEncrypt>true</IsEncrypt><UriKey>https://k.example.com/d</UriKey></DashEncrypt>'), /DashEncrypt\/IsEncrypt true asks for encrypted DASH/],
+    ];
+    for (const [transcode, message] of cases) {
+      const res = await api.request('POST', '/jobs', { body: transcodeRequest('input/demo.mp4', transcode, 'output/refused.m3u8') });
+      expect(res.status, transcode).to.equal(400);
+      expect(res.xml.Error.Code).to.equal('InvalidArgument');
+      expect(res.xml.Error.Message).to.match(message);
+    }
+    const template = await api.request('POST', '/template', {
+      body: '<Request><Tag>Transcode</Tag><Name>dash</Name><Container><Format>mp4</Format></Container><TransConfig><DashEncrypt><IsEncrypt>true</IsEncrypt></DashEncrypt></TransConfig></Request>',
+    });
+    expect(template.status).to.equal(400);
+    expect(template.text).to.match(/DashEncrypt/);
+    // CI encrypts hls only: elsewhere HlsEncrypt (even without UriKey) changes nothing, and DashEncrypt false is accepted.
+    const mp4 = await waitForState(api, await submit(api, transcodeRequest('input/demo.mp4',
+      transConfig('mp4', '<HlsEncrypt><IsHlsEncrypt>true</IsHlsEncrypt></HlsEncrypt><DashEncrypt><IsEncrypt>false</IsEncrypt></DashEncrypt>'), 'output/clear.mp4')));
+    expect(mp4.State, mp4.Message).to.equal('Success');
+    expect(stream(await probe(api, 'output/clear.mp4'), 'video')?.codec_name).to.equal('h264');
+    expect(await api.service.storage.stat(BUCKET, 'output/clear.key')).to.equal(undefined);
   });
 
   it('reads its input only as input-policy.ts allows: a key with %d is one file, a playlist object is refused', async () => {
