@@ -15,7 +15,7 @@ import { withDbRetry } from './engine/db-retry.js';
 import { createSpawner } from './media/spawner.js';
 import { NativeSpawner } from './media/native-spawner.js';
 import { createProcessorRegistry } from './processors/index.js';
-import { ffmpegCapabilities, keyDistanceUnits } from './media/ffmpeg-capabilities.js';
+import { ffmpegCapabilities } from './media/ffmpeg-capabilities.js';
 import type { Processor } from './processors/processor.js';
 import type { ObjectStorage } from './storage/object-storage.js';
 
@@ -85,8 +85,6 @@ export async function startService(config: Config, options: ServiceOptions): Pro
     }
     let worker: Worker | undefined;
     if (options.worker) {
-      // A one-frame ffmpeg run, synchronous: now, rather than on the event loop of the worker's first SegmentVideoBody job.
-      if (!ffmpeg.error) keyDistanceUnits(config.ffmpegPath);
       const spawner = createSpawner();
       if (spawner.kind === 'child') logger.warn({ reason: NativeSpawner.unavailableReason() }, 'spawn addon not built (make build does it); tools are spawned with Node\'s child_process instead');
       stoppers.unshift(async () => spawner.close());

@@ -14,7 +14,8 @@
  * listing with `error` set, and every ffmpeg Tag is then refused at submit
  * with that reason.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createRequire } from 'node:module';
 
 export interface FfmpegCapabilities {
@@ -121,30 +122,29 @@ export interface KeyDistanceUnits {
   readonly colour: number;
 }
 
-const keyUnitsCache = new Map<string, KeyDistanceUnits>();
+const execFileAsync = promisify(execFile);
+
+const keyUnitsCache = new Map<string, Promise<KeyDistanceUnits>>();
 
 /**
  * Measured, not read from the version (the bundled one calls itself `N-47683`):
  * grey keyed against green at similarity 0.45 and against black at 0.7 stays
  * opaque in the old units (distances ≈ 0.53 and 0.87) and turns transparent in
- * the new (≈ 0.38 and 0.50). Read once per binary; a binary that cannot run
- * this gets the old units (its job then fails with ffmpeg's own reason).
+ * the new (≈ 0.38 and 0.50). Read once per binary, by the first job that keys,
+ * off the event loop; a binary that cannot run this gets the old units (its
+ * job then fails with ffmpeg's own reason).
  */
-export function keyDistanceUnits(configured: string): KeyDistanceUnits {
+export function keyDistanceUnits(configured: string): Promise<KeyDistanceUnits> {
   const binary = resolveFfmpegPath(configured);
   let units = keyUnitsCache.get(binary);
   if (!units) {
-    units = { chroma: 1, colour: 1 };
-    try {
-      const graph = 'color=c=0x808080:s=8x8:d=1,format=yuva444p,split[a][b];[a]chromakey=color=0x00FF00:similarity=0.45[ca];'
-        + '[b]format=rgba,colorkey=color=0x000000:similarity=0.7,format=yuva444p[cb];[ca][cb]hstack,alphaextract';
-      const pixels = execFileSync(binary, ['-hide_banner', '-nostdin', '-loglevel', 'error', '-filter_complex', graph, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'gray', 'pipe:1'],
-        { timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const graph = 'color=c=0x808080:s=8x8:d=1,format=yuva444p,split[a][b];[a]chromakey=color=0x00FF00:similarity=0.45[ca];'
+      + '[b]format=rgba,colorkey=color=0x000000:similarity=0.7,format=yuva444p[cb];[ca][cb]hstack,alphaextract';
+    units = execFileAsync(binary, ['-hide_banner', '-nostdin', '-loglevel', 'error', '-filter_complex', graph, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'gray', 'pipe:1'],
+      { timeout: 20_000, encoding: 'buffer' })
       // Row 4 of the 16x8 picture, a pixel inside each half: the 2018 chromakey misreads some edge pixels.
-      units = { chroma: pixels[4 * 16 + 4] === 255 ? 1 : Math.SQRT1_2, colour: pixels[4 * 16 + 12] === 255 ? 1 : 1 / Math.sqrt(3) };
-    } catch {
-      // As said above.
-    }
+      .then(({ stdout: pixels }) => ({ chroma: pixels[4 * 16 + 4] === 255 ? 1 : Math.SQRT1_2, colour: pixels[4 * 16 + 12] === 255 ? 1 : 1 / Math.sqrt(3) }))
+      .catch(() => ({ chroma: 1, colour: 1 }));
     keyUnitsCache.set(binary, units);
   }
   return units;

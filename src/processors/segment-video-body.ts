@@ -158,5 +158,5 @@ export function createSegmentVideoBodyProcessor(spawner: Spawner): Processor {
 async function runSegmentVideoBody(ctx: ProcessorContext, spawner: Spawner): Promise<XmlObject> {
   const spec = parseSegmentVideoBody(child(ctx.job.operation, 'SegmentVideoBody'), ctx.job.bucket);
   const encode = await inputFollowingTranscode(ctx, spawner, 'SegmentVideoBody', 'to key');
-  return runTranscodeSpec(ctx, spawner, encode, { videoGraph: segmentGraph(spec, keyDistanceUnits(ctx.config.ffmpegPath)) });
+  return runTranscodeSpec(ctx, spawner, encode, { videoGraph: segmentGraph(spec, await keyDistanceUnits(ctx.config.ffmpegPath)) });
 }

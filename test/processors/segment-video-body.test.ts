@@ -48,7 +48,7 @@ function makeClips(dir: string): { green: string; solid: string; background: str
 describe('Tag=SegmentVideoBody', function () {
   this.timeout(90_000);
 
-  it('parses the colour-key modes with CI\'s defaults, builds their graphs, and refuses HumanSeg pointing at MEDIAJOBS_EXTERNAL_TAGS', () => {
+  it('parses the colour-key modes with CI\'s defaults, builds their graphs, and refuses HumanSeg pointing at MEDIAJOBS_EXTERNAL_TAGS', async () => {
     const mask = parseSegmentVideoBody({ SegmentType: 'GreenScreenSeg' }, BUCKET);
     expect(mask).to.deep.equal({ mode: 'Mask', segmentType: 'GreenScreenSeg', background: '0x000000', backgroundKey: undefined, threshold: 0, remove: '0x000000' });
     expect(segmentGraph(mask).build('pre', 'vout', 1)).to.deep.equal(['[pre]format=yuva444p,chromakey=color=0x00FF00:similarity=0.3:blend=0.1,alphaextract[vout]']);
@@ -60,7 +60,7 @@ describe('Tag=SegmentVideoBody', function () {
     ]);
     // A binary measuring in the later units gets the same key.
     expect(keyFilters(mask, { chroma: Math.SQRT1_2, colour: 1 / Math.sqrt(3) })[1]).to.equal('chromakey=color=0x00FF00:similarity=0.2121:blend=0.0707');
-    expect(keyDistanceUnits('')).to.deep.equal({ chroma: 1, colour: 1 });
+    expect(await keyDistanceUnits('')).to.deep.equal({ chroma: 1, colour: 1 });
     const combination = parseSegmentVideoBody({ SegmentType: 'GreenScreenSeg', Mode: 'Combination', BackgroundLogoUrl: `https://${BUCKET}.cos.ap-local.myqcloud.com/bg/a%20b.png` }, BUCKET);
     expect(combination.backgroundKey).to.equal('bg/a b.png');
     const graph = segmentGraph(combination);
