@@ -98,7 +98,11 @@ export function hlsKeyArgs(keyInfoFile: string | undefined): string[] {
 export interface HlsFiles {
   /** The playlist then its segments: the objects the result lists. */
   readonly listed: Array<{ key: string; file: string }>;
-  readonly segmentFiles: string[];
+}
+
+/** The first segment's file (the playlist is `listed[0]`), or undefined when ffmpeg wrote none. */
+export function firstSegmentFile(files: HlsFiles): string | undefined {
+  return files.listed[1]?.file;
 }
 
 /** The playlist `<dir>/<base>.m3u8` and the segments `<base>-<n>.ts` ffmpeg wrote, with their keys: the playlist names them relative to itself, so they go beside it. */
@@ -109,7 +113,6 @@ export async function hlsFiles(dir: string, base: string, playlistKey: string): 
     .sort((a, b) => index(a) - index(b));
   return {
     listed: [{ key: playlistKey, file: path.join(dir, `${base}.m3u8`) }, ...segments.map((s) => ({ key: safeKey(folder + s), file: path.join(dir, s) }))],
-    segmentFiles: segments.map((s) => path.join(dir, s)),
   };
 }
 

@@ -30,7 +30,7 @@ import {
   text, withInputFile, withWorkDir, type OutputTarget, type StoredFile, SUBMIT_CHECK_JOB,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
-import { hlsFiles, hlsKeyArgs, parseHlsEncrypt, prepareHlsKey, storeHls, withClearSegment, type HlsEncryption } from './hls-output.js';
+import { firstSegmentFile, hlsFiles, hlsKeyArgs, parseHlsEncrypt, prepareHlsKey, storeHls, withClearSegment, type HlsEncryption } from './hls-output.js';
 import { inputReplacements, runTranscodeFfmpeg } from './transcode.js';
 
 interface FormatSpec {
@@ -140,7 +140,7 @@ async function runSegment(ctx: ProcessorContext, spawner: Spawner): Promise<XmlO
     if (hls) {
       const written = await hlsFiles(dir, base, safeKey(expanded));
       const playlist = written.listed[0].file;
-      const first = written.segmentFiles[0];
+      const first = firstSegmentFile(written);
       const mediaInfo = first
         ? await withClearSegment(dir, playlist, first, hlsKey, (file) => outputMediaInfo(ctx, spawner, file))
         : await outputMediaInfo(ctx, spawner, playlist);

@@ -52,7 +52,7 @@ import {
 } from './media-output.js';
 import { parseWatermarks, watermarkFilters, watermarkGraph, watermarkTemplateBodies, type WatermarkSpec, type WatermarkTemplateLookup } from './watermark.js';
 import type { Processor, ProcessorContext } from './processor.js';
-import { hlsFiles, hlsKeyArgs, parseHlsEncrypt, prepareHlsKey, storeHls, withClearSegment, type HlsEncryption, type HlsKey } from './hls-output.js';
+import { firstSegmentFile, hlsFiles, hlsKeyArgs, parseHlsEncrypt, prepareHlsKey, storeHls, withClearSegment, type HlsEncryption, type HlsKey } from './hls-output.js';
 import { parseSubtitles, subtitleConversionArgs, subtitleFilter, type SubtitleSpec } from './subtitles.js';
 
 /** Inputs from this size on are probed before the run, so that progress can be reported (see runTranscode). */
@@ -701,7 +701,7 @@ export async function runTranscodeSpec(ctx: ProcessorContext, spawner: Spawner, 
     });
     ctx.setProgress(92);
     const hls = segmentPattern ? await hlsFiles(dir, base, key) : undefined;
-    const mediaInfo = hls ? await hlsMediaInfo(ctx, spawner, dir, output, hls.segmentFiles[0], hlsKey) : await outputMediaInfo(ctx, spawner, output);
+    const mediaInfo = hls ? await hlsMediaInfo(ctx, spawner, dir, output, firstSegmentFile(hls), hlsKey) : await outputMediaInfo(ctx, spawner, output);
     if (!isXmlObject(mediaInfo.Stream) || (mediaInfo.Stream.Video === '' && mediaInfo.Stream.Audio === '')) {
       // ffmpeg wrote a file without a single frame: TimeInterval/Start lies past the input's end.
       throw invalid('The output holds no audio or video: TimeInterval/Start is past the end of the input.');
