@@ -107,6 +107,11 @@ export function checkObjectTemplate(template: string, where: string, allowNumber
   }
 }
 
+/** The extension of an object key, lower case, without the dot; '' when it has none. */
+export function keyExtension(key: string): string {
+  return /\.([A-Za-z0-9]{1,8})$/.exec(key)?.[1]?.toLowerCase() ?? '';
+}
+
 export function hasNumber(template: string): boolean {
   return NUMBER.test(template);
 }

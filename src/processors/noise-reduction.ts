@@ -13,7 +13,7 @@
 import type { Config } from '../config.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
-import { asSubmitError, assertFfmpegHas, invalid, number, readOutput, text, SUBMIT_CHECK_JOB } from './media-output.js';
+import { asSubmitError, assertFfmpegHas, invalid, keyExtension, number, readOutput, text, SUBMIT_CHECK_JOB } from './media-output.js';
 import type { Processor } from './processor.js';
 import { parseTranscode, runTranscodeSpec, transcodeNeeds, type TranscodeSpec } from './transcode.js';
 
@@ -24,7 +24,7 @@ const CODECS: Readonly<Record<string, string>> = { mp3: 'mp3', m4a: 'aac', wav: 
 /** The Transcode a NoiseReduction Operation amounts to; throws InvalidArgument naming the element. */
 export function noiseReductionSpec(operation: XmlObject): TranscodeSpec {
   const params = isXmlObject(operation.NoiseReduction) ? operation.NoiseReduction : {};
-  const objectExt = /\.([A-Za-z0-9]+)$/.exec(typeof (operation.Output as XmlObject | undefined)?.Object === 'string' ? (operation.Output as XmlObject).Object as string : '')?.[1]?.toLowerCase();
+  const objectExt = keyExtension(typeof (operation.Output as XmlObject | undefined)?.Object === 'string' ? (operation.Output as XmlObject).Object as string : '');
   const formatText = text(params.Format);
   const format = formatText?.toLowerCase() ?? (objectExt && objectExt in CODECS ? objectExt : 'mp3');
   if (!(format in CODECS)) throw invalid(`NoiseReduction/Format must be mp3, m4a or wav, not ${JSON.stringify(formatText)}.`);

@@ -47,8 +47,7 @@ import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject, type XmlValue } from '../xml/tree.js';
 import {
-  EMPTY_MEDIA_INFO, assertFfmpegHas, asSubmitError, child, expandObject, goFlag, hasNumber, invalid, videoDuration, number, numberedKey,
-  probeInput, readOutput, safeKey, storeFiles, text, withInputFile, withWorkDir, type OutputTarget, SUBMIT_CHECK_JOB,
+  assertFfmpegHas, asSubmitError, child, EMPTY_MEDIA_INFO, goFlag, hasNumber, invalid, keyExtension, number, numberedKey, type OutputTarget, readOutput, probeInput, safeKey, storeFiles, SUBMIT_CHECK_JOB, videoDuration, withInputFile, withWorkDir, expandObject, text,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
 import { inputReplacements, runTranscodeFfmpeg } from './transcode.js';
@@ -160,7 +159,7 @@ export function parseSnapshot(snapshot: XmlObject): SnapshotSpec {
 /** The image format: CIParam's, else the Output object's extension if it names one, else jpg. */
 export function snapshotFormat(spec: SnapshotSpec, objectTemplate: string): ImageFormat {
   if (spec.format) return spec.format;
-  const ext = /\.([A-Za-z]+)$/.exec(objectTemplate)?.[1]?.toLowerCase();
+  const ext = keyExtension(objectTemplate);
   return ext === 'png' || ext === 'webp' ? ext : 'jpg';
 }
 

@@ -18,7 +18,7 @@ import { withToolInput, type ToolInput } from '../media/input-policy.js';
 import type { Spawner } from '../media/spawner.js';
 import { isXmlObject, type XmlObject } from '../xml/tree.js';
 import {
-  asSubmitError, checkObjectTemplate, expandObject, invalid, number, probeInput, safeKey, storeFiles, text, withInputFile, withWorkDir,
+  asSubmitError, checkObjectTemplate, expandObject, invalid, keyExtension, number, probeInput, safeKey, storeFiles, text, withInputFile, withWorkDir,
 } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
 import { inputReplacements, runTranscodeFfmpeg } from './transcode.js';
@@ -47,15 +47,11 @@ export function parseStreamExtract(output: XmlObject): ExtractEntry[] {
   });
 }
 
-function extension(key: string): string {
-  return /\.([A-Za-z0-9]{1,8})$/.exec(key)?.[1]?.toLowerCase() ?? '';
-}
-
 /** One ffmpeg run: per entry `-map 0:<Index> -c copy -f <muxer> <dir>/<n>.<ext>`. Pure. */
 export function buildStreamExtractArgs(input: ToolInput, entries: ReadonlyArray<{ index: number; key: string }>, dir: string): string[] {
   const args = inputArgs(input);
   entries.forEach(({ index, key }, n) => {
-    const ext = extension(key);
+    const ext = keyExtension(key);
     args.push('-map', `0:${index}`, '-c', 'copy', '-f', MUXERS[ext] ?? 'matroska', path.join(dir, `${n}.${ext || 'mkv'}`));
   });
   return args;
@@ -81,7 +77,7 @@ async function runStreamExtract(ctx: ProcessorContext, spawner: Spawner): Promis
   if (!isXmlObject(output)) throw invalid('Operation/Output is required.');
   const bucket = text(output.Bucket) ?? job.bucket;
   const region = text(output.Region) ?? job.region;
-  const entries = parseStreamExtract(output).map((e) => ({ index: e.index, key: safeKey(expandObject(e.object, { inputObject: job.inputObject, extension: extension(e.object) || 'mkv', jobId: job.jobId }), 'Output/StreamExtract/Object') }));
+  const entries = parseStreamExtract(output).map((e) => ({ index: e.index, key: safeKey(expandObject(e.object, { inputObject: job.inputObject, extension: keyExtension(e.object) || 'mkv', jobId: job.jobId }), 'Output/StreamExtract/Object') }));
   ctx.signal.throwIfAborted();
   ctx.setProgress(0);
   return withInputFile(ctx, (input) => withWorkDir(ctx, async (dir) => {
@@ -91,7 +87,7 @@ async function runStreamExtract(ctx: ProcessorContext, spawner: Spawner): Promis
     if (wanted.length === 0) throw invalid(`No Output/StreamExtract/Index names a stream of ${job.inputObject} (it has ${present.size}).`);
     await withToolInput(input, (tool) => ctx.withToolSlot(() => runTranscodeFfmpeg(ctx, spawner, buildStreamExtractArgs(tool, wanted, dir), dir, undefined, inputReplacements(tool, job.inputObject, dir))));
     ctx.setProgress(90);
-    const stored = await storeFiles(ctx, bucket, wanted.map((e, n) => ({ key: e.key, file: path.join(dir, `${n}.${extension(e.key) || 'mkv'}`) })));
+    const stored = await storeFiles(ctx, bucket, wanted.map((e, n) => ({ key: e.key, file: path.join(dir, `${n}.${keyExtension(e.key) || 'mkv'}`) })));
     ctx.setProgress(100);
     const md5 = stored.map((s) => ({ Md5: s.md5, ObjectName: s.key }));
     return {

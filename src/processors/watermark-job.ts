@@ -18,17 +18,13 @@ import type { Config } from '../config.js';
 import { ffmpegCapabilities, missingCapabilities } from '../media/ffmpeg-capabilities.js';
 import type { Spawner } from '../media/spawner.js';
 import type { XmlObject } from '../xml/tree.js';
-import { asSubmitError, assertFfmpegHas, invalid, probeInput, readOutput, withInputFile, SUBMIT_CHECK_JOB } from './media-output.js';
+import { asSubmitError, assertFfmpegHas, invalid, keyExtension, probeInput, readOutput, withInputFile, SUBMIT_CHECK_JOB } from './media-output.js';
 import type { Processor, ProcessorContext } from './processor.js';
 import { containerCodecs, formatOfExtension, parseTranscode, runTranscodeSpec, transcodeNeeds, type TranscodeSpec } from './transcode.js';
 import { parseWatermarks, watermarkFilters } from './watermark.js';
 
 /** ffprobe's codec names → Transcode's (lower case, as `containerCodecs` lists them). */
 const CODECS: Readonly<Record<string, string>> = { h264: 'h.264', hevc: 'h.265', vp8: 'vp8', vp9: 'vp9', av1: 'av1', aac: 'aac', mp3: 'mp3', opus: 'opus', flac: 'flac', vorbis: 'vorbis' };
-
-function extensionOf(key: string): string {
-  return /\.([A-Za-z0-9]+)$/.exec(key)?.[1] ?? '';
-}
 
 /**
  * The Container/Format of a Watermark job's output (and of SegmentVideoBody's,
@@ -37,11 +33,11 @@ function extensionOf(key: string): string {
  * InvalidArgument: there would be nothing to draw on.
  */
 export function watermarkOutputFormat(outputObject: string, inputObject: string, tag = 'Watermark'): string {
-  const fromOutput = formatOfExtension(extensionOf(outputObject));
+  const fromOutput = formatOfExtension(keyExtension(outputObject));
   if (fromOutput && containerCodecs(fromOutput)!.video.length === 0) {
-    throw invalid(`Output/Object ends in .${extensionOf(outputObject)}, a format without video: a ${tag} job writes video.`);
+    throw invalid(`Output/Object ends in .${keyExtension(outputObject)}, a format without video: a ${tag} job writes video.`);
   }
-  const fromInput = formatOfExtension(extensionOf(inputObject));
+  const fromInput = formatOfExtension(keyExtension(inputObject));
   return fromOutput ?? (fromInput && containerCodecs(fromInput)!.video.length > 0 ? fromInput : 'mp4');
 }
 
